@@ -1,0 +1,120 @@
+//! What the engine emits: contact actions and the audit trail of every decision.
+
+use compact_str::CompactString;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::debtor::Stage;
+use crate::ids::{Channel, DebtorId};
+use crate::money::Balances;
+use crate::time::Ts;
+
+/// A deterministic action id: 128 bits of XXH3 over the debtor, rule, step and cause, as 32 hex digits.
+///
+/// The same inputs always give the same id, so a replay recomputes the ids it already sent and a gateway can drop
+/// duplicates by id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ActionId(pub CompactString);
+
+impl ActionId {
+    /// Derives an id from its parts (separated unambiguously by their lengths).
+    pub fn derive(parts: &[&[u8]]) -> Self {
+        let mut h = Xxh3::new();
+        for p in parts {
+            h.update(&(p.len() as u64).to_le_bytes());
+            h.update(p);
+        }
+        Self(compact_str::format_compact!("{:032x}", h.digest128()))
+    }
+}
+
+/// Why an action exists: the rule and step that produced it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// Strategy id.
+    pub strategy: CompactString,
+    /// Step id (`on_broken_promise` and `on_paid_in_full` for event-driven steps).
+    pub step: CompactString,
+    /// What triggered it: `schedule` or the event kind.
+    pub trigger: CompactString,
+}
+
+/// One contact action for a channel gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    /// Deterministic id.
+    pub action_id: ActionId,
+    /// Debtor.
+    pub debtor_id: DebtorId,
+    /// Channel (and so topic).
+    pub channel: Channel,
+    /// Message or script template.
+    pub template: CompactString,
+    /// Outstanding debt per currency when decided.
+    pub amounts_due: Balances,
+    /// Overdue amount in the base currency.
+    pub overdue_base: Decimal,
+    /// Days past due.
+    pub dpd: u16,
+    /// Stage.
+    pub stage: Stage,
+    /// Segment name.
+    pub segment: CompactString,
+    /// Priority score (hundredths).
+    pub priority: i64,
+    /// The rule and step.
+    pub reason: Reason,
+    /// Jurisdiction whose policy cleared it.
+    pub jurisdiction: CompactString,
+    /// When it was decided.
+    pub created_at: Ts,
+    /// Earliest send time.
+    pub not_before: Ts,
+    /// Latest send time (end of the contact window), `None` when no window applies.
+    pub not_after: Option<Ts>,
+}
+
+/// The kind of decision an audit record documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// Action emitted.
+    Emitted,
+    /// Action deferred by the guard.
+    Deferred,
+    /// Action dropped by the guard.
+    Dropped,
+    /// Queued action cancelled (payment, dispute).
+    Cancelled,
+    /// Strategy step not taken for a treatment reason (promise open, agency placement).
+    Suppressed,
+    /// A promise to pay was kept.
+    PromiseKept,
+    /// A promise to pay broke at its deadline.
+    PromiseBroken,
+    /// Stage or segment changed.
+    Reclassified,
+}
+
+/// One decision, taken or not, with the rule and reason: the trail regulators ask for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Debtor.
+    pub debtor_id: DebtorId,
+    /// When.
+    pub at: Ts,
+    /// Kind of decision.
+    pub kind: DecisionKind,
+    /// The action concerned, if any.
+    pub action_id: Option<ActionId>,
+    /// Its channel, if any.
+    pub channel: Option<Channel>,
+    /// Rule: `strategy/<id>/<step>`, `policy/<jurisdiction>` or `aging`.
+    pub rule: CompactString,
+    /// Reason code (`frequency_cap`, `payment_received`, `stage:administrative`...).
+    pub reason: CompactString,
+    /// For deferrals: when the guard will be asked again.
+    pub until: Option<Ts>,
+}

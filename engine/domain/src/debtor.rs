@@ -1,0 +1,356 @@
+//! The per-debtor state a partition worker owns.
+
+use chrono::NaiveDate;
+use compact_str::CompactString;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::action::Action;
+use crate::event::Profile;
+use crate::ids::{Channel, ChannelSet, Currency, DebtorId};
+use crate::money::Balances;
+use crate::time::Ts;
+
+/// Everything the engine knows about one debtor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Debtor {
+    /// The debtor's id.
+    pub id: DebtorId,
+    /// Master data; `None` until the first `DebtorUpserted` (no contact is allowed without it).
+    pub profile: Option<Box<Profile>>,
+    /// Channels the debtor opted out of (outlives master-data updates; only an explicit grant clears it).
+    pub revoked: ChannelSet,
+    /// Obligations: open ones and the few settled ones recent payments still refer to.
+    pub obligations: Vec<Obligation>,
+    /// Recent payments and credit notes, kept so a reversal can undo exactly what they did.
+    pub payments: Vec<PaymentRecord>,
+    /// Money received beyond the debt, per currency, applied to the next obligation.
+    pub credit: Balances,
+    /// Open promises to pay.
+    pub promises: Vec<Promise>,
+    /// Ids of open disputes.
+    pub disputes: Vec<CompactString>,
+    /// Recent contact attempts and conversations, for frequency caps (pruned past the longest cap window).
+    pub contacts: Vec<ContactMark>,
+    /// Actions deferred by the compliance guard, waiting for their release instant.
+    pub pending: Vec<PendingAction>,
+    /// Where the debtor is in its strategy.
+    pub cursor: StrategyCursor,
+    /// Derived classification, recomputed on every event and timer.
+    pub derived: Derived,
+    /// Counters describing the debtor's payment behaviour.
+    pub history: History,
+    /// Charged off, agency placement, payment plan, replies awaiting an answer.
+    pub status: Status,
+    /// The next instant something is due for this debtor (bucket change, promise deadline, step, release).
+    pub next_wake: Ts,
+}
+
+impl Debtor {
+    /// A debtor the engine has not seen before.
+    pub fn new(id: DebtorId) -> Self {
+        Self {
+            id,
+            profile: None,
+            revoked: ChannelSet::EMPTY,
+            obligations: Vec::new(),
+            payments: Vec::new(),
+            credit: Balances::default(),
+            promises: Vec::new(),
+            disputes: Vec::new(),
+            contacts: Vec::new(),
+            pending: Vec::new(),
+            cursor: StrategyCursor::default(),
+            derived: Derived::default(),
+            history: History::default(),
+            status: Status::default(),
+            next_wake: Ts::MAX,
+        }
+    }
+
+    /// Outstanding debt per currency (open obligations).
+    pub fn outstanding(&self) -> Balances {
+        let mut b = Balances::default();
+        for o in self.obligations.iter().filter(|o| o.is_open()) {
+            b.add(o.currency, o.outstanding);
+        }
+        b
+    }
+
+    /// Whether anything is owed.
+    pub fn owes(&self) -> bool {
+        self.obligations.iter().any(Obligation::is_open)
+    }
+
+    /// The earliest due date among open obligations: the anchor of days past due and of strategy steps.
+    pub fn oldest_unpaid_due(&self) -> Option<NaiveDate> {
+        self.obligations
+            .iter()
+            .filter(|o| o.is_open())
+            .map(|o| o.due)
+            .min()
+    }
+
+    /// The open obligation with the earliest due date.
+    pub fn oldest_unpaid(&self) -> Option<&Obligation> {
+        self.obligations
+            .iter()
+            .filter(|o| o.is_open())
+            .min_by_key(|o| (o.due, o.id.clone()))
+    }
+
+    /// What is known of the debtor's consent for `channel`.
+    pub fn consent_for(&self, channel: Channel) -> Consent {
+        if self.revoked.contains(channel) {
+            Consent::Revoked
+        } else if self
+            .profile
+            .as_ref()
+            .is_some_and(|p| p.consent.contains(channel))
+        {
+            Consent::Granted
+        } else {
+            Consent::Unknown
+        }
+    }
+}
+
+/// What the engine knows of a debtor's consent for one channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consent {
+    /// Explicitly granted.
+    Granted,
+    /// Explicitly withdrawn or opted out.
+    Revoked,
+    /// Never stated.
+    Unknown,
+}
+
+/// One obligation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Obligation {
+    /// Id at the source.
+    pub id: CompactString,
+    /// Product.
+    pub product: CompactString,
+    /// Currency.
+    pub currency: Currency,
+    /// Original amount.
+    pub amount: Decimal,
+    /// What is still owed.
+    pub outstanding: Decimal,
+    /// Due date (debtor's local calendar).
+    pub due: NaiveDate,
+    /// Replaced by a payment plan: no longer collected.
+    pub restructured: bool,
+}
+
+impl Obligation {
+    /// Whether money is still owed on it.
+    pub fn is_open(&self) -> bool {
+        !self.restructured && self.outstanding > Decimal::ZERO
+    }
+}
+
+/// What one payment or credit note did, so that a reversal can undo it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    /// Payment or credit-note id.
+    pub id: CompactString,
+    /// Currency.
+    pub currency: Currency,
+    /// Amounts allocated to obligations, by obligation id.
+    pub allocations: Vec<(CompactString, Decimal)>,
+    /// Amount kept as credit.
+    pub to_credit: Decimal,
+    /// Whether it was already reversed.
+    pub reversed: bool,
+}
+
+/// An open promise to pay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Promise {
+    /// Id.
+    pub id: CompactString,
+    /// Currency.
+    pub currency: Currency,
+    /// Promised amount.
+    pub amount: Decimal,
+    /// Paid towards it since it was made.
+    pub paid: Decimal,
+    /// First instant at which it is broken if unpaid: the start of the day after `promised_by`, local time.
+    pub deadline: Ts,
+}
+
+/// Kind of contact mark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkKind {
+    /// An action sent (an attempt).
+    Attempt,
+    /// A conversation with the debtor (right-party contact).
+    Conversation,
+}
+
+/// One contact attempt or conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactMark {
+    /// When.
+    pub at: Ts,
+    /// Channel.
+    pub channel: Channel,
+    /// Attempt or conversation.
+    pub kind: MarkKind,
+}
+
+/// An action the guard deferred.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingAction {
+    /// When to ask the guard again.
+    pub release: Ts,
+    /// The action as it will be sent (its id is fixed at creation).
+    pub action: Action,
+}
+
+/// Where the debtor is in its strategy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StrategyCursor {
+    /// Index of the strategy in force, plus one (0: none).
+    pub strategy: u16,
+    /// Oldest unpaid due date the steps were counted from.
+    pub anchor: Option<NaiveDate>,
+    /// Stage-entry date the steps were counted from.
+    pub entered: Option<NaiveDate>,
+    /// Bit `i` set: step `i` was taken, skipped or suppressed for this anchor.
+    pub done: u64,
+}
+
+/// Collection stage.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Not yet due: reminders.
+    #[default]
+    Preventive,
+    /// Early and mid delinquency: calls, messages, agreements.
+    Administrative,
+    /// Severe delinquency: letters, bureau notice, agencies.
+    Extrajudicial,
+    /// Charged off: lawsuit, garnishment, debt sale.
+    Judicial,
+}
+
+impl Stage {
+    /// Every stage in order.
+    pub const ALL: [Stage; 4] = [
+        Stage::Preventive,
+        Stage::Administrative,
+        Stage::Extrajudicial,
+        Stage::Judicial,
+    ];
+
+    /// The stage's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Preventive => "preventive",
+            Stage::Administrative => "administrative",
+            Stage::Extrajudicial => "extrajudicial",
+            Stage::Judicial => "judicial",
+        }
+    }
+
+    /// Parses a stage name.
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// Classification derived from the state; what queues, segments and actions are built from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Derived {
+    /// Days past due at the last evaluation (debtor's local calendar).
+    pub dpd: u16,
+    /// Aging bucket index (into the configured buckets).
+    pub bucket: u8,
+    /// Collection stage.
+    pub stage: Stage,
+    /// Local date the current stage was entered.
+    pub stage_entered: Option<NaiveDate>,
+    /// Segment index (into the configured segments).
+    pub segment: u16,
+    /// Priority score in hundredths of a point; higher is worked first.
+    pub priority: i64,
+    /// Total outstanding in the base currency.
+    pub outstanding_base: Decimal,
+    /// Overdue part of it.
+    pub overdue_base: Decimal,
+    /// Bit `i` set: the debtor is in work queue `i`.
+    pub queues: u32,
+}
+
+/// Payment-behaviour counters (saturating).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    /// Delinquency episodes started (DPD went from 0 to positive).
+    pub episodes: u8,
+    /// Episodes cured (DPD back to 0).
+    pub cures: u8,
+    /// Episodes cured with no contact at all during them.
+    pub self_cures: u8,
+    /// Promises kept.
+    pub promises_kept: u8,
+    /// Promises broken.
+    pub promises_broken: u8,
+    /// Whether an episode is in progress.
+    pub in_episode: bool,
+    /// Whether the debtor was contacted during the current episode.
+    pub contacted_in_episode: bool,
+}
+
+/// Payment-history class used by segmentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentHistory {
+    /// Never delinquent before.
+    Clean,
+    /// Usually cures without being contacted.
+    SelfCurer,
+    /// Three or more episodes, mostly cured only after contact or not at all.
+    HabitualLate,
+    /// Has broken more promises than kept.
+    PromiseBreaker,
+    /// Anything else.
+    Occasional,
+}
+
+impl History {
+    /// The class segmentation rules match on.
+    pub fn class(&self) -> PaymentHistory {
+        if self.promises_broken > self.promises_kept {
+            PaymentHistory::PromiseBreaker
+        } else if self.episodes <= 1 && self.cures == 0 && !self.in_episode {
+            PaymentHistory::Clean
+        } else if self.cures > 0 && self.self_cures * 2 >= self.cures {
+            PaymentHistory::SelfCurer
+        } else if self.episodes >= 3 {
+            PaymentHistory::HabitualLate
+        } else {
+            PaymentHistory::Occasional
+        }
+    }
+}
+
+/// Status flags that change treatment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Charged off: judicial stage.
+    pub charged_off: bool,
+    /// Agency the debtor is placed with (internal contact pauses).
+    pub agency: Option<CompactString>,
+    /// Payment plan in force.
+    pub plan: Option<CompactString>,
+    /// Debtor replies awaiting an answer.
+    pub pending_replies: u8,
+}

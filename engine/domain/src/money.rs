@@ -1,0 +1,165 @@
+//! Amounts per currency and their value in the base currency.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::config_error::ConfigError;
+use crate::ids::Currency;
+
+/// Amounts keyed by currency. Small (one or two currencies per debtor in practice), so a sorted vector.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balances(Vec<(Currency, Decimal)>);
+
+impl Balances {
+    /// Adds `amount` (may be negative) in `currency`; entries that reach zero are removed.
+    pub fn add(&mut self, currency: Currency, amount: Decimal) {
+        match self.0.binary_search_by_key(&currency, |(c, _)| *c) {
+            Ok(i) => {
+                self.0[i].1 += amount;
+                if self.0[i].1.is_zero() {
+                    self.0.remove(i);
+                }
+            }
+            Err(i) if !amount.is_zero() => self.0.insert(i, (currency, amount)),
+            Err(_) => {}
+        }
+    }
+
+    /// The amount held in `currency` (zero when none).
+    pub fn get(&self, currency: Currency) -> Decimal {
+        self.0
+            .binary_search_by_key(&currency, |(c, _)| *c)
+            .map(|i| self.0[i].1)
+            .unwrap_or_default()
+    }
+
+    /// Takes up to `max` from the balance in `currency`, returning what was taken.
+    pub fn take(&mut self, currency: Currency, max: Decimal) -> Decimal {
+        let have = self.get(currency);
+        let taken = have.min(max).max(Decimal::ZERO);
+        self.add(currency, -taken);
+        taken
+    }
+
+    /// The entries, sorted by currency.
+    pub fn iter(&self) -> impl Iterator<Item = (Currency, Decimal)> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Whether every entry is zero (the map holds no zero entries, so: whether it is empty).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Configured exchange rates into the base currency.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FxConfig {
+    /// The currency portfolio figures, segmentation amount ranges and priority are expressed in.
+    pub base: Currency,
+    /// Units of the base currency for one unit of each other currency. The base currency is implied (rate 1).
+    #[serde(default)]
+    pub rates: BTreeMap<Currency, Decimal>,
+}
+
+/// The compiled FX table.
+#[derive(Clone, Debug)]
+pub struct FxTable {
+    base: Currency,
+    rates: BTreeMap<Currency, Decimal>,
+}
+
+impl FxTable {
+    /// Validates rates (strictly positive) and builds the table.
+    pub fn new(cfg: &FxConfig) -> Result<Self, ConfigError> {
+        let mut rates = cfg.rates.clone();
+        for (c, r) in &rates {
+            if *r <= Decimal::ZERO {
+                return Err(ConfigError::invalid(
+                    format!("fx.rates.{c}"),
+                    "must be a positive number of base-currency units",
+                ));
+            }
+        }
+        rates.insert(cfg.base, Decimal::ONE);
+        Ok(Self {
+            base: cfg.base,
+            rates,
+        })
+    }
+
+    /// The base currency.
+    pub fn base(&self) -> Currency {
+        self.base
+    }
+
+    /// Whether a rate is known for `c`.
+    pub fn knows(&self, c: Currency) -> bool {
+        self.rates.contains_key(&c)
+    }
+
+    /// `amount` of `c` in the base currency; unknown currencies convert to zero (callers validate first).
+    pub fn to_base(&self, c: Currency, amount: Decimal) -> Decimal {
+        self.rates.get(&c).map(|r| amount * r).unwrap_or_default()
+    }
+
+    /// The sum of `balances` in the base currency, rounded to cents.
+    pub fn total_base(&self, balances: &Balances) -> Decimal {
+        balances
+            .iter()
+            .map(|(c, a)| self.to_base(c, a))
+            .sum::<Decimal>()
+            .round_dp(2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    fn cur(s: &str) -> Currency {
+        Currency::parse(s).unwrap()
+    }
+
+    #[test]
+    fn balances_remove_zero_entries_and_keep_order() {
+        let mut b = Balances::default();
+        b.add(cur("USD"), dec!(10));
+        b.add(cur("COP"), dec!(5000));
+        b.add(cur("USD"), dec!(-10));
+        assert_eq!(b.iter().collect::<Vec<_>>(), vec![(cur("COP"), dec!(5000))]);
+        assert_eq!(b.take(cur("COP"), dec!(7000)), dec!(5000));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn mixed_currencies_sum_in_base() {
+        let fx = FxTable::new(&FxConfig {
+            base: cur("USD"),
+            rates: [(cur("COP"), dec!(0.00025)), (cur("MXN"), dec!(0.055))]
+                .into_iter()
+                .collect(),
+        })
+        .unwrap();
+        let mut b = Balances::default();
+        b.add(cur("COP"), dec!(400000));
+        b.add(cur("MXN"), dec!(1000));
+        b.add(cur("USD"), dec!(1.5));
+        assert_eq!(fx.total_base(&b), dec!(156.50));
+    }
+
+    #[test]
+    fn non_positive_rate_is_rejected_naming_the_field() {
+        let err = FxTable::new(&FxConfig {
+            base: cur("USD"),
+            rates: [(cur("COP"), dec!(0))].into_iter().collect(),
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("fx.rates.COP"), "{err}");
+    }
+}

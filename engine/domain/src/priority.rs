@@ -1,0 +1,91 @@
+//! The priority score work queues are ordered by.
+
+use rust_decimal::prelude::ToPrimitive;
+use serde::{Deserialize, Serialize};
+
+use crate::config_error::ConfigError;
+use crate::debtor::Debtor;
+use crate::money::FxTable;
+
+/// Weights of the priority score. The score is the weighted sum of the terms; higher is worked first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriorityWeights {
+    /// Per unit of ln(1 + outstanding in the base currency).
+    pub debt: f64,
+    /// Per day past due.
+    pub dpd: f64,
+    /// Per unit of credit-limit utilisation (outstanding / limit, capped at 2).
+    pub utilization: f64,
+    /// Per broken promise.
+    pub broken_promises: f64,
+    /// Per open dispute (usually negative: disputed debtors wait).
+    pub open_disputes: f64,
+    /// Per debtor reply awaiting an answer.
+    pub pending_replies: f64,
+    /// Per unit of risk score / 1000.
+    pub risk: f64,
+}
+
+impl Default for PriorityWeights {
+    // Debt and lateness dominate, as in the seeds ("debt, days past due, credit limit, management status, pending
+    // replies and claims"); a dispute pushes the debtor down the queue.
+    fn default() -> Self {
+        Self {
+            debt: 10.0,
+            dpd: 1.0,
+            utilization: 20.0,
+            broken_promises: 15.0,
+            open_disputes: -50.0,
+            pending_replies: 25.0,
+            risk: 30.0,
+        }
+    }
+}
+
+impl PriorityWeights {
+    /// Every weight must be a finite number.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let all = [
+            ("debt", self.debt),
+            ("dpd", self.dpd),
+            ("utilization", self.utilization),
+            ("broken_promises", self.broken_promises),
+            ("open_disputes", self.open_disputes),
+            ("pending_replies", self.pending_replies),
+            ("risk", self.risk),
+        ];
+        match all.iter().find(|(_, w)| !w.is_finite()) {
+            Some((name, _)) => Err(ConfigError::invalid(*name, "must be a finite number")),
+            None => Ok(()),
+        }
+    }
+
+    /// The score of `d` (from its freshly derived figures), in hundredths of a point.
+    pub fn score(&self, d: &Debtor, fx: &FxTable) -> i64 {
+        let debt = d.derived.outstanding_base.to_f64().unwrap_or(0.0).max(0.0);
+        let (util, risk) = match d.profile.as_deref() {
+            Some(p) => {
+                let limit = fx
+                    .to_base(p.credit_currency, p.credit_limit)
+                    .to_f64()
+                    .unwrap_or(0.0);
+                let util = if limit > 0.0 {
+                    (debt / limit).min(2.0)
+                } else {
+                    0.0
+                };
+                (util, f64::from(p.risk_score) / 1000.0)
+            }
+            None => (0.0, 0.0),
+        };
+        let s = self.debt * debt.ln_1p()
+            + self.dpd * f64::from(d.derived.dpd)
+            + self.utilization * util
+            + self.broken_promises * f64::from(d.history.promises_broken)
+            + self.open_disputes * d.disputes.len() as f64
+            + self.pending_replies * f64::from(d.status.pending_replies)
+            + self.risk * risk;
+        (s * 100.0).round() as i64
+    }
+}

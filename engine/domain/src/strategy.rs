@@ -1,0 +1,297 @@
+//! Strategies: treatment paths of steps at offsets from the due date or stage entry, plus event-driven steps.
+
+use chrono::{NaiveDate, NaiveTime};
+use chrono_tz::Tz;
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+
+use crate::config_error::ConfigError;
+use crate::debtor::{Debtor, Stage};
+use crate::ids::Channel;
+use crate::segment::Segmentation;
+use crate::time::{Ts, local_instant};
+
+/// Most steps one strategy may have (the cursor is a 64-bit mask).
+pub const MAX_STEPS: usize = 64;
+
+/// One strategy (treatment path).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    /// Unique id; appears in every action's reason.
+    pub id: String,
+    /// Segments it applies to; empty: any.
+    #[serde(default)]
+    pub segments: Vec<String>,
+    /// Stages it applies to; empty: any.
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+    /// Scheduled steps.
+    #[serde(default)]
+    pub steps: Vec<StepConfig>,
+    /// Action when a promise to pay breaks (usually a call).
+    pub on_broken_promise: Option<EventStepConfig>,
+    /// Action when the debt is paid in full (an optional thank-you).
+    pub on_paid_in_full: Option<EventStepConfig>,
+}
+
+/// What a step's day offset counts from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnchorKind {
+    /// The oldest unpaid due date.
+    #[default]
+    Due,
+    /// The day the debtor entered its current stage.
+    StageEntry,
+}
+
+/// A scheduled step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    /// Unique within the strategy.
+    pub id: String,
+    /// Channel.
+    pub channel: Channel,
+    /// Template.
+    pub template: String,
+    /// Day offset from the anchor (`-3` is three days before the due date).
+    pub day: i32,
+    /// The anchor.
+    #[serde(default)]
+    pub from: AnchorKind,
+    /// Local time of day, `HH:MM` (default 09:00: inside every jurisdiction's window).
+    #[serde(default = "default_at")]
+    pub at: String,
+}
+
+fn default_at() -> String {
+    "09:00".to_string()
+}
+
+/// An event-driven step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventStepConfig {
+    /// Channel.
+    pub channel: Channel,
+    /// Template.
+    pub template: String,
+}
+
+/// A compiled step.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// Id.
+    pub id: CompactString,
+    /// Channel.
+    pub channel: Channel,
+    /// Template.
+    pub template: CompactString,
+    day: i32,
+    from: AnchorKind,
+    at: NaiveTime,
+}
+
+/// A compiled event-driven step.
+#[derive(Clone, Debug)]
+pub struct EventStep {
+    /// Channel.
+    pub channel: Channel,
+    /// Template.
+    pub template: CompactString,
+}
+
+/// A compiled strategy.
+#[derive(Clone, Debug)]
+pub struct Strategy {
+    /// Id.
+    pub id: CompactString,
+    segments: Vec<u16>,
+    stages: u8,
+    /// Scheduled steps.
+    pub steps: Vec<Step>,
+    /// On broken promise.
+    pub on_broken_promise: Option<EventStep>,
+    /// On paid in full.
+    pub on_paid_in_full: Option<EventStep>,
+}
+
+/// Steps that fall due for a debtor at an instant.
+#[derive(Debug, Default)]
+pub struct DueSteps {
+    /// The step to take now (the latest one due), if any.
+    pub take: Option<usize>,
+    /// Earlier due steps superseded by it.
+    pub skipped: u32,
+    /// The next instant a step of this strategy falls due.
+    pub next: Option<Ts>,
+}
+
+impl Strategy {
+    fn compile(cfg: &StrategyConfig, seg: &Segmentation) -> Result<Self, ConfigError> {
+        if cfg.id.is_empty() {
+            return Err(ConfigError::invalid("id", "must not be empty"));
+        }
+        if cfg.steps.len() > MAX_STEPS {
+            return Err(ConfigError::invalid(
+                "steps",
+                format!("at most {MAX_STEPS} steps"),
+            ));
+        }
+        let mut segments = Vec::new();
+        for s in &cfg.segments {
+            segments.push(seg.index(s).ok_or_else(|| {
+                ConfigError::invalid("segments", format!("unknown segment `{s}`"))
+            })?);
+        }
+        let mut steps = Vec::with_capacity(cfg.steps.len());
+        for (i, s) in cfg.steps.iter().enumerate() {
+            let f = |name: &str| format!("steps[{i}].{name}");
+            if s.id.is_empty() || cfg.steps[..i].iter().any(|x| x.id == s.id) {
+                return Err(ConfigError::invalid(
+                    f("id"),
+                    "must be non-empty and unique within the strategy",
+                ));
+            }
+            if s.template.is_empty() {
+                return Err(ConfigError::invalid(f("template"), "must not be empty"));
+            }
+            if !(-366..=3660).contains(&s.day) {
+                return Err(ConfigError::invalid(f("day"), "must be within -366..=3660"));
+            }
+            let at = NaiveTime::parse_from_str(&s.at, "%H:%M")
+                .map_err(|_| ConfigError::invalid(f("at"), format!("`{}` is not HH:MM", s.at)))?;
+            steps.push(Step {
+                id: s.id.as_str().into(),
+                channel: s.channel,
+                template: s.template.as_str().into(),
+                day: s.day,
+                from: s.from,
+                at,
+            });
+        }
+        let ev = |e: &Option<EventStepConfig>| {
+            e.as_ref().map(|e| EventStep {
+                channel: e.channel,
+                template: e.template.as_str().into(),
+            })
+        };
+        Ok(Self {
+            id: cfg.id.as_str().into(),
+            segments,
+            stages: cfg.stages.iter().fold(0, |m, s| m | (1 << *s as u8)),
+            steps,
+            on_broken_promise: ev(&cfg.on_broken_promise),
+            on_paid_in_full: ev(&cfg.on_paid_in_full),
+        })
+    }
+
+    fn matches(&self, segment: u16, stage: Stage) -> bool {
+        (self.segments.is_empty() || self.segments.contains(&segment))
+            && (self.stages == 0 || self.stages & (1 << stage as u8) != 0)
+    }
+
+    /// Bit mask of the steps counted from stage entry.
+    pub fn stage_entry_mask(&self) -> u64 {
+        self.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.from == AnchorKind::StageEntry)
+            .fold(0, |m, (i, _)| m | (1 << i))
+    }
+
+    /// The instant step `i` falls due, given the anchors.
+    pub fn step_instant(
+        &self,
+        i: usize,
+        due: NaiveDate,
+        entered: Option<NaiveDate>,
+        tz: Tz,
+    ) -> Option<Ts> {
+        let s = &self.steps[i];
+        let anchor = match s.from {
+            AnchorKind::Due => due,
+            AnchorKind::StageEntry => entered?,
+        };
+        let date = if s.day >= 0 {
+            anchor.checked_add_days(chrono::Days::new(s.day.unsigned_abs().into()))?
+        } else {
+            anchor.checked_sub_days(chrono::Days::new(s.day.unsigned_abs().into()))?
+        };
+        Some(local_instant(date, s.at, tz))
+    }
+
+    /// Which steps are due at `now` for `d`, given the cursor's `done` mask; marks them done.
+    pub fn due_steps(
+        &self,
+        d: &Debtor,
+        done: &mut u64,
+        due: NaiveDate,
+        tz: Tz,
+        now: Ts,
+    ) -> DueSteps {
+        let mut out = DueSteps::default();
+        let mut latest: Option<(Ts, usize)> = None;
+        for i in 0..self.steps.len() {
+            if *done & (1 << i) != 0 {
+                continue;
+            }
+            let Some(at) = self.step_instant(i, due, d.derived.stage_entered, tz) else {
+                continue;
+            };
+            if at <= now {
+                *done |= 1 << i;
+                if let Some((_, _)) = latest {
+                    out.skipped += 1;
+                }
+                if latest.is_none_or(|(t, _)| at >= t) {
+                    latest = Some((at, i));
+                }
+            } else {
+                out.next = Some(out.next.map_or(at, |n: Ts| n.min(at)));
+            }
+        }
+        out.take = latest.map(|(_, i)| i);
+        out
+    }
+}
+
+/// Every compiled strategy, in configuration order (the first that matches is in force).
+#[derive(Clone, Debug, Default)]
+pub struct Strategies {
+    list: Vec<Strategy>,
+}
+
+impl Strategies {
+    /// Validates against the segments and compiles.
+    pub fn new(cfgs: &[StrategyConfig], seg: &Segmentation) -> Result<Self, ConfigError> {
+        let mut list = Vec::with_capacity(cfgs.len());
+        for (i, c) in cfgs.iter().enumerate() {
+            if cfgs[..i].iter().any(|x| x.id == c.id) {
+                return Err(ConfigError::invalid(
+                    format!("strategies[{i}].id"),
+                    format!("duplicate strategy id `{}`", c.id),
+                ));
+            }
+            list.push(
+                Strategy::compile(c, seg).map_err(|e| e.within(&format!("strategies[{i}]")))?,
+            );
+        }
+        Ok(Self { list })
+    }
+
+    /// The strategy in force for a segment and stage: its 1-based index (0: none) and itself.
+    pub fn select(&self, segment: u16, stage: Stage) -> (u16, Option<&Strategy>) {
+        match self.list.iter().position(|s| s.matches(segment, stage)) {
+            Some(i) => ((i + 1) as u16, Some(&self.list[i])),
+            None => (0, None),
+        }
+    }
+
+    /// The strategy with 1-based index `i`.
+    pub fn get(&self, i: u16) -> Option<&Strategy> {
+        (i as usize).checked_sub(1).and_then(|i| self.list.get(i))
+    }
+}

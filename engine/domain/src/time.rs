@@ -1,0 +1,166 @@
+//! Instants and local calendars. The core never reads a clock: `now` is always an argument.
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds in one minute.
+pub const MINUTE_MS: i64 = 60_000;
+/// Milliseconds in one hour.
+pub const HOUR_MS: i64 = 60 * MINUTE_MS;
+/// Milliseconds in one day of 24 hours (not a calendar day: see [`local_midnight`]).
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// An instant: milliseconds since the Unix epoch, UTC.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ts(pub i64);
+
+impl Ts {
+    /// The earliest representable instant; used as "never happened".
+    pub const MIN: Ts = Ts(i64::MIN);
+    /// The latest representable instant; used as "never due".
+    pub const MAX: Ts = Ts(i64::MAX);
+
+    /// `self + ms`, saturating.
+    pub fn plus_ms(self, ms: i64) -> Ts {
+        Ts(self.0.saturating_add(ms))
+    }
+
+    /// `self - ms`, saturating.
+    pub fn minus_ms(self, ms: i64) -> Ts {
+        Ts(self.0.saturating_sub(ms))
+    }
+
+    /// The instant as a UTC date-time (`None` outside chrono's range).
+    pub fn to_utc(self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp_millis(self.0)
+    }
+
+    /// The instant in the zone `tz`; out-of-range instants clamp to the epoch.
+    pub fn in_tz(self, tz: Tz) -> DateTime<Tz> {
+        self.to_utc().unwrap_or_default().with_timezone(&tz)
+    }
+
+    /// The calendar date in the zone `tz`.
+    pub fn local_date(self, tz: Tz) -> NaiveDate {
+        self.in_tz(tz).date_naive()
+    }
+
+    /// Builds an instant from a UTC date-time.
+    pub fn from_utc(dt: DateTime<Utc>) -> Ts {
+        Ts(dt.timestamp_millis())
+    }
+}
+
+impl fmt::Debug for Ts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_utc() {
+            Some(dt) => write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.3fZ")),
+            None => write!(f, "Ts({})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for Ts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// The first instant of local wall time `date time` in `tz`.
+///
+/// Wall times skipped by a DST jump (Santiago moves from 00:00 to 01:00) resolve to the first instant after the
+/// gap; repeated wall times (clocks going back) resolve to the earlier of the two.
+pub fn local_instant(date: NaiveDate, time: NaiveTime, tz: Tz) -> Ts {
+    let naive = date.and_time(time);
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(dt) => Ts(dt.timestamp_millis()),
+        LocalResult::Ambiguous(a, b) => Ts(a.timestamp_millis().min(b.timestamp_millis())),
+        LocalResult::None => {
+            // Inside a DST gap: walk forward a minute at a time (gaps are at most a few hours).
+            let mut probe = naive;
+            for _ in 0..(6 * 60) {
+                probe += chrono::Duration::minutes(1);
+                if let Some(dt) = tz.from_local_datetime(&probe).earliest() {
+                    return Ts(dt.timestamp_millis());
+                }
+            }
+            Ts(Utc.from_utc_datetime(&naive).timestamp_millis())
+        }
+    }
+}
+
+/// The instant the local calendar day `date` begins in `tz`.
+pub fn local_midnight(date: NaiveDate, tz: Tz) -> Ts {
+    local_instant(date, NaiveTime::MIN, tz)
+}
+
+/// Whole calendar days from `from` to `to` (negative when `to` is earlier).
+pub fn days_between(from: NaiveDate, to: NaiveDate) -> i64 {
+    (to - from).num_days()
+}
+
+/// Weekday index, Monday = 0.
+pub fn weekday_index(d: NaiveDate) -> usize {
+    d.weekday().num_days_from_monday() as usize
+}
+
+/// Parses `mon`..`sun` (three letters).
+pub fn parse_weekday(s: &str) -> Option<Weekday> {
+    Some(match s {
+        "mon" => Weekday::Mon,
+        "tue" => Weekday::Tue,
+        "wed" => Weekday::Wed,
+        "thu" => Weekday::Thu,
+        "fri" => Weekday::Fri,
+        "sat" => Weekday::Sat,
+        "sun" => Weekday::Sun,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn santiago_midnight_in_dst_gap_resolves_after_the_gap() {
+        // Chile moved clocks from 24:00 to 01:00 on 2026-09-06 (first Sunday of September).
+        let tz: Tz = "America/Santiago".parse().unwrap();
+        let m = local_midnight(d(2026, 9, 6), tz);
+        let local = m.in_tz(tz);
+        assert_eq!(local.date_naive(), d(2026, 9, 6));
+        assert_eq!(local.time(), NaiveTime::from_hms_opt(1, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn new_york_fall_back_picks_the_earlier_instant() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let t = local_instant(
+            d(2026, 11, 1),
+            NaiveTime::from_hms_opt(1, 30, 0).unwrap(),
+            tz,
+        );
+        // 01:30 EDT (UTC-4) is 05:30 UTC; the repeated 01:30 EST would be 06:30 UTC.
+        assert_eq!(format!("{t:?}"), "2026-11-01T05:30:00.000Z");
+    }
+
+    #[test]
+    fn day_lengths_follow_dst() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let a = local_midnight(d(2026, 3, 8), tz);
+        let b = local_midnight(d(2026, 3, 9), tz);
+        assert_eq!(b.0 - a.0, 23 * HOUR_MS);
+        let bogota: Tz = "America/Bogota".parse().unwrap();
+        let a = local_midnight(d(2026, 3, 8), bogota);
+        let b = local_midnight(d(2026, 3, 9), bogota);
+        assert_eq!(b.0 - a.0, DAY_MS);
+    }
+}
