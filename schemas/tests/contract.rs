@@ -1,0 +1,430 @@
+//! The Avro contract: round trips, schema evolution, and malformed input never panicking.
+
+use apache_avro::types::Value;
+use mora_domain::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
+use mora_domain::debtor::Stage;
+use mora_domain::event::{DisputeOutcome, Envelope, EventKind, Installment, Outcome};
+use mora_domain::ids::Channel;
+use mora_domain::testkit::{self, cur, date, ts};
+use mora_schemas::*;
+use proptest::prelude::*;
+use rust_decimal_macros::dec;
+
+fn every_event() -> Vec<Envelope> {
+    let at = ts("2026-03-02T14:00:00.123Z");
+    let mut upserted = testkit::debtor_upserted("D-1", "US", "America/New_York", at);
+    if let EventKind::DebtorUpserted(p) = &mut upserted.kind {
+        p.region = Some("MA".into());
+        p.flags.vip = true;
+        p.flags.attorney = true;
+        p.preferred_channel = None;
+        p.credit_limit = dec!(12345.6789);
+    }
+    let ev = |id: &str, kind| testkit::event("D-1", id, at, kind);
+    vec![
+        upserted,
+        testkit::debtor_upserted("D-2", "CO", "America/Bogota", at),
+        ev(
+            "c1",
+            EventKind::ConsentChanged {
+                channel: Channel::Whatsapp,
+                granted: false,
+            },
+        ),
+        testkit::obligation("D-1", "L1", "COP", "400000.5", "2026-03-10", at),
+        ev(
+            "u1",
+            EventKind::ObligationUpdated {
+                obligation_id: "L1".into(),
+                amount: Some(dec!(1.25)),
+                due_date: None,
+            },
+        ),
+        ev(
+            "u2",
+            EventKind::ObligationUpdated {
+                obligation_id: "L1".into(),
+                amount: None,
+                due_date: Some(date("2026-04-01")),
+            },
+        ),
+        testkit::payment("D-1", "P1", "USD", "0.0001", Some("L1"), at),
+        testkit::payment("D-1", "P2", "USD", "99999999999999.9999", None, at),
+        testkit::reversal("D-1", "P1", at),
+        ev(
+            "n1",
+            EventKind::CreditNote {
+                note_id: "N1".into(),
+                currency: cur("MXN"),
+                amount: dec!(10),
+                obligation_id: None,
+            },
+        ),
+        testkit::promise("D-1", "PR1", "PEN", "120.40", "2026-03-12", at),
+        ev(
+            "pl",
+            EventKind::PaymentPlanAgreed {
+                plan_id: "PLAN".into(),
+                currency: cur("CLP"),
+                installments: vec![
+                    Installment {
+                        due_date: date("2026-04-01"),
+                        amount: dec!(50000),
+                    },
+                    Installment {
+                        due_date: date("2026-05-01"),
+                        amount: dec!(50000),
+                    },
+                ],
+            },
+        ),
+        ev(
+            "d1",
+            EventKind::DisputeOpened {
+                dispute_id: "R".into(),
+                obligation_id: Some("L1".into()),
+                reason: "fraud".into(),
+            },
+        ),
+        ev(
+            "d2",
+            EventKind::DisputeResolved {
+                dispute_id: "R".into(),
+                outcome: DisputeOutcome::Withdrawn,
+            },
+        ),
+        ev(
+            "o1",
+            EventKind::ContactOutcome {
+                action_id: "a".into(),
+                channel: Channel::Dialer,
+                outcome: Outcome::RightPartyContact,
+            },
+        ),
+        ev(
+            "o2",
+            EventKind::ContactOutcome {
+                action_id: "a".into(),
+                channel: Channel::Sms,
+                outcome: Outcome::OptOut,
+            },
+        ),
+        ev(
+            "x1",
+            EventKind::ChargedOff {
+                reason: "uncollectible".into(),
+            },
+        ),
+        ev(
+            "a1",
+            EventKind::AgencyPlaced {
+                agency_id: "AG-1".into(),
+            },
+        ),
+        ev(
+            "a2",
+            EventKind::AgencyRecalled {
+                agency_id: "AG-1".into(),
+            },
+        ),
+    ]
+}
+
+#[test]
+fn every_event_kind_round_trips_in_both_framings() {
+    let events = every_event();
+    let kinds: std::collections::BTreeSet<_> = events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(kinds.len(), 15, "one of each event kind");
+    for ev in events {
+        let (family, _) = family_of(&ev.kind);
+        for wire in [Wire::Raw, Wire::Confluent] {
+            let bytes = encode_event(&ev, wire).unwrap();
+            assert_eq!(
+                decode_event(family, &bytes).unwrap(),
+                ev,
+                "{wire:?} {}",
+                ev.kind.name()
+            );
+        }
+    }
+}
+
+fn action() -> Action {
+    let mut amounts = mora_domain::money::Balances::default();
+    amounts.add(cur("COP"), dec!(400000));
+    amounts.add(cur("USD"), dec!(-3.5));
+    Action {
+        action_id: ActionId::derive(&[b"x"]),
+        debtor_id: "D-1".into(),
+        channel: Channel::Legal,
+        template: "t".into(),
+        amounts_due: amounts,
+        overdue_base: dec!(100.25),
+        dpd: 400,
+        stage: Stage::Judicial,
+        segment: "high".into(),
+        priority: -12345,
+        reason: Reason {
+            strategy: "s".into(),
+            step: "on_paid_in_full".into(),
+            trigger: "paid_in_full".into(),
+        },
+        jurisdiction: "US-MA".into(),
+        created_at: ts("2026-03-02T14:00:00Z"),
+        not_before: ts("2026-03-02T14:00:00Z"),
+        not_after: Some(ts("2026-03-03T02:00:00Z")),
+    }
+}
+
+#[test]
+fn outputs_round_trip() {
+    let a = action();
+    assert_eq!(
+        decode_action(&encode_action(&a, Wire::Confluent).unwrap()).unwrap(),
+        a
+    );
+    let a2 = Action {
+        not_after: None,
+        ..a
+    };
+    assert_eq!(
+        decode_action(&encode_action(&a2, Wire::Raw).unwrap()).unwrap(),
+        a2
+    );
+    let r = AuditRecord {
+        debtor_id: "D-1".into(),
+        at: ts("2026-03-02T14:00:00Z"),
+        kind: DecisionKind::Deferred,
+        action_id: Some(a2.action_id.clone()),
+        channel: Some(Channel::Whatsapp),
+        rule: "policy/CO".into(),
+        reason: "blocked_day".into(),
+        until: Some(ts("2026-03-03T12:00:00Z")),
+    };
+    assert_eq!(
+        decode_audit(&encode_audit(&r, Wire::Confluent).unwrap()).unwrap(),
+        r
+    );
+    let bare = AuditRecord {
+        action_id: None,
+        channel: None,
+        until: None,
+        kind: DecisionKind::Reclassified,
+        ..r
+    };
+    assert_eq!(
+        decode_audit(&encode_audit(&bare, Wire::Raw).unwrap()).unwrap(),
+        bare
+    );
+    let dl = DeadLetter {
+        topic: "mora.in.payment".into(),
+        partition: 3,
+        offset: 42,
+        key: Some(b"D-1".to_vec()),
+        payload: vec![0, 1, 2],
+        error_kind: "decode".into(),
+        reason: "empty payload".into(),
+        at: ts("2026-03-02T14:00:00Z"),
+    };
+    assert_eq!(
+        decode_dead_letter(&encode_dead_letter(&dl, Wire::Confluent).unwrap()).unwrap(),
+        dl
+    );
+}
+
+#[test]
+fn amounts_finer_than_the_schema_scale_are_refused_not_rounded() {
+    let ev = testkit::payment(
+        "D-1",
+        "P1",
+        "USD",
+        "1.00001",
+        None,
+        ts("2026-03-02T14:00:00Z"),
+    );
+    assert_eq!(
+        encode_event(&ev, Wire::Raw),
+        Err(EncodeError::Precision("amount"))
+    );
+}
+
+#[test]
+fn a_record_written_with_schema_version_1_reads_under_version_2() {
+    let v1 =
+        apache_avro::Schema::parse_str(include_str!("../avro/compat/account.v1.avsc")).unwrap();
+    let channel = |i: u32, s: &str| Value::Enum(i, s.into());
+    let rec = |fields: Vec<(&str, Value)>| {
+        Value::Record(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        )
+    };
+    let body = rec(vec![
+        ("country", Value::String("CO".into())),
+        ("time_zone", Value::String("America/Bogota".into())),
+        ("zone", Value::String("north".into())),
+        ("customer_type", Value::Enum(1, "SMALL_BUSINESS".into())),
+        (
+            "credit_limit",
+            Value::Decimal(apache_avro::Decimal::from(&[0x30, 0x39][..])),
+        ), // 12345 → 1.2345
+        ("credit_currency", Value::String("COP".into())),
+        ("risk_score", Value::Int(700)),
+        (
+            "preferred_channel",
+            Value::Union(1, Box::new(channel(2, "WHATSAPP"))),
+        ),
+        (
+            "consent",
+            Value::Array(vec![channel(1, "SMS"), channel(2, "WHATSAPP")]),
+        ),
+        (
+            "flags",
+            rec([
+                "deceased",
+                "bankruptcy",
+                "cease_and_desist",
+                "lawsuit_served",
+                "attorney",
+                "vip",
+            ]
+            .into_iter()
+            .map(|f| (f, Value::Boolean(f == "vip")))
+            .collect()),
+        ),
+    ]);
+    let envelope = rec(vec![
+        ("event_id", Value::String("e-1".into())),
+        ("debtor_id", Value::String("D-9".into())),
+        ("occurred_at", Value::TimestampMillis(1_772_460_000_000)),
+        ("payload", Value::Union(0, Box::new(body))),
+    ]);
+    let mut bytes = vec![0, 0, 0, 0, 10]; // schema id 10: account events, version 1
+    bytes.extend(apache_avro::to_avro_datum(&v1, envelope).unwrap());
+    let ev = decode_event(Family::Account, &bytes).unwrap();
+    let EventKind::DebtorUpserted(p) = ev.kind else {
+        panic!("wrong kind {:?}", ev.kind)
+    };
+    assert_eq!(
+        p.region, None,
+        "the field added in version 2 takes its default"
+    );
+    assert_eq!(p.credit_limit, dec!(1.2345));
+    assert_eq!(
+        p.consent.iter().collect::<Vec<_>>(),
+        vec![Channel::Sms, Channel::Whatsapp]
+    );
+    assert!(p.flags.vip);
+}
+
+#[test]
+fn empty_truncated_and_mismatched_payloads_give_typed_errors() {
+    assert_eq!(decode_event(Family::Payment, &[]), Err(DecodeError::Empty));
+    assert_eq!(
+        decode_event(Family::Payment, &[0, 0, 0]),
+        Err(DecodeError::TruncatedHeader(3))
+    );
+    assert_eq!(
+        decode_event(Family::Payment, &[0, 0, 0, 0x30, 0x39, 2]),
+        Err(DecodeError::UnknownSchemaId(12345))
+    );
+    assert!(matches!(
+        decode_event(Family::Payment, &[0, 0, 0, 0, 1, 2]),
+        Err(DecodeError::WrongSchema {
+            id: 1,
+            found: "account",
+            expected: "payment"
+        })
+    ));
+    let ev = testkit::payment("D-1", "P1", "USD", "12.5", None, ts("2026-03-02T14:00:00Z"));
+    let bytes = encode_event(&ev, Wire::Confluent).unwrap();
+    for cut in 0..bytes.len() {
+        assert!(
+            decode_event(Family::Payment, &bytes[..cut]).is_err(),
+            "prefix of {cut} bytes decoded"
+        );
+    }
+    let mut longer = bytes.clone();
+    longer.push(7);
+    assert_eq!(
+        decode_event(Family::Payment, &longer),
+        Err(DecodeError::TrailingBytes(1))
+    );
+    // A payment read as a promise: the union branch exists but its fields do not match.
+    let raw = encode_event(&ev, Wire::Raw).unwrap();
+    assert!(decode_event(Family::Promise, &raw).is_err());
+}
+
+#[test]
+fn invalid_values_are_refused() {
+    let mut ev =
+        testkit::debtor_upserted("D-1", "CO", "America/Bogota", ts("2026-03-02T14:00:00Z"));
+    ev.event_id = "".into();
+    let bytes = encode_event(&ev, Wire::Confluent).unwrap();
+    assert!(matches!(
+        decode_event(Family::Account, &bytes),
+        Err(DecodeError::Invalid {
+            field: "event_id",
+            ..
+        })
+    ));
+    // Raw, an empty first string reads as a Confluent magic byte: refused as well, never misread.
+    assert!(decode_event(Family::Account, &encode_event(&ev, Wire::Raw).unwrap()).is_err());
+}
+
+fn all_decoders(bytes: &[u8]) {
+    for f in Family::ALL {
+        let _ = decode_event(f, bytes);
+    }
+    let _ = decode_action(bytes);
+    let _ = decode_audit(bytes);
+    let _ = decode_dead_letter(bytes);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Random bytes never panic any decoder.
+    #[test]
+    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        all_decoders(&bytes);
+    }
+
+    /// Random bodies behind every valid schema id never panic either (they reach deep into the Avro reader).
+    #[test]
+    fn random_bodies_behind_valid_headers_never_panic(id in 1u32..=10, body in prop::collection::vec(any::<u8>(), 0..256)) {
+        let mut bytes = vec![0];
+        bytes.extend(id.to_be_bytes());
+        bytes.extend(body);
+        all_decoders(&bytes);
+    }
+
+    /// Valid records with random bytes flipped never panic.
+    #[test]
+    fn corrupted_records_never_panic(idx in 0usize..19, pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let ev = &every_event()[idx];
+        let mut bytes = encode_event(ev, Wire::Confluent).unwrap();
+        let at = pos.index(bytes.len());
+        bytes[at] = byte;
+        all_decoders(&bytes);
+    }
+}
+
+#[test]
+fn branch_names_match_the_embedded_schemas() {
+    // The mapper's branch list must follow the schema files; a renamed record would otherwise be refused.
+    for ev in every_event() {
+        let (family, _) = family_of(&ev.kind);
+        let bytes = encode_event(&ev, Wire::Raw).unwrap();
+        assert!(decode_event(family, &bytes).is_ok(), "{}", ev.kind.name());
+    }
+    for kind in Family::ALL {
+        assert!(
+            Registry::global()
+                .canonical(SchemaKind::Event(kind))
+                .contains("mora.v1")
+        );
+    }
+}
