@@ -102,13 +102,13 @@ impl QueueDefs {
     }
 }
 
-/// The ordered queues of one partition.
-#[derive(Clone, Debug, Default)]
-pub struct QueueBook {
-    queues: Vec<BTreeSet<(Reverse<i64>, DebtorId)>>,
+/// The ordered queues of one partition, keyed by `K` (a debtor id, or a runtime's slot index).
+#[derive(Clone, Debug)]
+pub struct QueueBook<K = DebtorId> {
+    queues: Vec<BTreeSet<(Reverse<i64>, K)>>,
 }
 
-impl QueueBook {
+impl<K: Ord + Clone> QueueBook<K> {
     /// Empty queues for `defs`.
     pub fn new(defs: &QueueDefs) -> Self {
         Self {
@@ -117,7 +117,7 @@ impl QueueBook {
     }
 
     /// Moves `id` from its old membership and priority to the new ones: O(log n) per queue touched.
-    pub fn update(&mut self, id: &DebtorId, old: (u32, i64), new: (u32, i64)) {
+    pub fn update(&mut self, id: &K, old: (u32, i64), new: (u32, i64)) {
         if old == new {
             return;
         }
@@ -146,8 +146,8 @@ impl QueueBook {
     pub fn iter_from<'a>(
         &'a self,
         i: usize,
-        after: Option<&(i64, DebtorId)>,
-    ) -> Box<dyn Iterator<Item = (i64, &'a DebtorId)> + 'a> {
+        after: Option<&(i64, K)>,
+    ) -> Box<dyn Iterator<Item = (i64, &'a K)> + 'a> {
         let Some(q) = self.queues.get(i) else {
             return Box::new(std::iter::empty());
         };

@@ -1,0 +1,36 @@
+//! # mora-runtime
+//!
+//! Partition workers: each owns the debtors of one input partition in a plain map (no locks on the hot path), a
+//! timer index ordered by instant, and the partition's work queues. Records come in through
+//! [`Operator::process`], time through [`Operator::on_tick`]; decisions go out through a [`Sink`]. Sources
+//! (Kafka, the simulator) and sinks (Kafka topics, files) live in other crates and only see these ports.
+//!
+//! ```
+//! use mora_runtime::{CollectingSink, Operator, PartitionWorker};
+//! use mora_domain::testkit;
+//! let mut worker = PartitionWorker::new(0, std::sync::Arc::new(testkit::engine()));
+//! let mut sink = CollectingSink::default();
+//! let at = testkit::ts("2026-03-02T14:00:00Z");
+//! worker.on_event(&testkit::debtor_upserted("D-1", "CO", "America/Bogota", at), &mut sink).unwrap();
+//! worker.on_event(&testkit::obligation("D-1", "L1", "COP", "400000", "2026-03-10", at), &mut sink).unwrap();
+//! worker.on_tick(testkit::ts("2026-03-12T00:00:00Z"), &mut sink);
+//! assert_eq!(sink.actions.len(), 2); // an e-mail reminder at D-3, an SMS at D+1
+//! ```
+
+mod operator;
+mod partitioner;
+mod portfolio;
+mod sink;
+mod stats;
+mod store;
+mod timers;
+mod worker;
+
+pub use operator::Operator;
+pub use partitioner::{murmur2, partition_for};
+pub use portfolio::{Portfolio, Tally};
+pub use sink::{CollectingSink, InputRecord, Sink};
+pub use stats::WorkerStats;
+pub use store::DebtorStore;
+pub use timers::TimerIndex;
+pub use worker::PartitionWorker;

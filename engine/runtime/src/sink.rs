@@ -1,0 +1,56 @@
+//! Where records come from and decisions go: the ports connectors implement.
+
+use mora_domain::action::{Action, AuditRecord};
+use mora_schemas::{DeadLetter, Family};
+
+/// One input record as a source delivers it.
+#[derive(Clone, Copy, Debug)]
+pub struct InputRecord<'a> {
+    /// Topic family (decides the schema).
+    pub family: Family,
+    /// Topic name (for dead letters).
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key (the debtor id).
+    pub key: Option<&'a [u8]>,
+    /// Avro payload.
+    pub payload: &'a [u8],
+}
+
+/// Receives a partition's decisions.
+pub trait Sink {
+    /// An action cleared by the compliance guard.
+    fn action(&mut self, partition: i32, action: &Action);
+    /// An audit record.
+    fn audit(&mut self, _partition: i32, _record: &AuditRecord) {}
+    /// A record that could not be used.
+    fn dead_letter(&mut self, partition: i32, record: DeadLetter);
+}
+
+/// A sink that keeps everything in memory (tests, examples, feedback loops).
+#[derive(Debug, Default)]
+pub struct CollectingSink {
+    /// Actions.
+    pub actions: Vec<Action>,
+    /// Audit records.
+    pub audits: Vec<AuditRecord>,
+    /// Dead letters.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+impl Sink for CollectingSink {
+    fn action(&mut self, _: i32, action: &Action) {
+        self.actions.push(action.clone());
+    }
+
+    fn audit(&mut self, _: i32, record: &AuditRecord) {
+        self.audits.push(record.clone());
+    }
+
+    fn dead_letter(&mut self, _: i32, record: DeadLetter) {
+        self.dead_letters.push(record);
+    }
+}

@@ -1,0 +1,81 @@
+//! Counters a worker keeps about what it decided; merged across partitions for summaries.
+
+use std::collections::BTreeMap;
+
+use compact_str::CompactString;
+use mora_domain::action::{AuditRecord, DecisionKind};
+use mora_domain::ids::Channel;
+use serde::Serialize;
+
+/// What one partition worker (or several, merged) has done.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WorkerStats {
+    /// Input records handled (applied, rejected or dead-lettered).
+    pub records: u64,
+    /// Events applied, by kind.
+    pub events_by_kind: BTreeMap<&'static str, u64>,
+    /// Records that could not be decoded.
+    pub decode_errors: u64,
+    /// Events refused by the engine.
+    pub rejected: u64,
+    /// Timer wake-ups processed.
+    pub wakes: u64,
+    /// Actions emitted, by channel.
+    pub actions_by_channel: BTreeMap<Channel, u64>,
+    /// Deferrals and drops by the compliance guard, by reason.
+    pub blocked_by_reason: BTreeMap<CompactString, u64>,
+    /// Audit records by decision kind.
+    pub decisions: BTreeMap<&'static str, u64>,
+}
+
+fn kind_name(k: DecisionKind) -> &'static str {
+    match k {
+        DecisionKind::Emitted => "emitted",
+        DecisionKind::Deferred => "deferred",
+        DecisionKind::Dropped => "dropped",
+        DecisionKind::Cancelled => "cancelled",
+        DecisionKind::Suppressed => "suppressed",
+        DecisionKind::PromiseKept => "promise_kept",
+        DecisionKind::PromiseBroken => "promise_broken",
+        DecisionKind::Reclassified => "reclassified",
+    }
+}
+
+impl WorkerStats {
+    pub(crate) fn count_audit(&mut self, r: &AuditRecord) {
+        *self.decisions.entry(kind_name(r.kind)).or_default() += 1;
+        if matches!(r.kind, DecisionKind::Deferred | DecisionKind::Dropped) {
+            *self.blocked_by_reason.entry(r.reason.clone()).or_default() += 1;
+        }
+    }
+
+    /// Total actions emitted.
+    pub fn actions(&self) -> u64 {
+        self.actions_by_channel.values().sum()
+    }
+
+    /// Total events applied.
+    pub fn events(&self) -> u64 {
+        self.events_by_kind.values().sum()
+    }
+
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &WorkerStats) {
+        self.records += other.records;
+        self.decode_errors += other.decode_errors;
+        self.rejected += other.rejected;
+        self.wakes += other.wakes;
+        for (k, v) in &other.events_by_kind {
+            *self.events_by_kind.entry(k).or_default() += v;
+        }
+        for (k, v) in &other.actions_by_channel {
+            *self.actions_by_channel.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.blocked_by_reason {
+            *self.blocked_by_reason.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.decisions {
+            *self.decisions.entry(k).or_default() += v;
+        }
+    }
+}

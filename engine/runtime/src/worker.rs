@@ -1,0 +1,267 @@
+//! The partition worker: owns its debtors, applies records and time, keeps timers and queues in step.
+
+use std::sync::Arc;
+
+use compact_str::CompactString;
+use mora_domain::debtor::Debtor;
+use mora_domain::engine::{Decisions, Engine, Input};
+use mora_domain::event::Envelope;
+use mora_domain::ids::DebtorId;
+use mora_domain::ledger::Rejected;
+use mora_domain::queues::QueueBook;
+use mora_domain::time::Ts;
+use mora_schemas::{DeadLetter, decode_event};
+
+use crate::operator::Operator;
+use crate::portfolio::Portfolio;
+use crate::sink::{InputRecord, Sink};
+use crate::stats::WorkerStats;
+use crate::store::DebtorStore;
+use crate::timers::TimerIndex;
+
+/// Owns the debtors of one partition. Single-threaded by design: no locks on the hot path.
+#[derive(Debug)]
+pub struct PartitionWorker {
+    partition: i32,
+    engine: Arc<Engine>,
+    store: DebtorStore,
+    timers: TimerIndex,
+    queues: QueueBook<u32>,
+    clock: Ts,
+    out: Decisions,
+    stats: WorkerStats,
+}
+
+impl PartitionWorker {
+    /// An empty worker for `partition`.
+    pub fn new(partition: i32, engine: Arc<Engine>) -> Self {
+        let queues = QueueBook::new(&engine.queues);
+        Self {
+            partition,
+            engine,
+            store: DebtorStore::default(),
+            timers: TimerIndex::default(),
+            queues,
+            clock: Ts(0),
+            out: Decisions::default(),
+            stats: WorkerStats::default(),
+        }
+    }
+
+    /// The partition's notion of now: the latest of event times and ticks seen.
+    pub fn clock(&self) -> Ts {
+        self.clock
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &WorkerStats {
+        &self.stats
+    }
+
+    /// The engine configuration in force.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Number of debtors owned.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether the worker owns no debtor.
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// Number of pending timers.
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// A debtor's state.
+    pub fn debtor(&self, id: &str) -> Option<&Debtor> {
+        self.store.find(id).map(|s| self.store.get(s))
+    }
+
+    /// Every debtor's state.
+    pub fn debtors(&self) -> impl Iterator<Item = &Debtor> {
+        self.store.iter()
+    }
+
+    /// Applies one decoded event (after firing every timer due up to its instant).
+    pub fn on_event(&mut self, ev: &Envelope, sink: &mut dyn Sink) -> Result<(), Rejected> {
+        self.advance_to(ev.occurred_at, sink);
+        let now = self.clock;
+        let result = match self.store.find(&ev.debtor_id) {
+            Some(slot) => self.apply(slot, Input::Event(ev), now),
+            None => {
+                // Decide on a fresh state first: a refused event must not leave an empty debtor behind.
+                let mut d = Debtor::new(ev.debtor_id.clone());
+                let r = self
+                    .engine
+                    .process(&mut d, Input::Event(ev), now, &mut self.out);
+                if r.is_ok() {
+                    let slot = self.store.insert(d);
+                    self.sync(slot, (0, 0, Ts::MAX));
+                }
+                r
+            }
+        };
+        match &result {
+            Ok(()) => *self.stats.events_by_kind.entry(ev.kind.name()).or_default() += 1,
+            Err(_) => self.stats.rejected += 1,
+        }
+        self.flush(sink);
+        result
+    }
+
+    /// Fires every timer due up to and including `t`, each at its own instant, then moves the clock to `t`.
+    pub fn advance_to(&mut self, t: Ts, sink: &mut dyn Sink) {
+        while let Some((at, slot)) = self.timers.pop_due(t) {
+            self.clock = self.clock.max(at);
+            let now = self.clock;
+            // The timer entry is gone; make the debtor's view agree before re-syncing.
+            self.store.get_mut(slot).next_wake = Ts::MAX;
+            // A wake never fails: it carries no input to refuse.
+            let _ = self.apply(slot, Input::Wake, now);
+            self.stats.wakes += 1;
+            self.flush(sink);
+        }
+        self.clock = self.clock.max(t);
+    }
+
+    fn apply(&mut self, slot: u32, input: Input<'_>, now: Ts) -> Result<(), Rejected> {
+        let d = self.store.get(slot);
+        let before = (d.derived.queues, d.derived.priority, d.next_wake);
+        self.engine
+            .process(self.store.get_mut(slot), input, now, &mut self.out)?;
+        self.sync(slot, before);
+        Ok(())
+    }
+
+    /// Brings the queues and the timer index in line with the debtor's new derived state.
+    fn sync(&mut self, slot: u32, before: (u32, i64, Ts)) {
+        let d = self.store.get(slot);
+        let after = (d.derived.queues, d.derived.priority, d.next_wake);
+        self.queues
+            .update(&slot, (before.0, before.1), (after.0, after.1));
+        self.timers.reschedule(slot, before.2, after.2);
+    }
+
+    fn flush(&mut self, sink: &mut dyn Sink) {
+        for a in &self.out.actions {
+            *self.stats.actions_by_channel.entry(a.channel).or_default() += 1;
+            sink.action(self.partition, a);
+        }
+        for r in &self.out.audits {
+            self.stats.count_audit(r);
+            sink.audit(self.partition, r);
+        }
+        self.out.clear();
+    }
+
+    fn dead_letter(
+        &mut self,
+        rec: &InputRecord<'_>,
+        kind: &str,
+        reason: String,
+        sink: &mut dyn Sink,
+    ) {
+        sink.dead_letter(
+            self.partition,
+            DeadLetter {
+                topic: rec.topic.into(),
+                partition: rec.partition,
+                offset: rec.offset,
+                key: rec.key.map(<[u8]>::to_vec),
+                payload: rec.payload.to_vec(),
+                error_kind: CompactString::from(kind),
+                reason,
+                at: self.clock,
+            },
+        );
+    }
+
+    /// Portfolio figures of this partition.
+    pub fn portfolio(&self) -> Portfolio {
+        let e = &self.engine;
+        let mut p = Portfolio::default();
+        for d in self.store.iter() {
+            p.debtors += 1;
+            if !d.owes() {
+                continue;
+            }
+            let dv = &d.derived;
+            p.owing += 1;
+            p.outstanding_base += dv.outstanding_base;
+            p.overdue_base += dv.overdue_base;
+            p.by_bucket
+                .entry(e.aging.bucket_names()[dv.bucket as usize].clone())
+                .or_default()
+                .add(dv.outstanding_base);
+            p.by_stage
+                .entry(dv.stage.as_str().to_string())
+                .or_default()
+                .add(dv.outstanding_base);
+            p.by_segment
+                .entry(e.segmentation.names()[dv.segment as usize].clone())
+                .or_default()
+                .add(dv.outstanding_base);
+            for (c, amount) in d.outstanding().iter() {
+                p.by_currency.entry(c.to_string()).or_default().add(amount);
+            }
+        }
+        p
+    }
+
+    /// The first `n` debtors of work queue `name` in priority order (ties by slot, i.e. first seen).
+    pub fn queue_top(&self, name: &str, n: usize) -> Vec<(i64, DebtorId)> {
+        let Some(i) = self.engine.queues.index(name) else {
+            return Vec::new();
+        };
+        self.queues
+            .iter_from(i, None)
+            .take(n)
+            .map(|(p, slot)| (p, self.store.get(*slot).id.clone()))
+            .collect()
+    }
+
+    /// Number of debtors in work queue `name`.
+    pub fn queue_len(&self, name: &str) -> usize {
+        self.engine
+            .queues
+            .index(name)
+            .map_or(0, |i| self.queues.len(i))
+    }
+}
+
+impl Operator for PartitionWorker {
+    fn process(&mut self, rec: &InputRecord<'_>, sink: &mut dyn Sink) {
+        self.stats.records += 1;
+        match decode_event(rec.family, rec.payload) {
+            Ok(ev) => {
+                if let Some(key) = rec.key.filter(|k| *k != ev.debtor_id.as_bytes()) {
+                    let reason = format!(
+                        "record key `{}` differs from debtor_id `{}`: the record may be on the wrong partition",
+                        String::from_utf8_lossy(key),
+                        ev.debtor_id
+                    );
+                    self.stats.rejected += 1;
+                    self.dead_letter(rec, "rejected", reason, sink);
+                    return;
+                }
+                if let Err(e) = self.on_event(&ev, sink) {
+                    self.dead_letter(rec, "rejected", e.to_string(), sink);
+                }
+            }
+            Err(e) => {
+                self.stats.decode_errors += 1;
+                self.dead_letter(rec, "decode", e.to_string(), sink);
+            }
+        }
+    }
+
+    fn on_tick(&mut self, now: Ts, sink: &mut dyn Sink) {
+        self.advance_to(now, sink);
+    }
+}
