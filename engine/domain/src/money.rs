@@ -9,8 +9,24 @@ use crate::config_error::ConfigError;
 use crate::ids::Currency;
 
 /// Amounts keyed by currency. Small (one or two currencies per debtor in practice), so a sorted vector.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Serialises as a map, `{"COP": "400000", "USD": "12.5"}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Balances(Vec<(Currency, Decimal)>);
+
+impl Serialize for Balances {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(c, a)| (c, a)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Balances {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<Currency, Decimal>::deserialize(d)?;
+        Ok(Balances(
+            map.into_iter().filter(|(_, a)| !a.is_zero()).collect(),
+        ))
+    }
+}
 
 impl Balances {
     /// Adds `amount` (may be negative) in `currency`; entries that reach zero are removed.

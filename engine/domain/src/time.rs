@@ -14,9 +14,49 @@ pub const HOUR_MS: i64 = 60 * MINUTE_MS;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// An instant: milliseconds since the Unix epoch, UTC.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
-#[serde(transparent)]
+///
+/// Serialises as RFC 3339 text (`2026-03-02T14:00:00.000Z`) in human-readable formats such as JSON, and as the
+/// integer in binary ones.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Ts(pub i64);
+
+impl Serialize for Ts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_i64(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Ts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Ts;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 instant or milliseconds since the epoch")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Ts, E> {
+                Ok(Ts(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Ts, E> {
+                i64::try_from(v).map(Ts).map_err(E::custom)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Ts, E> {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|d| Ts(d.timestamp_millis()))
+                    .map_err(E::custom)
+            }
+        }
+        if d.is_human_readable() {
+            d.deserialize_any(V)
+        } else {
+            d.deserialize_i64(V)
+        }
+    }
+}
 
 impl Ts {
     /// The earliest representable instant; used as "never happened".
@@ -150,6 +190,15 @@ mod tests {
         );
         // 01:30 EDT (UTC-4) is 05:30 UTC; the repeated 01:30 EST would be 06:30 UTC.
         assert_eq!(format!("{t:?}"), "2026-11-01T05:30:00.000Z");
+    }
+
+    #[test]
+    fn instants_are_text_in_json() {
+        let t = Ts(1_772_460_000_123);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, "\"2026-03-02T14:00:00.123Z\"");
+        assert_eq!(serde_json::from_str::<Ts>(&json).unwrap(), t);
+        assert_eq!(serde_json::from_str::<Ts>("1772460000123").unwrap(), t);
     }
 
     #[test]

@@ -62,7 +62,11 @@ pub(crate) struct SimDebtor {
 
 impl SimDebtor {
     pub(crate) fn owed(&self, c: Currency) -> Decimal {
-        self.owed.iter().find(|(x, _)| *x == c).map(|(_, a)| *a).unwrap_or_default()
+        self.owed
+            .iter()
+            .find(|(x, _)| *x == c)
+            .map(|(_, a)| *a)
+            .unwrap_or_default()
     }
 
     pub(crate) fn add_owed(&mut self, c: Currency, delta: Decimal) {
@@ -93,7 +97,10 @@ pub(crate) fn outcomes(rng: &mut ChaCha8Rng, channel: Channel) -> Vec<Reply> {
     let mut at = rng.gen_range(1..30);
     let mut push = |rng: &mut ChaCha8Rng, outcome| {
         at += rng.gen_range(1..240);
-        out.push(Reply { after_minutes: at, outcome });
+        out.push(Reply {
+            after_minutes: at,
+            outcome,
+        });
     };
     match channel {
         Channel::Sms | Channel::Whatsapp => {
@@ -102,7 +109,11 @@ pub(crate) fn outcomes(rng: &mut ChaCha8Rng, channel: Channel) -> Vec<Reply> {
                 return out;
             }
             push(rng, Delivered);
-            let read = if channel == Channel::Whatsapp { 0.6 } else { 0.35 };
+            let read = if channel == Channel::Whatsapp {
+                0.6
+            } else {
+                0.35
+            };
             if rng.gen_bool(read) {
                 push(rng, Read);
                 if rng.gen_bool(0.08) {

@@ -41,7 +41,8 @@ impl SimConfig {
 
     /// Last simulated instant (exclusive).
     pub fn end(&self) -> Ts {
-        self.start_ts().plus_ms(i64::from(self.days) * mora_domain::time::DAY_MS)
+        self.start_ts()
+            .plus_ms(i64::from(self.days) * mora_domain::time::DAY_MS)
     }
 
     /// The id of debtor number `n`.

@@ -63,11 +63,21 @@ enum Item {
     /// Issue the next monthly installment.
     Cycle,
     /// Pay up to `amount` (zero: everything owed) in `currency`; `reverse` bounces it a few days later.
-    Pay { currency: Currency, amount: Decimal, reverse: bool },
+    Pay {
+        currency: Currency,
+        amount: Decimal,
+        reverse: bool,
+    },
     /// Bounce a payment.
-    Reverse { payment_id: CompactString, currency: Currency, amount: Decimal },
+    Reverse {
+        payment_id: CompactString,
+        currency: Currency,
+        amount: Decimal,
+    },
     /// Close the open dispute.
-    Resolve { upheld: bool },
+    Resolve {
+        upheld: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -154,10 +164,16 @@ impl PartitionSim {
         let idx = self.debtors.len() as u32;
         let joined = d.local_at(rng, start, 6, 12);
         let first_issue = joined.plus_ms(rng.gen_range(0..10) * DAY_MS);
-        let update = rng.gen_bool(0.03).then(|| joined.plus_ms(rng.gen_range(5..90) * DAY_MS));
+        let update = rng
+            .gen_bool(0.03)
+            .then(|| joined.plus_ms(rng.gen_range(5..90) * DAY_MS));
         self.index.insert(id, idx);
         self.debtors.push(d);
-        self.schedule(joined, idx, Item::Event(EventKind::DebtorUpserted(profile.clone())));
+        self.schedule(
+            joined,
+            idx,
+            Item::Event(EventKind::DebtorUpserted(profile.clone())),
+        );
         self.schedule(first_issue, idx, Item::Cycle);
         if let Some(at) = update {
             let mut p = profile;
@@ -171,7 +187,12 @@ impl PartitionSim {
             return;
         }
         self.seq += 1;
-        self.queue.push(Reverse(Scheduled { at: at.max(self.start), seq: self.seq, debtor, item }));
+        self.queue.push(Reverse(Scheduled {
+            at: at.max(self.start),
+            seq: self.seq,
+            debtor,
+            item,
+        }));
     }
 
     /// The next record at or before `t`, in time order; `None` when nothing more is due by then.
@@ -193,7 +214,12 @@ impl PartitionSim {
                 if self.poison_rate > 0.0 && self.rng.gen_bool(self.poison_rate) {
                     let len = self.rng.gen_range(1..40);
                     let bytes = (0..len).map(|_| self.rng.r#gen::<u8>()).collect();
-                    return Some(SimRecord::Poison { family: family_of(&ev.kind).0, key: ev.debtor_id, bytes, at: s.at });
+                    return Some(SimRecord::Poison {
+                        family: family_of(&ev.kind).0,
+                        key: ev.debtor_id,
+                        bytes,
+                        at: s.at,
+                    });
                 }
                 return Some(SimRecord::Event(ev));
             }
@@ -205,10 +231,18 @@ impl PartitionSim {
         match item {
             Item::Event(kind) => Some(kind),
             Item::Cycle => Some(self.cycle(at, idx)),
-            Item::Pay { currency, amount, reverse } => {
+            Item::Pay {
+                currency,
+                amount,
+                reverse,
+            } => {
                 let d = &mut self.debtors[idx as usize];
                 let owed = d.owed(currency);
-                let amount = if amount.is_zero() { owed } else { amount.min(owed) };
+                let amount = if amount.is_zero() {
+                    owed
+                } else {
+                    amount.min(owed)
+                };
                 if amount <= Decimal::ZERO {
                     return None;
                 }
@@ -217,18 +251,42 @@ impl PartitionSim {
                 let payment_id = format_compact!("{}-P{}", d.id, self.seq);
                 if reverse {
                     let later = at.plus_ms(self.rng.gen_range(2..5) * DAY_MS);
-                    let item = Item::Reverse { payment_id: payment_id.clone(), currency, amount };
+                    let item = Item::Reverse {
+                        payment_id: payment_id.clone(),
+                        currency,
+                        amount,
+                    };
                     self.schedule(later, idx, item);
                 }
-                Some(EventKind::PaymentReceived { payment_id, currency, amount, obligation_id: None })
+                Some(EventKind::PaymentReceived {
+                    payment_id,
+                    currency,
+                    amount,
+                    obligation_id: None,
+                })
             }
-            Item::Reverse { payment_id, currency, amount } => {
+            Item::Reverse {
+                payment_id,
+                currency,
+                amount,
+            } => {
                 self.debtors[idx as usize].add_owed(currency, amount);
                 if self.rng.gen_bool(0.7) {
                     let later = at.plus_ms(self.rng.gen_range(3..8) * DAY_MS);
-                    self.schedule(later, idx, Item::Pay { currency, amount, reverse: false });
+                    self.schedule(
+                        later,
+                        idx,
+                        Item::Pay {
+                            currency,
+                            amount,
+                            reverse: false,
+                        },
+                    );
                 }
-                Some(EventKind::PaymentReversed { payment_id, reason: "insufficient_funds".into() })
+                Some(EventKind::PaymentReversed {
+                    payment_id,
+                    reason: "insufficient_funds".into(),
+                })
             }
             Item::Resolve { upheld } => {
                 let d = &mut self.debtors[idx as usize];
@@ -249,10 +307,25 @@ impl PartitionSim {
                     }
                 } else {
                     let later = at.plus_ms(self.rng.gen_range(1..6) * DAY_MS);
-                    self.schedule(later, idx, Item::Pay { currency: cur, amount: Decimal::ZERO, reverse: false });
+                    self.schedule(
+                        later,
+                        idx,
+                        Item::Pay {
+                            currency: cur,
+                            amount: Decimal::ZERO,
+                            reverse: false,
+                        },
+                    );
                 }
-                let outcome = if upheld { DisputeOutcome::Upheld } else { DisputeOutcome::Rejected };
-                Some(EventKind::DisputeResolved { dispute_id, outcome })
+                let outcome = if upheld {
+                    DisputeOutcome::Upheld
+                } else {
+                    DisputeOutcome::Rejected
+                };
+                Some(EventKind::DisputeResolved {
+                    dispute_id,
+                    outcome,
+                })
             }
         }
     }
@@ -270,7 +343,12 @@ impl PartitionSim {
         let n = d.cycle;
         let obligation = ObligationOpened {
             obligation_id: format_compact!("{}-L{n}", d.id),
-            product: if d.usd_card { "card" } else { ["loan", "card", "invoice"][(idx as usize + n as usize) % 3] }.into(),
+            product: if d.usd_card {
+                "card"
+            } else {
+                ["loan", "card", "invoice"][(idx as usize + n as usize) % 3]
+            }
+            .into(),
             currency: cur,
             amount,
             due_date: due,
@@ -283,29 +361,62 @@ impl PartitionSim {
         match d.kind {
             Archetype::Punctual => {
                 let off = -rng.gen_range(0..5);
-                follow.push((day(rng, d, off), Item::Pay { currency: cur, amount, reverse: rng.gen_bool(0.02) }));
+                follow.push((
+                    day(rng, d, off),
+                    Item::Pay {
+                        currency: cur,
+                        amount,
+                        reverse: rng.gen_bool(0.02),
+                    },
+                ));
             }
             Archetype::SelfCurer => {
                 let off = rng.gen_range(1..12);
-                follow.push((day(rng, d, off), Item::Pay { currency: cur, amount, reverse: rng.gen_bool(0.02) }));
+                follow.push((
+                    day(rng, d, off),
+                    Item::Pay {
+                        currency: cur,
+                        amount,
+                        reverse: rng.gen_bool(0.02),
+                    },
+                ));
             }
             Archetype::Responsive => {
                 if rng.gen_bool(0.3) {
                     let off = rng.gen_range(40..70);
-                    follow.push((day(rng, d, off), Item::Pay { currency: cur, amount, reverse: false }));
+                    follow.push((
+                        day(rng, d, off),
+                        Item::Pay {
+                            currency: cur,
+                            amount,
+                            reverse: false,
+                        },
+                    ));
                 }
             }
             Archetype::Struggling => {
                 if rng.gen_bool(0.7) {
                     let part = amount * Decimal::from(rng.gen_range(30..70)) / Decimal::from(100);
                     let off = rng.gen_range(3..20);
-                    follow.push((day(rng, d, off), Item::Pay { currency: cur, amount: part.round_dp(0), reverse: false }));
+                    follow.push((
+                        day(rng, d, off),
+                        Item::Pay {
+                            currency: cur,
+                            amount: part.round_dp(0),
+                            reverse: false,
+                        },
+                    ));
                 }
             }
             Archetype::Defaulter => {
                 if n == 1 {
                     let off = rng.gen_range(90..150);
-                    follow.push((day(rng, d, off), Item::Event(EventKind::ChargedOff { reason: "uncollectible".into() })));
+                    follow.push((
+                        day(rng, d, off),
+                        Item::Event(EventKind::ChargedOff {
+                            reason: "uncollectible".into(),
+                        }),
+                    ));
                 }
             }
             Archetype::Disputer => {
@@ -314,9 +425,18 @@ impl PartitionSim {
                     d.dispute = Some(dispute_id.clone());
                     let off = rng.gen_range(2..6);
                     let opened = day(rng, d, off);
-                    let ev = EventKind::DisputeOpened { dispute_id, obligation_id: None, reason: "not_recognised".into() };
+                    let ev = EventKind::DisputeOpened {
+                        dispute_id,
+                        obligation_id: None,
+                        reason: "not_recognised".into(),
+                    };
                     follow.push((opened, Item::Event(ev)));
-                    follow.push((opened.plus_ms(rng.gen_range(5..20) * DAY_MS), Item::Resolve { upheld: rng.gen_bool(0.4) }));
+                    follow.push((
+                        opened.plus_ms(rng.gen_range(5..20) * DAY_MS),
+                        Item::Resolve {
+                            upheld: rng.gen_bool(0.4),
+                        },
+                    ));
                 }
             }
         }
@@ -331,14 +451,25 @@ impl PartitionSim {
                 amount: card,
                 due_date: due,
             };
-            follow.push((at.plus_ms(60_000), Item::Event(EventKind::ObligationOpened(card_ob))));
+            follow.push((
+                at.plus_ms(60_000),
+                Item::Event(EventKind::ObligationOpened(card_ob)),
+            ));
             if d.kind != Archetype::Defaulter {
                 let off = rng.gen_range(-3..15);
-                follow.push((day(rng, d, off), Item::Pay { currency: usd, amount: card, reverse: false }));
+                follow.push((
+                    day(rng, d, off),
+                    Item::Pay {
+                        currency: usd,
+                        amount: card,
+                        reverse: false,
+                    },
+                ));
             }
         }
         // Next month's installment, issued 20 days before its due date.
-        let next_issue = next_due(due + chrono::Duration::days(1), d.due_day) - chrono::Duration::days(20);
+        let next_issue =
+            next_due(due + chrono::Duration::days(1), d.due_day) - chrono::Duration::days(20);
         let next_at = d.local_at(rng, next_issue, 6, 8);
         follow.push((next_at, Item::Cycle));
         for (t, item) in follow {
@@ -349,17 +480,24 @@ impl PartitionSim {
 
     /// Reacts to an action the engine sent: the gateway's outcomes, and what the debtor does about it.
     pub fn react(&mut self, action: &Action) {
-        let Some(&idx) = self.index.get(&action.debtor_id) else { return };
+        let Some(&idx) = self.index.get(&action.debtor_id) else {
+            return;
+        };
         let at = action.not_before;
         if action.channel == Channel::Agency {
-            let ev = EventKind::AgencyPlaced { agency_id: "AG-1".into() };
+            let ev = EventKind::AgencyPlaced {
+                agency_id: "AG-1".into(),
+            };
             self.schedule(at.plus_ms(DAY_MS), idx, Item::Event(ev));
             return;
         }
         let replies = outcomes(&mut self.rng, action.channel);
         let mut reached = false;
         for r in replies {
-            reached |= matches!(r.outcome, Outcome::RightPartyContact | Outcome::Read | Outcome::Replied);
+            reached |= matches!(
+                r.outcome,
+                Outcome::RightPartyContact | Outcome::Read | Outcome::Replied
+            );
             let ev = EventKind::ContactOutcome {
                 action_id: action.action_id.0.clone(),
                 channel: action.channel,
@@ -383,12 +521,25 @@ impl PartitionSim {
             Archetype::Responsive if rng.gen_bool(0.6) => {
                 let date = today + chrono::Duration::days(rng.gen_range(1..5));
                 let when = d.local_at(rng, date, 8, 20);
-                follow.push((when, Item::Pay { currency: cur, amount: Decimal::ZERO, reverse: false }));
+                follow.push((
+                    when,
+                    Item::Pay {
+                        currency: cur,
+                        amount: Decimal::ZERO,
+                        reverse: false,
+                    },
+                ));
             }
             Archetype::Struggling | Archetype::Defaulter if action.channel == Channel::Dialer => {
-                let promise_p = if d.kind == Archetype::Struggling { 0.7 } else { 0.3 };
+                let promise_p = if d.kind == Archetype::Struggling {
+                    0.7
+                } else {
+                    0.3
+                };
                 if rng.gen_bool(promise_p) {
-                    let amount = (owed * Decimal::from(rng.gen_range(30..100)) / Decimal::from(100)).round_dp(0);
+                    let amount = (owed * Decimal::from(rng.gen_range(30..100))
+                        / Decimal::from(100))
+                    .round_dp(0);
                     let by = today + chrono::Duration::days(rng.gen_range(2..8));
                     self.seq += 1;
                     let promise = EventKind::PromiseToPay {
@@ -399,10 +550,21 @@ impl PartitionSim {
                         taken_by: "dialer".into(),
                     };
                     follow.push((at.plus_ms(10 * 60_000), Item::Event(promise)));
-                    let keep_p = if d.kind == Archetype::Struggling { 0.45 } else { 0.1 };
+                    let keep_p = if d.kind == Archetype::Struggling {
+                        0.45
+                    } else {
+                        0.1
+                    };
                     if rng.gen_bool(keep_p) {
                         let when = d.local_at(rng, by, 8, 20);
-                        follow.push((when, Item::Pay { currency: cur, amount, reverse: false }));
+                        follow.push((
+                            when,
+                            Item::Pay {
+                                currency: cur,
+                                amount,
+                                reverse: false,
+                            },
+                        ));
                     }
                 }
             }
@@ -435,7 +597,11 @@ fn next_due(from: NaiveDate, day: u32) -> NaiveDate {
     if this >= from {
         this
     } else {
-        let (y, m) = if from.month() == 12 { (from.year() + 1, 1) } else { (from.year(), from.month() + 1) };
+        let (y, m) = if from.month() == 12 {
+            (from.year() + 1, 1)
+        } else {
+            (from.year(), from.month() + 1)
+        };
         NaiveDate::from_ymd_opt(y, m, day).unwrap_or(from)
     }
 }

@@ -20,19 +20,50 @@ pub(crate) struct Market {
 }
 
 const MARKETS: [(Market, u32); 6] = [
-    (Market { country: "CO", currency: "COP", amount: (150_000, 3_000_000), step: 1000, zones: &[("America/Bogota", None, 1)] }, 30),
+    (
+        Market {
+            country: "CO",
+            currency: "COP",
+            amount: (150_000, 3_000_000),
+            step: 1000,
+            zones: &[("America/Bogota", None, 1)],
+        },
+        30,
+    ),
     (
         Market {
             country: "MX",
             currency: "MXN",
             amount: (800, 20_000),
             step: 10,
-            zones: &[("America/Mexico_City", None, 85), ("America/Tijuana", None, 10), ("America/Cancun", None, 5)],
+            zones: &[
+                ("America/Mexico_City", None, 85),
+                ("America/Tijuana", None, 10),
+                ("America/Cancun", None, 5),
+            ],
         },
         25,
     ),
-    (Market { country: "PE", currency: "PEN", amount: (100, 3_000), step: 1, zones: &[("America/Lima", None, 1)] }, 15),
-    (Market { country: "CL", currency: "CLP", amount: (40_000, 1_500_000), step: 1000, zones: &[("America/Santiago", None, 1)] }, 14),
+    (
+        Market {
+            country: "PE",
+            currency: "PEN",
+            amount: (100, 3_000),
+            step: 1,
+            zones: &[("America/Lima", None, 1)],
+        },
+        15,
+    ),
+    (
+        Market {
+            country: "CL",
+            currency: "CLP",
+            amount: (40_000, 1_500_000),
+            step: 1000,
+            zones: &[("America/Santiago", None, 1)],
+        },
+        14,
+    ),
     (
         Market {
             country: "US",
@@ -50,7 +81,13 @@ const MARKETS: [(Market, u32); 6] = [
     ),
     // A market with no policy file: every action is dropped for an unknown jurisdiction, as the guard must.
     (
-        Market { country: "AR", currency: "USD", amount: (50, 800), step: 1, zones: &[("America/Argentina/Buenos_Aires", None, 1)] },
+        Market {
+            country: "AR",
+            currency: "USD",
+            amount: (50, 800),
+            step: 1,
+            zones: &[("America/Argentina/Buenos_Aires", None, 1)],
+        },
         1,
     ),
 ];
@@ -72,7 +109,8 @@ pub(crate) fn pick_market(rng: &mut ChaCha8Rng) -> Market {
 }
 
 pub(crate) fn currency(code: &str) -> Currency {
-    Currency::parse(code).unwrap_or_else(|| unreachable!("simulator currencies are valid ISO codes"))
+    Currency::parse(code)
+        .unwrap_or_else(|| unreachable!("simulator currencies are valid ISO codes"))
 }
 
 /// A monthly installment amount for `m`.
@@ -82,12 +120,18 @@ pub(crate) fn amount(rng: &mut ChaCha8Rng, m: &Market) -> Decimal {
 }
 
 pub(crate) fn profile(rng: &mut ChaCha8Rng, m: &Market) -> Profile {
-    let zones: Vec<((&str, Option<&str>), u32)> = m.zones.iter().map(|(z, r, w)| ((*z, *r), *w)).collect();
+    let zones: Vec<((&str, Option<&str>), u32)> =
+        m.zones.iter().map(|(z, r, w)| ((*z, *r), *w)).collect();
     let (tz, region) = *weighted(rng, &zones);
     let time_zone: Tz = tz.parse().unwrap_or(Tz::UTC);
     let monthly = amount(rng, m);
     let mut consent = ChannelSet::EMPTY;
-    for c in [Channel::Dialer, Channel::Sms, Channel::Whatsapp, Channel::Email] {
+    for c in [
+        Channel::Dialer,
+        Channel::Sms,
+        Channel::Whatsapp,
+        Channel::Email,
+    ] {
         if rng.gen_bool(0.9) {
             consent.insert(c);
         }
@@ -103,9 +147,19 @@ pub(crate) fn profile(rng: &mut ChaCha8Rng, m: &Market) -> Profile {
     };
     let customer_type = *weighted(
         rng,
-        &[(CustomerType::Individual, 85), (CustomerType::SmallBusiness, 12), (CustomerType::Corporate, 3)],
+        &[
+            (CustomerType::Individual, 85),
+            (CustomerType::SmallBusiness, 12),
+            (CustomerType::Corporate, 3),
+        ],
     );
-    let preferred = [None, Some(Channel::Whatsapp), Some(Channel::Sms), Some(Channel::Email), Some(Channel::Dialer)];
+    let preferred = [
+        None,
+        Some(Channel::Whatsapp),
+        Some(Channel::Sms),
+        Some(Channel::Email),
+        Some(Channel::Dialer),
+    ];
     Profile {
         country: m.country.into(),
         region: region.map(Into::into),

@@ -1,0 +1,213 @@
+//! Loading configuration: built-in defaults < file < `MORA__...` environment variables, then the decision file,
+//! policies and holiday calendars it points to. Every error names the file, the field and the reason.
+
+mod embedded;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use mora_domain::config_error::ConfigError;
+use mora_domain::engine::{Engine, EngineConfig};
+use mora_domain::policy::{HolidayCalendarConfig, PolicyConfig};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The runtime configuration file (`mora.toml`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// Where the decision configuration lives.
+    #[serde(default)]
+    pub decisions: DecisionsConfig,
+}
+
+/// Paths of the decision configuration, relative to the runtime configuration file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionsConfig {
+    /// Segmentation, priority, queues and strategies.
+    #[serde(default = "default_decisions_file")]
+    pub file: PathBuf,
+    /// Directory of jurisdiction policy files (`*.toml`).
+    #[serde(default = "default_policies_dir")]
+    pub policies_dir: PathBuf,
+    /// Directory of holiday calendars (`*.toml`).
+    #[serde(default = "default_holidays_dir")]
+    pub holidays_dir: PathBuf,
+}
+
+// The layout of deploy/config, which the embedded defaults mirror.
+fn default_decisions_file() -> PathBuf {
+    "decisions.toml".into()
+}
+fn default_policies_dir() -> PathBuf {
+    "policies".into()
+}
+fn default_holidays_dir() -> PathBuf {
+    "holidays".into()
+}
+
+impl Default for DecisionsConfig {
+    fn default() -> Self {
+        Self {
+            file: default_decisions_file(),
+            policies_dir: default_policies_dir(),
+            holidays_dir: default_holidays_dir(),
+        }
+    }
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// A file or directory could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file is not valid TOML or does not match the expected shape.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// Parser message (line, key and what was expected).
+        message: String,
+    },
+    /// A value failed validation.
+    #[error("{path}: {error}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Field and reason.
+        error: ConfigError,
+    },
+}
+
+/// A loaded, validated configuration.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Runtime configuration.
+    pub app: AppConfig,
+    /// The compiled decision configuration.
+    pub engine: Engine,
+    /// Where it came from (for the log and the summary).
+    pub source: String,
+}
+
+/// Loads `path` (or the built-in defaults when `None`), with `MORA__` environment overrides.
+pub fn load(path: Option<&Path>) -> Result<Loaded, LoadError> {
+    let mut fig = Figment::from(Serialized::defaults(AppConfig::default()));
+    if let Some(p) = path {
+        if !p.is_file() {
+            return Err(LoadError::Io {
+                path: p.display().to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+        fig = fig.merge(Toml::file(p));
+    }
+    fig = fig.merge(Env::prefixed("MORA__").split("__"));
+    let app: AppConfig = fig.extract().map_err(|e| LoadError::Parse {
+        path: path.map_or_else(
+            || "built-in configuration".to_string(),
+            |p| p.display().to_string(),
+        ),
+        message: e.to_string(),
+    })?;
+    let (decisions, policies, calendars, source) = match path {
+        None => {
+            let d = parse::<EngineConfig>("built-in decisions.toml", embedded::DECISIONS)?;
+            let mut policies = Vec::new();
+            for (name, text) in embedded::POLICIES {
+                policies.push((
+                    format!("built-in policies/{name}"),
+                    parse::<PolicyConfig>(name, text)?,
+                ));
+            }
+            let mut calendars = Vec::new();
+            for (name, text) in embedded::HOLIDAYS {
+                calendars.push(parse::<HolidayCalendarConfig>(name, text)?);
+            }
+            (d, policies, calendars, "built-in defaults".to_string())
+        }
+        Some(p) => {
+            let base = p.parent().unwrap_or(Path::new("."));
+            let dfile = base.join(&app.decisions.file);
+            let d = parse::<EngineConfig>(&dfile.display().to_string(), &read(&dfile)?)?;
+            let mut policies = Vec::new();
+            for f in toml_files(&base.join(&app.decisions.policies_dir))? {
+                let name = f.display().to_string();
+                policies.push((name.clone(), parse::<PolicyConfig>(&name, &read(&f)?)?));
+            }
+            let mut calendars = Vec::new();
+            for f in toml_files(&base.join(&app.decisions.holidays_dir))? {
+                calendars.push(parse::<HolidayCalendarConfig>(
+                    &f.display().to_string(),
+                    &read(&f)?,
+                )?);
+            }
+            (d, policies, calendars, p.display().to_string())
+        }
+    };
+    let policy_cfgs: Vec<PolicyConfig> = policies.iter().map(|(_, p)| p.clone()).collect();
+    let engine = Engine::new(&decisions, &policy_cfgs, &calendars).map_err(|error| {
+        // Name the file the field lives in: a policy file when the path starts with its id.
+        let path = policies
+            .iter()
+            .find(|(_, p)| error.field.starts_with(&format!("policy {}", p.id)))
+            .map(|(f, _)| f.clone())
+            .unwrap_or_else(|| match path {
+                None => "built-in decisions.toml".to_string(),
+                Some(p) => p
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(&app.decisions.file)
+                    .display()
+                    .to_string(),
+            });
+        LoadError::Invalid { path, error }
+    })?;
+    Ok(Loaded {
+        app,
+        engine,
+        source,
+    })
+}
+
+fn read(p: &Path) -> Result<String, LoadError> {
+    fs::read_to_string(p).map_err(|source| LoadError::Io {
+        path: p.display().to_string(),
+        source,
+    })
+}
+
+fn parse<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, LoadError> {
+    toml::from_str(text).map_err(|e| LoadError::Parse {
+        path: path.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let io = |source| LoadError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+//! `mora demo`: a simulated portfolio streamed through the production runtime and decision core, with actions
+//! written to files and a summary printed. Needs no servers.
+
+mod partition;
+mod summary;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use indicatif::{ProgressBar, ProgressStyle};
+use mora_domain::engine::Engine;
+use mora_sim::SimConfig;
+
+pub use summary::{QueueEntry, Summary};
+
+/// Options of `mora demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Debtors in the simulated portfolio.
+    #[arg(long, default_value_t = 100_000)]
+    pub debtors: u64,
+    /// Simulated days.
+    #[arg(long, default_value_t = 120)]
+    pub days: u32,
+    /// Seed of the simulation; the same seed and partitions give the same actions, byte for byte.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output directory (actions/<channel>.jsonl, dead_letters.jsonl, summary.json).
+    #[arg(long, default_value = "out/demo")]
+    pub out: PathBuf,
+    /// Partitions (one worker thread each). Part of the simulation's identity: keep it to compare runs.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub partitions: u32,
+    /// First simulated day.
+    #[arg(long, default_value = "2026-01-05")]
+    pub start: NaiveDate,
+    /// Runtime configuration file (default: the built-in configuration from deploy/config).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Also write every decision's audit record to audit.jsonl (large).
+    #[arg(long)]
+    pub audit: bool,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl DemoArgs {
+    /// A small, quick run writing to `out` (tests and examples).
+    pub fn small(out: impl Into<PathBuf>) -> Self {
+        Self {
+            debtors: 2_000,
+            days: 60,
+            seed: 42,
+            out: out.into(),
+            partitions: 4,
+            start: NaiveDate::from_ymd_opt(2026, 1, 5).unwrap_or_default(),
+            config: None,
+            audit: false,
+            no_progress: true,
+        }
+    }
+}
+
+/// Runs the demo and returns its summary (also written to `out/summary.json`).
+pub fn run(args: &DemoArgs, engine: Engine) -> anyhow::Result<Summary> {
+    if args.debtors == 0 || args.days == 0 {
+        anyhow::bail!("--debtors and --days must be positive");
+    }
+    let sim = SimConfig {
+        debtors: args.debtors,
+        days: args.days,
+        seed: args.seed,
+        start: args.start,
+        partitions: args.partitions,
+        ..SimConfig::default()
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let engine = Arc::new(engine);
+    let days_done = AtomicU64::new(0);
+    let total = u64::from(args.days) * u64::from(args.partitions);
+    let bar = if args.no_progress {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} simulated days {pos}/{len} [{bar:40}] {elapsed_precise} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let parts: Vec<PathBuf> = (0..args.partitions)
+        .map(|p| args.out.join(format!(".partition-{p}")))
+        .collect();
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..args.partitions)
+            .map(|p| {
+                let (engine, sim, dir, days_done) =
+                    (engine.clone(), &sim, parts[p as usize].clone(), &days_done);
+                std::thread::Builder::new()
+                    .name(format!("partition-{p}"))
+                    .spawn_scoped(scope, move || {
+                        partition::run(p, sim, engine, &dir, args.audit, days_done)
+                    })
+            })
+            .collect();
+        while handles
+            .iter()
+            .all(|h| h.as_ref().is_ok_and(|h| !h.is_finished()))
+        {
+            bar.set_position(days_done.load(Ordering::Relaxed));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(h) => h
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a partition worker panicked"))?,
+                Err(e) => Err(anyhow::anyhow!("cannot start a partition thread: {e}")),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    bar.finish_and_clear();
+    let wall = started.elapsed();
+    mora_connector_files::merge_partitions(&args.out, &parts)
+        .context("cannot merge partition outputs")?;
+    let summary = Summary::build(args, &engine, &results, wall);
+    let json = serde_json::to_string_pretty(&summary)?;
+    std::fs::write(args.out.join("summary.json"), json + "\n")
+        .context("cannot write summary.json")?;
+    Ok(summary)
+}

@@ -1,0 +1,100 @@
+//! The `mora` binary as a user runs it.
+
+use std::process::Command;
+
+fn mora() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mora"))
+}
+
+#[test]
+fn demo_writes_actions_and_a_summary_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mora()
+        .args([
+            "demo",
+            "--debtors",
+            "1500",
+            "--days",
+            "45",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Actions sent:") && stdout.contains("Dialer queue:"),
+        "{stdout}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    for key in [
+        "events",
+        "events_per_sec",
+        "actions_by_channel",
+        "blocked_by_reason",
+        "portfolio",
+        "dialer_top10",
+    ] {
+        assert!(summary.get(key).is_some(), "summary.json lacks {key}");
+    }
+    let sms = std::fs::read_to_string(dir.path().join("actions/sms.jsonl")).unwrap();
+    assert_eq!(
+        sms.lines().count() as u64,
+        summary["actions_by_channel"]["sms"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn validate_accepts_the_shipped_configuration() {
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/mora.toml");
+    let out = mora().args(["validate", "--config", cfg]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("jurisdictions CL, CO, MX, PE, US, US-MA")
+    );
+}
+
+#[test]
+fn a_bad_configuration_fails_fast_naming_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mora.toml"),
+        "[decisions]\nfile = \"decisions.toml\"\nunknown_knob = 1\n",
+    )
+    .unwrap();
+    let out = mora()
+        .args(["validate", "--config"])
+        .arg(dir.path().join("mora.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mora.toml") && err.contains("unknown_knob"),
+        "{err}"
+    );
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/mora.toml");
+    let out = mora()
+        .args(["validate", "--config", cfg])
+        .env("MORA__DECISIONS__FILE", "missing.toml")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}

@@ -1,0 +1,4 @@
+//! mora's integration tests: one binary, one module per area.
+
+mod demo;
+mod utils;
