@@ -1,4 +1,7 @@
 //! mora's integration tests: one binary, one module per area.
 
+// Helpers outside #[test] functions panic on failure by design: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod demo;
 mod utils;

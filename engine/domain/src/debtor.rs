@@ -68,6 +68,27 @@ impl Debtor {
         }
     }
 
+    /// Days past due at `now` in the debtor's local calendar (`derived.dpd` is the value at the last evaluation).
+    pub fn days_past_due(&self, now: Ts) -> u16 {
+        let tz = self
+            .profile
+            .as_ref()
+            .map_or(chrono_tz::Tz::UTC, |p| p.time_zone);
+        self.oldest_unpaid_due().map_or(0, |due| {
+            crate::time::days_between(due, now.local_date(tz)).clamp(0, i64::from(u16::MAX)) as u16
+        })
+    }
+
+    /// Total outstanding in the base currency, rounded to cents (no allocation).
+    pub fn outstanding_base(&self, fx: &crate::money::FxTable) -> Decimal {
+        self.obligations
+            .iter()
+            .filter(|o| o.is_open())
+            .map(|o| fx.to_base(o.currency, o.outstanding))
+            .sum::<Decimal>()
+            .round_dp(2)
+    }
+
     /// Outstanding debt per currency (open obligations).
     pub fn outstanding(&self) -> Balances {
         let mut b = Balances::default();
@@ -223,6 +244,9 @@ pub struct StrategyCursor {
     pub entered: Option<NaiveDate>,
     /// Bit `i` set: step `i` was taken, skipped or suppressed for this anchor.
     pub done: u64,
+    /// When the next step of this path falls due (`None`: no step left), cached so that events and timers between
+    /// steps need not recompute step instants.
+    pub next_step: Option<Ts>,
 }
 
 /// Collection stage.

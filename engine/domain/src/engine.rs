@@ -18,7 +18,7 @@ use crate::priority::PriorityWeights;
 use crate::queues::{QueueConfig, QueueDefs};
 use crate::segment::{Segmentation, SegmentationConfig};
 use crate::strategy::{Strategies, StrategyConfig};
-use crate::time::{Ts, days_between, local_midnight};
+use crate::time::{Ts, local_midnight};
 
 /// The engine's decision configuration (policies and holiday calendars come from their own files).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -273,9 +273,7 @@ impl Engine {
         let first = d.derived.stage_entered.is_none();
         let today = now.local_date(tz);
         let oldest = d.oldest_unpaid_due();
-        let dpd = oldest.map_or(0, |due| {
-            days_between(due, today).clamp(0, i64::from(u16::MAX)) as u16
-        });
+        let dpd = d.days_past_due(now);
         let mut overdue = Decimal::ZERO;
         for o in d
             .obligations
@@ -284,7 +282,7 @@ impl Engine {
         {
             overdue += self.fx.to_base(o.currency, o.outstanding);
         }
-        let outstanding_base = self.fx.total_base(&d.outstanding());
+        let outstanding_base = d.outstanding_base(&self.fx);
         let dv = &mut d.derived;
         dv.outstanding_base = outstanding_base;
         dv.overdue_base = overdue.round_dp(2);
@@ -349,22 +347,30 @@ impl Engine {
         let anchor = d.oldest_unpaid_due();
         let entered = d.derived.stage_entered;
         let c = &mut d.cursor;
+        let mut reset = false;
         if c.strategy != idx || c.anchor != anchor {
             // A new path or a new debt to count from: start the steps over (the latest one due is taken).
             c.done = 0;
+            reset = true;
         } else if c.entered != entered {
             // Same path, new stage: only steps counted from stage entry start over.
             c.done &= !strategy.map_or(0, |s| s.stage_entry_mask());
+            reset = true;
         }
         c.strategy = idx;
         c.anchor = anchor;
         c.entered = entered;
         let (Some(s), Some(due)) = (strategy, anchor) else {
+            d.cursor.next_step = None;
             return None;
         };
+        if !reset && d.cursor.next_step.is_none_or(|t| t > now) {
+            return d.cursor.next_step; // nothing due: skip recomputing step instants
+        }
         let mut done = d.cursor.done;
         let steps = s.due_steps(d, &mut done, due, tz, now);
         d.cursor.done = done;
+        d.cursor.next_step = steps.next;
         let Some(i) = steps.take else {
             return steps.next;
         };
@@ -392,10 +398,7 @@ impl Engine {
             strategy: s.id.clone(),
             step: step.id.clone(),
             trigger: CompactString::const_new("schedule"),
-            cause: format_compact!(
-                "due:{due}/entered:{}",
-                entered.map(|e| e.to_string()).unwrap_or_default()
-            ),
+            cause: step_cause(due, entered),
         });
         steps.next
     }
@@ -539,23 +542,32 @@ impl Engine {
         for p in &d.pending {
             next = next.min(p.release);
         }
+        // The next bucket or stage edge, at the debtor's local midnight. There is deliberately no daily wake for the
+        // DPD term of the priority: it is refreshed whenever the debtor is evaluated (events, edges, steps, promises,
+        // releases), which keeps the cost of time proportional to what really changes.
         if let Some(due) = d.oldest_unpaid_due() {
-            let dpd = d.derived.dpd;
-            // DPD is part of the priority score: re-score at each local midnight while delinquent.
-            let edge_date = if dpd > 0 && self.priority.dpd != 0.0 {
-                Some(now.local_date(tz) + chrono::Days::new(1))
-            } else {
-                self.aging
-                    .next_edge(dpd)
-                    .and_then(|e| due.checked_add_days(chrono::Days::new(e.into())))
-            };
-            if let Some(date) = edge_date {
+            let edge = self
+                .aging
+                .next_edge(d.derived.dpd)
+                .and_then(|e| due.checked_add_days(chrono::Days::new(e.into())));
+            if let Some(date) = edge {
                 next = next.min(local_midnight(date, tz));
             }
         }
         // Never wake in the past: a timer at `now` already ran.
         if next <= now { now.plus_ms(1) } else { next }
     }
+}
+
+/// The cause part of a scheduled step's action id: the anchors it was counted from, as day numbers (formatting
+/// dates is far slower and the id only needs to be stable).
+fn step_cause(due: chrono::NaiveDate, entered: Option<chrono::NaiveDate>) -> CompactString {
+    use chrono::Datelike;
+    format_compact!(
+        "due:{}/entered:{}",
+        due.num_days_from_ce(),
+        entered.map_or(0, |e| e.num_days_from_ce())
+    )
 }
 
 fn tz_of(d: &Debtor) -> Tz {

@@ -15,9 +15,9 @@ use crate::money::FxTable;
 use crate::time::{Ts, local_midnight};
 
 /// Recent payments kept for reversals; older ones can no longer be reversed through the engine.
-pub const MAX_PAYMENT_RECORDS: usize = 8;
+pub const MAX_PAYMENT_RECORDS: usize = 4;
 /// Settled obligations kept beyond those recent payments refer to.
-const MAX_SETTLED_OBLIGATIONS: usize = 4;
+const MAX_SETTLED_OBLIGATIONS: usize = 2;
 
 /// Why an event was refused. The record goes to the dead-letter topic with this reason; state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -111,7 +111,11 @@ pub fn run(
     let dialer_top = worker
         .queue_top("dialer", 10)
         .into_iter()
-        .filter_map(|(prio, id)| worker.debtor(&id).map(|d| (prio, d.clone())))
+        .filter_map(|(prio, id)| {
+            let mut d = worker.debtor(&id)?.clone();
+            d.derived.dpd = d.days_past_due(worker.clock()); // as of the end of the run, not the last evaluation
+            Some((prio, d))
+        })
         .collect();
     Ok(PartitionResult {
         stats: worker.stats().clone(),

@@ -1,0 +1,106 @@
+//! Workloads for mora's benchmarks: a realistic event log recorded from the simulator with the engine in the loop
+//! (so contact outcomes, promises and payments after contact are in the mix), split into a warm-up part that builds
+//! the portfolio and a measured part.
+//!
+//! Run: `cargo bench -p mora-benches` (set `MORA_BENCH_DEBTORS` to change the portfolio size, default 1 000 000).
+
+use std::sync::Arc;
+
+use mora_domain::engine::Engine;
+use mora_domain::event::Envelope;
+use mora_domain::time::{MINUTE_MS, Ts};
+use mora_runtime::{CollectingSink, PartitionWorker, Sink};
+use mora_sim::{PartitionSim, SimConfig, SimRecord};
+
+/// A recorded event log.
+#[derive(Debug)]
+pub struct Workload {
+    /// Debtors in the portfolio.
+    pub debtors: usize,
+    /// Events that build the portfolio's state.
+    pub warm: Vec<Envelope>,
+    /// Events measured after the warm-up.
+    pub measured: Vec<Envelope>,
+}
+
+/// Records `warm_days + measured_days` of a one-partition portfolio of `debtors`.
+pub fn record(engine: &Arc<Engine>, debtors: u64, warm_days: u32, measured_days: u32) -> Workload {
+    let cfg = SimConfig {
+        debtors,
+        days: warm_days + measured_days,
+        partitions: 1,
+        poison_rate: 0.0,
+        ..SimConfig::default()
+    };
+    let split = cfg
+        .start_ts()
+        .plus_ms(i64::from(warm_days) * mora_domain::time::DAY_MS);
+    let mut sim = PartitionSim::new(&cfg, 0);
+    let mut worker = PartitionWorker::new(0, engine.clone());
+    let mut sink = CollectingSink::default();
+    let (mut warm, mut measured) = (Vec::new(), Vec::new());
+    let mut t = cfg.start_ts();
+    while t < cfg.end() {
+        let tick = t.plus_ms(15 * MINUTE_MS);
+        while let Some(SimRecord::Event(ev)) = sim.pop_until(tick) {
+            let _ = worker.on_event(&ev, &mut sink);
+            feed(&mut sim, &mut sink);
+            if ev.occurred_at < split {
+                warm.push(ev)
+            } else {
+                measured.push(ev)
+            }
+        }
+        mora_runtime::Operator::on_tick(&mut worker, tick, &mut sink as &mut dyn Sink);
+        feed(&mut sim, &mut sink);
+        t = tick;
+    }
+    Workload {
+        debtors: worker.len(),
+        warm,
+        measured,
+    }
+}
+
+fn feed(sim: &mut PartitionSim, sink: &mut CollectingSink) {
+    for a in sink.actions.drain(..) {
+        sim.react(&a);
+    }
+    sink.audits.clear();
+}
+
+/// Builds a worker holding the warmed portfolio.
+pub fn warmed(engine: &Arc<Engine>, events: &[Envelope]) -> PartitionWorker {
+    let mut worker = PartitionWorker::new(0, engine.clone());
+    let mut sink = NullSink;
+    for ev in events {
+        let _ = worker.on_event(ev, &mut sink);
+    }
+    worker
+}
+
+/// A sink that drops everything (the benchmark measures deciding, not writing).
+#[derive(Debug, Default)]
+pub struct NullSink;
+
+impl Sink for NullSink {
+    fn action(&mut self, _: i32, a: &mora_domain::action::Action) {
+        std::hint::black_box(a);
+    }
+    fn dead_letter(&mut self, _: i32, d: mora_schemas::DeadLetter) {
+        std::hint::black_box(d);
+    }
+}
+
+/// Resident set size of this process, from /proc (Linux), in bytes.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The last instant of a log.
+pub fn last_instant(events: &[Envelope]) -> Ts {
+    events.last().map_or(Ts(0), |e| e.occurred_at)
+}
