@@ -3,5 +3,8 @@
 // Helpers outside #[test] functions panic on failure by design: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod cql;
 mod demo;
+mod kafka;
+mod services;
 mod utils;

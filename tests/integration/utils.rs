@@ -34,3 +34,50 @@ pub fn actions(out: &Path) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// How to get the servers the Kafka and CQL tests need.
+const HOW_TO_START: &str = "start them with `deploy/services.sh up` (or run `deploy/test.sh`), or point \
+MORA_KAFKA_BROKERS / MORA_CQL_NODES at running servers";
+
+/// The Kafka bootstrap servers: `MORA_KAFKA_BROKERS`, else the services script's 127.0.0.1:9092.
+pub fn kafka_brokers() -> String {
+    let brokers = std::env::var("MORA_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    require_reachable("Kafka", &brokers);
+    brokers
+}
+
+/// The CQL contact points: `MORA_CQL_NODES`, else the services script's 127.0.0.1:9042.
+pub fn cql_nodes() -> Vec<String> {
+    let nodes = std::env::var("MORA_CQL_NODES").unwrap_or_else(|_| "127.0.0.1:9042".into());
+    require_reachable("CQL", &nodes);
+    nodes.split(',').map(str::to_string).collect()
+}
+
+/// Fails the test, saying how to start the server, when none of `endpoints` accepts a TCP connection.
+fn require_reachable(what: &str, endpoints: &str) {
+    use std::net::ToSocketAddrs;
+    let reachable = endpoints.split(',').any(|e| {
+        e.to_socket_addrs().ok().into_iter().flatten().any(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
+        })
+    });
+    assert!(
+        reachable,
+        "no {what} server reachable at {endpoints}: {HOW_TO_START}"
+    );
+}
+
+/// A name no other test (or earlier run) uses: `prefix_<pid>_<nanos>_<n>`.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{nanos}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Readiness probes for the test services, using only the standard library.
+
+  probe.py kafka HOST:PORT   sends a Kafka Metadata request (v4) and succeeds when a broker list comes back.
+  probe.py cql HOST:PORT     opens a CQL v4 session and succeeds when `SELECT release_version FROM system.local`
+                             returns rows.
+
+Exit status 0 when the server answered, 1 otherwise (with the reason on stderr).
+"""
+import socket
+import struct
+import sys
+
+
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        buf += chunk
+    return buf
+
+
+def kafka(host, port):
+    client = b"mora-probe"
+    # Request header v1: api_key=3 (Metadata), api_version=4, correlation_id, client_id.
+    header = struct.pack(">hhih", 3, 4, 7, len(client)) + client
+    # Metadata v4 body: topics = null (all topics), allow_auto_topic_creation = false.
+    body = struct.pack(">i", -1) + b"\x00"
+    req = header + body
+    with socket.create_connection((host, port), timeout=5) as s:
+        s.sendall(struct.pack(">i", len(req)) + req)
+        size = struct.unpack(">i", recv_exact(s, 4))[0]
+        resp = recv_exact(s, size)
+    correlation, _throttle, brokers = struct.unpack(">iii", resp[:12])
+    if correlation != 7 or brokers < 1:
+        raise RuntimeError(f"unexpected metadata answer: correlation {correlation}, brokers {brokers}")
+    return f"metadata answered, {brokers} broker(s)"
+
+
+def cql_frame(opcode, body, stream=1):
+    return struct.pack(">BBhBi", 0x04, 0, stream, opcode, len(body)) + body
+
+
+def cql_read(s):
+    version, _flags, _stream, opcode, length = struct.unpack(">BBhBi", recv_exact(s, 9))
+    return opcode, recv_exact(s, length)
+
+
+def cql_string(s):
+    b = s.encode()
+    return struct.pack(">H", len(b)) + b
+
+
+def cql(host, port):
+    with socket.create_connection((host, port), timeout=5) as s:
+        startup = struct.pack(">H", 1) + cql_string("CQL_VERSION") + cql_string("3.0.0")
+        s.sendall(cql_frame(0x01, startup))
+        opcode, body = cql_read(s)
+        if opcode != 0x02:  # READY
+            raise RuntimeError(f"STARTUP answered with opcode {opcode:#x}: {body[:200]!r}")
+        query = "SELECT release_version FROM system.local".encode()
+        # QUERY: long string, consistency ONE (0x0001), flags 0.
+        s.sendall(cql_frame(0x07, struct.pack(">i", len(query)) + query + struct.pack(">HB", 1, 0), stream=2))
+        opcode, body = cql_read(s)
+        if opcode != 0x08:  # RESULT
+            raise RuntimeError(f"QUERY answered with opcode {opcode:#x}: {body[:200]!r}")
+        kind = struct.unpack(">i", body[:4])[0]
+        if kind != 2:  # Rows
+            raise RuntimeError(f"QUERY result kind {kind}, expected rows")
+    return "CQL query answered"
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in ("kafka", "cql"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    host, _, port = sys.argv[2].rpartition(":")
+    try:
+        msg = (kafka if sys.argv[1] == "kafka" else cql)(host, int(port))
+    except Exception as e:  # any failure means "not ready yet"
+        print(f"{sys.argv[1]} {sys.argv[2]} not ready: {e}", file=sys.stderr)
+        return 1
+    print(f"{sys.argv[1]} {sys.argv[2]}: {msg}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+//! The deployment files for users with Docker: they cannot run here (no Docker engine), so they are parsed and
+//! checked for the services and ports the README names.
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn load(path: &str) -> Vec<Yaml> {
+    let full = format!("{}/../deploy/{path}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
+    YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{full} is not valid YAML: {e}"))
+}
+
+fn strings(y: &Yaml) -> Vec<String> {
+    y.as_vec()
+        .map(|v| {
+            v.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn compose_runs_kafka_scylla_topic_creation_and_the_engine() {
+    let doc = &load("compose.yaml")[0];
+    let services = &doc["services"];
+    for name in ["kafka", "kafka-init", "scylla", "mora"] {
+        assert!(
+            !services[name].is_badvalue(),
+            "compose.yaml lacks service {name}"
+        );
+    }
+    assert_eq!(strings(&services["kafka"]["ports"]), ["9092:9092"]);
+    assert_eq!(strings(&services["scylla"]["ports"]), ["9042:9042"]);
+    assert_eq!(strings(&services["mora"]["ports"]), ["8080:8080"]);
+    assert_eq!(
+        services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"].as_str(),
+        Some("broker,controller")
+    );
+    let scylla = strings(&services["scylla"]["command"]).join(" ");
+    assert!(
+        scylla.contains("--smp 1") && scylla.contains("--overprovisioned 1"),
+        "{scylla}"
+    );
+    assert_eq!(
+        services["mora"]["build"]["dockerfile"].as_str(),
+        Some("deploy/Dockerfile")
+    );
+    let init = strings(&services["kafka-init"]["command"]).join("\n");
+    for topic in [
+        "mora.in.",
+        "mora.actions.",
+        "mora.audit",
+        "mora.dead-letter",
+    ] {
+        assert!(init.contains(topic), "kafka-init does not create {topic}*");
+    }
+    let dockerfile = std::fs::read_to_string(format!(
+        "{}/../deploy/Dockerfile",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    assert_eq!(
+        dockerfile.matches("\nFROM ").count() + usize::from(dockerfile.starts_with("FROM ")),
+        2,
+        "multi-stage"
+    );
+}
+
+#[test]
+fn kubernetes_manifests_describe_the_engine_with_external_kafka_and_scylla() {
+    let kustomization = &load("k8s/kustomization.yaml")[0];
+    let resources = strings(&kustomization["resources"]);
+    let mut kinds = Vec::new();
+    for r in &resources {
+        for doc in load(&format!("k8s/{r}")) {
+            kinds.push(doc["kind"].as_str().unwrap_or_default().to_string());
+            if doc["kind"].as_str() == Some("Deployment") {
+                let c = &doc["spec"]["template"]["spec"]["containers"][0];
+                assert_eq!(c["ports"][0]["containerPort"].as_i64(), Some(8080));
+                assert_eq!(
+                    c["envFrom"][0]["configMapRef"]["name"].as_str(),
+                    Some("mora-endpoints")
+                );
+            }
+            if doc["metadata"]["name"].as_str() == Some("mora-endpoints") {
+                assert!(
+                    doc["data"]["MORA_KAFKA_BROKERS"]
+                        .as_str()
+                        .is_some_and(|s| s.contains(":9092"))
+                );
+                assert!(
+                    doc["data"]["MORA_CQL_NODES"]
+                        .as_str()
+                        .is_some_and(|s| s.contains(":9042"))
+                );
+            }
+        }
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["ConfigMap", "Deployment", "Namespace", "Service"]);
+    // Every configuration file the generator mounts exists.
+    for generator in kustomization["configMapGenerator"].as_vec().unwrap() {
+        for f in strings(&generator["files"]) {
+            let path = f.rsplit('=').next().unwrap();
+            assert!(
+                std::path::Path::new(&format!(
+                    "{}/../deploy/k8s/{path}",
+                    env!("CARGO_MANIFEST_DIR")
+                ))
+                .exists(),
+                "kustomization mounts missing file {path}"
+            );
+        }
+    }
+}
