@@ -265,3 +265,116 @@ impl Operator for PartitionWorker {
         self.advance_to(now, sink);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mora_domain::testkit::{self, ts};
+    use mora_schemas::{Family, Wire, encode_event};
+
+    use super::*;
+    use crate::sink::CollectingSink;
+
+    fn worker() -> PartitionWorker {
+        PartitionWorker::new(3, Arc::new(testkit::engine()))
+    }
+
+    fn record<'a>(
+        family: Family,
+        key: &'a [u8],
+        payload: &'a [u8],
+        offset: i64,
+    ) -> InputRecord<'a> {
+        InputRecord {
+            family,
+            topic: "mora.in.test",
+            partition: 3,
+            offset,
+            key: Some(key),
+            payload,
+        }
+    }
+
+    #[test]
+    fn undecodable_record_is_dead_lettered_with_its_origin_and_the_partition_moves_on() {
+        let (mut w, mut sink) = (worker(), CollectingSink::default());
+        w.process(
+            &record(Family::Payment, b"D-1", b"\x02garbage", 41),
+            &mut sink,
+        );
+        let ev =
+            testkit::debtor_upserted("D-1", "CO", "America/Bogota", ts("2026-03-02T14:00:00Z"));
+        let bytes = encode_event(&ev, Wire::Confluent).unwrap();
+        w.process(&record(Family::Account, b"D-1", &bytes, 42), &mut sink);
+        assert_eq!(sink.dead_letters.len(), 1);
+        let dl = &sink.dead_letters[0];
+        assert_eq!(
+            (
+                dl.topic.as_str(),
+                dl.partition,
+                dl.offset,
+                dl.error_kind.as_str()
+            ),
+            ("mora.in.test", 3, 41, "decode")
+        );
+        assert_eq!(dl.payload, b"\x02garbage");
+        assert!(w.debtor("D-1").is_some(), "the next record was applied");
+        assert_eq!((w.stats().decode_errors, w.stats().records), (1, 2));
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_debtor_is_refused() {
+        let (mut w, mut sink) = (worker(), CollectingSink::default());
+        let ev =
+            testkit::debtor_upserted("D-1", "CO", "America/Bogota", ts("2026-03-02T14:00:00Z"));
+        let bytes = encode_event(&ev, Wire::Raw).unwrap();
+        w.process(&record(Family::Account, b"D-2", &bytes, 7), &mut sink);
+        assert_eq!(sink.dead_letters.len(), 1);
+        assert!(
+            sink.dead_letters[0]
+                .reason
+                .contains("differs from debtor_id")
+        );
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_refused_event_leaves_no_debtor_behind() {
+        let (mut w, mut sink) = (worker(), CollectingSink::default());
+        let bad = testkit::reversal("D-9", "never-paid", ts("2026-03-02T14:00:00Z"));
+        let bytes = encode_event(&bad, Wire::Confluent).unwrap();
+        w.process(&record(Family::Payment, b"D-9", &bytes, 1), &mut sink);
+        assert!(w.is_empty());
+        assert_eq!(sink.dead_letters[0].error_kind, "rejected");
+        assert!(sink.dead_letters[0].reason.contains("never-paid"));
+    }
+
+    #[test]
+    fn timers_fire_at_their_own_instant_without_events() {
+        let (mut w, mut sink) = (worker(), CollectingSink::default());
+        let at = ts("2026-03-02T14:00:00Z");
+        w.on_event(
+            &testkit::debtor_upserted("D-1", "CO", "America/Bogota", at),
+            &mut sink,
+        )
+        .unwrap();
+        w.on_event(
+            &testkit::obligation("D-1", "L1", "COP", "400000", "2026-03-10", at),
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!(w.pending_timers(), 1);
+        // The e-mail step is due 2026-03-07 09:00 Bogota (14:00Z); a tick far later fires it at that instant.
+        w.on_tick(ts("2026-03-08T00:00:00Z"), &mut sink);
+        assert_eq!(sink.actions.len(), 1);
+        assert_eq!(sink.actions[0].not_before, ts("2026-03-07T14:00:00Z"));
+        assert_eq!(w.clock(), ts("2026-03-08T00:00:00Z"));
+        assert_eq!(w.queue_len("dialer"), 0, "not yet past due");
+        w.on_tick(ts("2026-03-11T06:00:00Z"), &mut sink);
+        assert_eq!(
+            w.queue_len("dialer"),
+            1,
+            "one day past due at local midnight: enters the dialer queue"
+        );
+        assert_eq!(w.queue_top("dialer", 5)[0].1, "D-1");
+    }
+}
