@@ -6,5 +6,6 @@
 mod cql;
 mod demo;
 mod kafka;
+mod pipeline;
 mod services;
 mod utils;

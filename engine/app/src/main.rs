@@ -5,7 +5,7 @@
 //! mora validate --config FILE    # load and check a configuration, naming the file and field of any error
 //! ```
 
-use mora::{config, demo};
+use mora::{config, demo, stream};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +27,10 @@ struct Cli {
 enum Command {
     /// Stream a simulated portfolio through the engine and write the actions to files (no servers needed).
     Demo(demo::DemoArgs),
+    /// Run the engine on Kafka: consume the input topics, decide, write actions, audit and dead letters.
+    Run(stream::RunArgs),
+    /// Produce the simulator's event mix to the input topics.
+    Loadgen(stream::LoadgenArgs),
     /// Load and validate a configuration (runtime file, decision file, policies, holiday calendars).
     Validate {
         /// Runtime configuration file; omit to check the built-in defaults.
@@ -38,7 +42,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,apache_avro=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -65,6 +70,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 args.out.display()
             );
         }
+        Command::Run(args) => stream::run_engine(&args)?,
+        Command::Loadgen(args) => stream::run_loadgen(&args)?,
         Command::Validate { config } => {
             let loaded = config::load(config.as_deref())?;
             let e = &loaded.engine;

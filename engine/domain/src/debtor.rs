@@ -34,6 +34,9 @@ pub struct Debtor {
     pub contacts: Vec<ContactMark>,
     /// Actions deferred by the compliance guard, waiting for their release instant.
     pub pending: Vec<PendingAction>,
+    /// Fingerprints (64-bit hashes) of the last action ids sent or deferred: a deterministic id is never issued twice,
+    /// even when a reversal or a segment change brings the debtor back to a step already taken.
+    pub issued: Vec<u64>,
     /// Where the debtor is in its strategy.
     pub cursor: StrategyCursor,
     /// Derived classification, recomputed on every event and timer.
@@ -60,6 +63,7 @@ impl Debtor {
             disputes: Vec::new(),
             contacts: Vec::new(),
             pending: Vec::new(),
+            issued: Vec::new(),
             cursor: StrategyCursor::default(),
             derived: Derived::default(),
             history: History::default(),

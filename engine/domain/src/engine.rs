@@ -17,7 +17,7 @@ use crate::policy::{BlockReason, HolidayCalendarConfig, Policies, PolicyConfig, 
 use crate::priority::PriorityWeights;
 use crate::queues::{QueueConfig, QueueDefs};
 use crate::segment::{Segmentation, SegmentationConfig};
-use crate::strategy::{Strategies, StrategyConfig};
+use crate::strategy::{AnchorKind, Strategies, StrategyConfig};
 use crate::time::{Ts, local_midnight};
 
 /// The engine's decision configuration (policies and holiday calendars come from their own files).
@@ -252,6 +252,21 @@ impl Engine {
         let next_step = self.scheduled_steps(d, now, tz, &mut candidates, out);
         for c in candidates {
             let action = self.build_action(d, c, now);
+            let fp = fingerprint(&action.action_id);
+            if d.issued.contains(&fp) {
+                out.audits.push(AuditRecord {
+                    action_id: Some(action.action_id.clone()),
+                    channel: Some(action.channel),
+                    ..audit(
+                        d,
+                        now,
+                        DecisionKind::Suppressed,
+                        "engine/issued",
+                        "already_issued",
+                    )
+                });
+                continue;
+            }
             self.route(d, action, now, out);
         }
 
@@ -398,7 +413,7 @@ impl Engine {
             strategy: s.id.clone(),
             step: step.id.clone(),
             trigger: CompactString::const_new("schedule"),
-            cause: step_cause(due, entered),
+            cause: step_cause(step.from, due, entered),
         });
         steps.next
     }
@@ -502,6 +517,7 @@ impl Engine {
                     channel: action.channel,
                     kind: MarkKind::Attempt,
                 });
+                remember(d, &action.action_id);
                 if action.channel.is_direct_contact() {
                     d.status.pending_replies = 0;
                 }
@@ -515,6 +531,7 @@ impl Engine {
                 rec.reason = reason.as_str().into();
                 rec.until = Some(until);
                 out.audits.push(rec);
+                remember(d, &action.action_id);
                 d.pending.push(PendingAction {
                     release: until,
                     action,
@@ -559,15 +576,38 @@ impl Engine {
     }
 }
 
-/// The cause part of a scheduled step's action id: the anchors it was counted from, as day numbers (formatting
-/// dates is far slower and the id only needs to be stable).
-fn step_cause(due: chrono::NaiveDate, entered: Option<chrono::NaiveDate>) -> CompactString {
+/// The cause part of a scheduled step's action id: the anchor the step counts from, as a day number (formatting
+/// dates is far slower and the id only needs to be stable). Only that anchor: re-entering a stage must not give a
+/// due-date step a new id.
+fn step_cause(
+    from: AnchorKind,
+    due: chrono::NaiveDate,
+    entered: Option<chrono::NaiveDate>,
+) -> CompactString {
     use chrono::Datelike;
-    format_compact!(
-        "due:{}/entered:{}",
-        due.num_days_from_ce(),
-        entered.map_or(0, |e| e.num_days_from_ce())
-    )
+    match from {
+        AnchorKind::Due => format_compact!("due:{}", due.num_days_from_ce()),
+        AnchorKind::StageEntry => {
+            format_compact!("entered:{}", entered.map_or(0, |e| e.num_days_from_ce()))
+        }
+    }
+}
+
+/// How many issued action ids a debtor remembers (steps are days apart; a flip back happens within a few).
+const ISSUED_MEMORY: usize = 8;
+
+fn fingerprint(id: &ActionId) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.0.as_bytes())
+}
+
+fn remember(d: &mut Debtor, id: &ActionId) {
+    let fp = fingerprint(id);
+    if !d.issued.contains(&fp) {
+        if d.issued.len() >= ISSUED_MEMORY {
+            d.issued.remove(0);
+        }
+        d.issued.push(fp);
+    }
 }
 
 fn tz_of(d: &Debtor) -> Tz {

@@ -90,7 +90,8 @@ pub struct Step {
     /// Template.
     pub template: CompactString,
     day: i32,
-    from: AnchorKind,
+    /// What the day offset counts from.
+    pub from: AnchorKind,
     at: NaiveTime,
 }
 

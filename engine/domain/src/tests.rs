@@ -354,6 +354,17 @@ fn reversal_after_a_cure_reopens_the_debt_with_its_original_age() {
     assert_eq!(h.debtor.derived.dpd, 8);
     assert_eq!(h.debtor.derived.outstanding_base, dec!(100.00));
     assert_eq!(h.debtor.history.episodes, 2);
+    // Back in arrears with the same due date: steps already taken for it are not taken again.
+    h.advance_to(ts("2026-03-20T00:00:00Z"));
+    let mut ids: Vec<_> = h.out.actions.iter().map(|a| a.action_id.clone()).collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "an action id was issued twice");
+    assert!(
+        h.reasons(DecisionKind::Suppressed)
+            .contains(&"already_issued".to_string())
+    );
     // Reversing again, or reversing an unknown payment, is refused and changes nothing.
     let before = h.debtor.clone();
     assert!(

@@ -473,7 +473,9 @@ impl PartitionSim {
         let next_at = d.local_at(rng, next_issue, 6, 8);
         follow.push((next_at, Item::Cycle));
         for (t, item) in follow {
-            self.schedule(t, idx, item);
+            // Nothing that follows from this installment happens before it is issued (the first due date can fall a
+            // day after issue, and an early payer's day would otherwise land in the past).
+            self.schedule(t.max(at.plus_ms(60_000)), idx, item);
         }
         EventKind::ObligationOpened(obligation)
     }

@@ -22,6 +22,8 @@ pub struct AppConfig {
     /// Where the decision configuration lives.
     #[serde(default)]
     pub decisions: DecisionsConfig,
+    /// Kafka settings (needed by `mora run` and `mora loadgen`).
+    pub kafka: Option<mora_connector_kafka::KafkaConfig>,
 }
 
 /// Paths of the decision configuration, relative to the runtime configuration file.

@@ -1,0 +1,152 @@
+//! The `[kafka]` section of `mora.toml`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Kafka settings of `mora run` and `mora loadgen`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Consumer group of the engine instances.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// Delivery guarantee of actions.
+    #[serde(default)]
+    pub mode: DeliveryMode,
+    /// How often consumed offsets and outputs are committed together.
+    #[serde(default = "default_commit_interval", with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// How long a partition waits for an input topic with nothing buffered before applying other topics' records
+    /// (records of one partition are applied in timestamp order across topics, as Kafka Streams does).
+    #[serde(default = "default_max_idle", with = "humantime_serde")]
+    pub max_idle: Duration,
+    /// Transactional id of this instance (exactly-once mode); unique per running instance. Default: derived from
+    /// the group, the host name and the process id.
+    pub transactional_id: Option<String>,
+    /// Topic names.
+    #[serde(default)]
+    pub topics: TopicsConfig,
+    /// TLS and SASL.
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// Raw librdkafka options for both the consumer and the producer, applied last (escape hatch).
+    #[serde(default)]
+    pub librdkafka_options: BTreeMap<String, String>,
+}
+
+// The group every instance of one deployment joins.
+fn default_group() -> String {
+    "mora".to_string()
+}
+
+// 100 ms: the latency/throughput balance the brief asks for; each commit is a transaction round trip.
+fn default_commit_interval() -> Duration {
+    Duration::from_millis(100)
+}
+
+// Long enough for a lagging topic's next fetch to arrive, short next to the commit interval's latency budget.
+fn default_max_idle() -> Duration {
+    Duration::from_millis(50)
+}
+
+/// How actions are delivered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryMode {
+    /// Actions, audit records and consumed offsets commit in one Kafka transaction: readers with
+    /// `isolation.level=read_committed` see each action exactly once. Latency includes the commit interval.
+    #[default]
+    ExactlyOnce,
+    /// No transactions: outputs are flushed, then offsets committed. Lower latency; after a crash some actions may
+    /// be sent again, with the same deterministic id for the gateway to drop.
+    AtLeastOnce,
+}
+
+/// Topic names.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    /// Input topics are `<input_prefix><family>` (account, obligation, payment, promise, dispute, contact_outcome).
+    pub input_prefix: String,
+    /// Action topics are `<actions_prefix><channel>`.
+    pub actions_prefix: String,
+    /// Decision audit records.
+    pub audit: String,
+    /// Records that could not be decoded or applied.
+    pub dead_letter: String,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        Self {
+            input_prefix: "mora.in.".into(),
+            actions_prefix: "mora.actions.".into(),
+            audit: "mora.audit".into(),
+            dead_letter: "mora.dead-letter".into(),
+        }
+    }
+}
+
+/// TLS and SASL settings, passed to librdkafka as they are named there.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    pub protocol: Option<String>,
+    /// CA bundle to verify brokers.
+    pub ssl_ca_location: Option<String>,
+    /// Client certificate (mutual TLS).
+    pub ssl_certificate_location: Option<String>,
+    /// Client key (mutual TLS).
+    pub ssl_key_location: Option<String>,
+    /// `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`.
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    pub sasl_username: Option<String>,
+    /// SASL password (prefer the `MORA__KAFKA__SECURITY__SASL_PASSWORD` environment variable).
+    pub sasl_password: Option<String>,
+}
+
+impl KafkaConfig {
+    /// A configuration with defaults for `brokers`.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            group_id: default_group(),
+            mode: DeliveryMode::default(),
+            commit_interval: default_commit_interval(),
+            max_idle: default_max_idle(),
+            transactional_id: None,
+            topics: TopicsConfig::default(),
+            security: SecurityConfig::default(),
+            librdkafka_options: BTreeMap::new(),
+        }
+    }
+
+    /// Checks values a broker would only reject later.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.brokers.trim().is_empty() {
+            return Err("kafka.brokers: must list at least one host:port".into());
+        }
+        if self.group_id.trim().is_empty() {
+            return Err("kafka.group_id: must not be empty".into());
+        }
+        if self.commit_interval.is_zero() {
+            return Err("kafka.commit_interval: must be positive".into());
+        }
+        if let Some(p) = &self.security.protocol {
+            if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"]
+                .contains(&p.to_ascii_lowercase().as_str())
+            {
+                return Err(format!(
+                    "kafka.security.protocol: `{p}` is not plaintext, ssl, sasl_plaintext or sasl_ssl"
+                ));
+            }
+        }
+        Ok(())
+    }
+}

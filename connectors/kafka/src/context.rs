@@ -1,0 +1,95 @@
+//! Rebalance handling. Eager (range) assignment: on revoke, the open transaction commits before the partitions are
+//! released; on assign, every partition starts from its beginning so its worker rebuilds state, suppressing the
+//! outputs of records below the committed offsets.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tracing::error;
+
+use crate::pipeline::Pipeline;
+
+/// The consumer's context: shares the pipeline with the loop. The loop and the callbacks run on the same thread
+/// (callbacks fire inside `poll`), so the mutex is never contended.
+pub(crate) struct EngineContext {
+    pub pipeline: Arc<Mutex<Pipeline>>,
+    /// An error raised inside a callback, for the loop to act on.
+    pub failure: Arc<Mutex<Option<String>>>,
+    /// End offsets from the statistics callback.
+    pub ends: EndOffsets,
+}
+
+/// Per (topic, partition): the offset up to which the broker holds readable records (last stable offset, as
+/// `read_committed` sees it) and the log start offset, from librdkafka's statistics (no extra requests).
+pub(crate) type EndOffsets = Arc<Mutex<HashMap<(String, i32), (i64, i64)>>>;
+
+impl ClientContext for EngineContext {
+    fn stats(&self, statistics: Statistics) {
+        let Ok(mut ends) = self.ends.lock() else {
+            return;
+        };
+        for (name, topic) in statistics.topics {
+            for (p, part) in topic.partitions {
+                if p >= 0 && part.ls_offset >= 0 {
+                    ends.insert((name.clone(), p), (part.lo_offset.max(0), part.ls_offset));
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for EngineContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let Ok(mut pipeline) = self.pipeline.lock() else {
+            return;
+        };
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let mut from_start = TopicPartitionList::new();
+                for e in tpl.elements() {
+                    let _ = from_start.add_partition_offset(
+                        e.topic(),
+                        e.partition(),
+                        Offset::Beginning,
+                    );
+                }
+                if let Err(e) = consumer.assign(&from_start) {
+                    error!(error = %e, "Assigning partitions failed.");
+                    self.fail(format!("assign failed: {e}"));
+                    return;
+                }
+                pipeline.assign(consumer, tpl);
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if let Err(e) = pipeline.revoke(consumer) {
+                    error!(error = %e, "Committing before releasing partitions failed.");
+                    self.fail(format!("commit on revoke failed: {e}"));
+                }
+                if let Err(e) = consumer.unassign() {
+                    error!(error = %e, "Releasing partitions failed.");
+                }
+            }
+            other => {
+                error!(code = ?other, "Rebalance error.");
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+impl EngineContext {
+    fn fail(&self, msg: String) {
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert(msg);
+        }
+    }
+}

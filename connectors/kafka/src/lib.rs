@@ -1,0 +1,27 @@
+//! # mora-connector-kafka
+//!
+//! The streaming engine: a consumer group member reads the co-partitioned input topics, hands each record to the
+//! worker that owns its partition, and writes actions (one topic per channel), audit records and dead letters.
+//!
+//! - `config`: the `[kafka]` section of `mora.toml`, security settings and raw librdkafka options.
+//! - `topics`: topic names and the co-partitioning check.
+//! - `pipeline`: workers, pending offsets and the transaction cycle.
+//! - `context`: rebalance handling (commit before releasing partitions, rebuild state on assignment).
+//! - `run`: the loop, on a dedicated thread (the client's transaction calls block).
+//! - `loadgen`: the simulator's event mix produced to the input topics.
+
+mod client;
+mod config;
+mod context;
+mod error;
+mod loadgen;
+mod pipeline;
+mod run;
+mod sink;
+mod topics;
+
+pub use config::{DeliveryMode, KafkaConfig, SecurityConfig, TopicsConfig};
+pub use error::PipelineError;
+pub use loadgen::{LoadgenOptions, LoadgenReport, loadgen};
+pub use run::{RunHandle, RunStats, run};
+pub use topics::{check_co_partitioned, create_topics};

@@ -1,0 +1,438 @@
+//! The engine's state on one instance: a worker per assigned partition, offsets consumed since the last commit,
+//! and the transaction cycle that commits outputs and offsets together.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mora_domain::engine::Engine;
+use mora_runtime::{InputRecord, Operator, PartitionWorker};
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use rdkafka::producer::{BaseProducer, Producer};
+use tracing::{info, warn};
+
+use crate::client;
+use crate::config::{DeliveryMode, KafkaConfig};
+use crate::error::PipelineError;
+use crate::run::RunStats;
+use crate::sink::{KafkaSink, Written};
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One assigned partition.
+struct Slot {
+    worker: PartitionWorker,
+    /// Per topic, the committed offset: records below it were handled before and are replayed only to rebuild state.
+    restore_until: HashMap<String, i64>,
+    /// Records received but not yet applied, per input topic, with when they arrived.
+    buffers: BTreeMap<String, VecDeque<(Instant, OwnedMessage)>>,
+}
+
+impl Slot {
+    /// The buffered record to apply next.
+    ///
+    /// While any topic still has records below its committed offset (restore phase), only those are applied, in
+    /// timestamp order across topics, waiting for each such topic to deliver: a new owner must replay exactly what
+    /// the previous owner committed before it decides anything new, or timers could fire twice.
+    ///
+    /// Afterwards: the smallest timestamp among the topics' heads, once every input topic has a record buffered or
+    /// the oldest head has waited `max_idle` (an idle topic cannot hold time back longer).
+    fn next_ready(
+        &mut self,
+        inputs: &[String],
+        max_idle: Duration,
+        positions: &HashMap<String, i64>,
+        lagging: &HashMap<String, bool>,
+    ) -> Option<OwnedMessage> {
+        let restoring: Vec<String> = self
+            .restore_until
+            .iter()
+            .filter(|(t, committed)| {
+                let head_restored = self
+                    .buffers
+                    .get(*t)
+                    .and_then(|q| q.front())
+                    .is_some_and(|(_, m)| m.offset() < **committed);
+                head_restored || positions.get(*t).copied().unwrap_or(0) < **committed
+            })
+            .map(|(t, _)| t.clone())
+            .collect();
+        if !restoring.is_empty() {
+            let mut best: Option<(i64, String)> = None;
+            for t in &restoring {
+                let committed = self.restore_until[t];
+                match self.buffers.get(t).and_then(|q| q.front()) {
+                    Some((_, m)) if m.offset() < committed => {
+                        let ts = m.timestamp().to_millis().unwrap_or(0);
+                        if best.as_ref().is_none_or(|(b, bt)| (ts, t) < (*b, bt)) {
+                            best = Some((ts, t.clone()));
+                        }
+                    }
+                    _ => {
+                        tracing::debug!(topic = %t, "restore: waiting for this topic's replay");
+                        return None; // this topic's replay has not been fetched yet
+                    }
+                }
+            }
+            let (_, topic) = best?;
+            return self
+                .buffers
+                .get_mut(&topic)
+                .and_then(VecDeque::pop_front)
+                .map(|(_, m)| m);
+        }
+        let heads: Vec<(&String, i64, Instant)> = self
+            .buffers
+            .iter()
+            .filter_map(|(t, q)| {
+                q.front()
+                    .map(|(at, m)| (t, m.timestamp().to_millis().unwrap_or(0), *at))
+            })
+            .collect();
+        let (topic, _, arrived) = heads.iter().min_by_key(|(t, ts, _)| (*ts, *t))?;
+        let waited = heads
+            .iter()
+            .map(|(_, _, at)| *at)
+            .min()
+            .unwrap_or(*arrived)
+            .elapsed();
+        for t in inputs {
+            if heads.iter().any(|(h, _, _)| *h == t) {
+                continue;
+            }
+            // A topic with nothing buffered: if the broker has records for it we have not fetched yet, wait for them
+            // (bounded, in case the cached watermark is stale); if it is caught up, wait only `max_idle`.
+            let limit = if lagging.get(t).copied().unwrap_or(true) {
+                max_idle * 40
+            } else {
+                max_idle
+            };
+            if waited < limit {
+                tracing::debug!(topic = %t, lagging = ?lagging.get(t), ?waited, "waiting for a topic with nothing buffered");
+                return None;
+            }
+        }
+        let topic = (*topic).clone();
+        self.buffers
+            .get_mut(&topic)
+            .and_then(VecDeque::pop_front)
+            .map(|(_, m)| m)
+    }
+}
+
+/// The instance's pipeline state.
+pub(crate) struct Pipeline {
+    cfg: KafkaConfig,
+    engine: Arc<Engine>,
+    producer: BaseProducer,
+    slots: BTreeMap<i32, Slot>,
+    /// Next offset to commit per (topic, partition), for records handled since the last commit.
+    offsets: BTreeMap<(String, i32), i64>,
+    in_txn: bool,
+    written: Written,
+    failed: Option<KafkaError>,
+    pub stats: RunStats,
+}
+
+impl Pipeline {
+    pub(crate) fn new(cfg: KafkaConfig, engine: Arc<Engine>) -> Result<Self, PipelineError> {
+        let txn_id = (cfg.mode == DeliveryMode::ExactlyOnce).then(|| {
+            cfg.transactional_id.clone().unwrap_or_else(|| {
+                // Unique per running instance: host, process, and instance within the process (tests run several).
+                static INSTANCE: std::sync::atomic::AtomicU32 =
+                    std::sync::atomic::AtomicU32::new(0);
+                let n = INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+                format!("mora-{}-{host}-{}-{n}", cfg.group_id, std::process::id())
+            })
+        });
+        let producer: BaseProducer = client::producer(&cfg, txn_id.as_deref()).create()?;
+        if txn_id.is_some() {
+            producer.init_transactions(TXN_TIMEOUT)?;
+        }
+        Ok(Self {
+            cfg,
+            engine,
+            producer,
+            slots: BTreeMap::new(),
+            offsets: BTreeMap::new(),
+            in_txn: false,
+            written: Written::default(),
+            failed: None,
+            stats: RunStats::default(),
+        })
+    }
+
+    fn exactly_once(&self) -> bool {
+        self.cfg.mode == DeliveryMode::ExactlyOnce
+    }
+
+    /// New partitions: a fresh worker each, rebuilt by replaying the partition from its beginning; records below
+    /// the committed offsets only rebuild state (their outputs were committed before).
+    pub(crate) fn assign<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+    ) {
+        let committed = match consumer.committed_offsets(tpl.clone(), TXN_TIMEOUT) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "Committed offsets unavailable; replaying without suppression.");
+                tpl.clone()
+            }
+        };
+        for e in committed.elements() {
+            let slot = self.slots.entry(e.partition()).or_insert_with(|| Slot {
+                worker: PartitionWorker::new(e.partition(), self.engine.clone()),
+                restore_until: HashMap::new(),
+                buffers: BTreeMap::new(),
+            });
+            let until = match e.offset() {
+                Offset::Offset(n) => n,
+                _ => 0,
+            };
+            slot.restore_until.insert(e.topic().to_string(), until);
+        }
+        let parts: Vec<i32> = self.slots.keys().copied().collect();
+        info!(partitions = ?parts, "Partitions assigned; rebuilding their state from the beginning.");
+        self.stats.assigned = parts;
+    }
+
+    /// Partitions taken away: commit what was done, then drop their state.
+    pub(crate) fn revoke<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), PipelineError> {
+        let result = self.commit(consumer);
+        self.slots.clear();
+        self.offsets.clear();
+        self.stats.assigned.clear();
+        info!("Partitions revoked after committing.");
+        result
+    }
+
+    /// Buffers one record for its partition (applied in timestamp order by [`Pipeline::drain`]).
+    pub(crate) fn enqueue(&mut self, msg: &BorrowedMessage<'_>) {
+        if let Some(slot) = self.slots.get_mut(&msg.partition()) {
+            slot.buffers
+                .entry(msg.topic().to_string())
+                .or_default()
+                .push_back((Instant::now(), msg.detach()));
+        }
+    }
+
+    /// Records buffered and not yet applied.
+    pub(crate) fn buffered(&self) -> usize {
+        self.slots
+            .values()
+            .flat_map(|s| s.buffers.values())
+            .map(VecDeque::len)
+            .sum()
+    }
+
+    /// Applies every buffered record that is ready, in timestamp order per partition.
+    pub(crate) fn drain<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        ends: &crate::context::EndOffsets,
+    ) -> Result<(), PipelineError> {
+        let inputs = self.cfg.topics.inputs();
+        let max_idle = self.cfg.max_idle;
+        if self
+            .slots
+            .values()
+            .all(|s| s.buffers.values().all(VecDeque::is_empty))
+        {
+            return Ok(());
+        }
+        // Where each topic-partition stands: the next offset to consume, and, for topics that hold a partition back
+        // (nothing buffered while others wait), whether the broker has more for them.
+        let mut positions: BTreeMap<i32, HashMap<String, i64>> = BTreeMap::new();
+        for e in consumer.position()?.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                positions
+                    .entry(e.partition())
+                    .or_default()
+                    .insert(e.topic().to_string(), o);
+            }
+        }
+        let mut lagging: BTreeMap<i32, HashMap<String, bool>> = BTreeMap::new();
+        let ends = ends.lock().map(|e| e.clone()).unwrap_or_default();
+        for (p, slot) in &self.slots {
+            if slot.buffers.values().all(VecDeque::is_empty) {
+                continue;
+            }
+            for t in &inputs {
+                if slot.buffers.get(t).is_some_and(|q| !q.is_empty()) {
+                    continue;
+                }
+                let pos = positions.get(p).and_then(|m| m.get(t)).copied();
+                let behind = match (pos, ends.get(&(t.clone(), *p))) {
+                    (Some(o), Some((_, end))) => o < *end,
+                    // Nothing consumed from it yet: behind only if the broker holds records for it.
+                    (None, Some((start, end))) => end > start,
+                    (_, None) => true, // no statistics yet: assume behind (bounded wait)
+                };
+                lagging.entry(*p).or_default().insert(t.clone(), behind);
+            }
+        }
+        let parts: Vec<i32> = self.slots.keys().copied().collect();
+        let (none_pos, none_lag) = (HashMap::new(), HashMap::new());
+        for p in parts {
+            let pos = positions.get(&p).unwrap_or(&none_pos);
+            let lag = lagging.get(&p).unwrap_or(&none_lag);
+            loop {
+                let Some(msg) = self
+                    .slots
+                    .get_mut(&p)
+                    .and_then(|s| s.next_ready(&inputs, max_idle, pos, lag))
+                else {
+                    break;
+                };
+                self.apply(&msg)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one record.
+    fn apply(&mut self, msg: &OwnedMessage) -> Result<(), PipelineError> {
+        let topic = msg.topic();
+        let Some(family) = self.cfg.topics.family_of(topic) else {
+            warn!(
+                topic,
+                "Record from a topic that is not an input topic; ignored."
+            );
+            return Ok(());
+        };
+        let partition = msg.partition();
+        let Some(slot) = self.slots.get_mut(&partition) else {
+            return Ok(());
+        };
+        let restoring = msg.offset() < slot.restore_until.get(topic).copied().unwrap_or(0);
+        if !restoring && self.cfg.mode == DeliveryMode::ExactlyOnce && !self.in_txn {
+            self.producer.begin_transaction()?;
+            self.in_txn = true;
+        }
+        let record = InputRecord {
+            family,
+            topic,
+            partition,
+            offset: msg.offset(),
+            key: msg.key(),
+            payload: msg.payload().unwrap_or_default(),
+        };
+        let mut sink = KafkaSink {
+            producer: &self.producer,
+            topics: &self.cfg.topics,
+            restoring,
+            written: &mut self.written,
+            failed: &mut self.failed,
+        };
+        slot.worker.process(&record, &mut sink);
+        if restoring && msg.offset() + 1 >= slot.restore_until.get(topic).copied().unwrap_or(0) {
+            slot.restore_until.insert(topic.to_string(), 0); // this topic's replay is complete
+        }
+        self.stats.records += 1;
+        if restoring {
+            self.stats.restored += 1;
+        } else {
+            self.offsets
+                .insert((topic.to_string(), partition), msg.offset() + 1);
+        }
+        Ok(())
+    }
+
+    /// Commits outputs and offsets: one transaction (exactly-once) or flush-then-commit (at-least-once).
+    pub(crate) fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), PipelineError> {
+        self.producer.poll(Duration::ZERO);
+        self.sync_stats();
+        if self.offsets.is_empty() && !self.in_txn {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), o) in &self.offsets {
+            tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+        }
+        if let Some(e) = self.failed.take() {
+            return self.abort_and_rewind(consumer, e);
+        }
+        if self.exactly_once() {
+            let group = consumer
+                .group_metadata()
+                .ok_or_else(|| PipelineError::Config("no consumer group metadata".into()))?;
+            let result = self
+                .producer
+                .send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
+                .and_then(|()| self.producer.commit_transaction(TXN_TIMEOUT));
+            match result {
+                Ok(()) => {
+                    self.in_txn = false;
+                    self.offsets.clear();
+                    self.stats.commits += 1;
+                }
+                Err(e) => return self.abort_and_rewind(consumer, e),
+            }
+        } else {
+            self.producer.flush(TXN_TIMEOUT)?;
+            consumer.commit(&tpl, CommitMode::Sync)?;
+            self.offsets.clear();
+            self.stats.commits += 1;
+        }
+        self.sync_stats();
+        Ok(())
+    }
+
+    /// After a failed transaction: abort it (its outputs are never visible), and rebuild every partition from the
+    /// committed offsets so that state matches what was committed. Fatal client errors stop the pipeline.
+    fn abort_and_rewind<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        e: KafkaError,
+    ) -> Result<(), PipelineError> {
+        let fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal());
+        if fatal || !self.exactly_once() {
+            return Err(PipelineError::Kafka(e));
+        }
+        warn!(error = %e, "Transaction failed; aborting it and rebuilding state from the committed offsets.");
+        if self.in_txn {
+            self.producer.abort_transaction(TXN_TIMEOUT)?;
+            self.in_txn = false;
+        }
+        self.stats.aborts += 1;
+        self.offsets.clear();
+        let assignment = consumer.assignment()?;
+        self.slots.clear();
+        self.assign(consumer, &assignment);
+        for el in assignment.elements() {
+            consumer.seek(el.topic(), el.partition(), Offset::Beginning, TXN_TIMEOUT)?;
+        }
+        Ok(())
+    }
+
+    fn sync_stats(&mut self) {
+        let w = self.written;
+        self.stats.actions = w.actions;
+        self.stats.audits = w.audits;
+        self.stats.dead_letters = w.dead_letters;
+        self.stats.suppressed = w.suppressed;
+        self.stats.backpressure_waits = w.backpressure_waits;
+    }
+
+    /// Serves the producer's delivery reports.
+    pub(crate) fn poll_producer(&self) {
+        self.producer.poll(Duration::ZERO);
+    }
+
+    /// Workers, for inspection.
+    pub(crate) fn workers(&self) -> impl Iterator<Item = &PartitionWorker> {
+        self.slots.values().map(|s| &s.worker)
+    }
+}

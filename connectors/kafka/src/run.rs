@@ -1,0 +1,183 @@
+//! The loop of `mora run`, on a dedicated thread: poll, apply, commit every interval; stop on request.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mora_domain::engine::Engine;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::client;
+use crate::config::KafkaConfig;
+use crate::context::EngineContext;
+use crate::error::PipelineError;
+use crate::pipeline::Pipeline;
+use crate::topics::check_co_partitioned;
+
+/// What an instance has done so far.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunStats {
+    /// Input records handled (replayed ones included).
+    pub records: u64,
+    /// Records replayed only to rebuild state.
+    pub restored: u64,
+    /// Actions written.
+    pub actions: u64,
+    /// Audit records written.
+    pub audits: u64,
+    /// Dead letters written.
+    pub dead_letters: u64,
+    /// Outputs suppressed while rebuilding state.
+    pub suppressed: u64,
+    /// Commits (transactions in exactly-once mode).
+    pub commits: u64,
+    /// Aborted transactions.
+    pub aborts: u64,
+    /// Times a full producer queue paused consumption.
+    pub backpressure_waits: u64,
+    /// Partitions currently owned.
+    pub assigned: Vec<i32>,
+    /// Debtors in memory.
+    pub debtors: u64,
+    /// Records received and waiting to be applied in timestamp order.
+    pub buffered: u64,
+    /// Why the loop stopped, when it stopped on an error.
+    pub error: Option<String>,
+}
+
+/// A running instance.
+#[derive(Debug)]
+pub struct RunHandle {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<RunStats, PipelineError>>>,
+    stats: Arc<Mutex<RunStats>>,
+}
+
+impl RunHandle {
+    /// A snapshot of the counters (refreshed at every commit).
+    pub fn stats(&self) -> RunStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Whether the loop has ended (stopped or failed).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Asks the loop to commit, leave the group and end; waits for it.
+    pub fn stop(mut self) -> Result<RunStats, PipelineError> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.join()
+    }
+
+    /// Waits for the loop to end by itself (an error, or a stop requested through [`RunHandle::stopper`]).
+    pub fn join(&mut self) -> Result<RunStats, PipelineError> {
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| {
+                Err(PipelineError::Config("the pipeline thread panicked".into()))
+            }),
+            None => Ok(self.stats()),
+        }
+    }
+
+    /// The flag that stops the loop (for signal handlers).
+    pub fn stopper(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+}
+
+/// Checks the topics, then starts an engine instance in the consumer group on its own thread.
+pub fn run(cfg: KafkaConfig, engine: Arc<Engine>) -> Result<RunHandle, PipelineError> {
+    cfg.validate().map_err(PipelineError::Config)?;
+    let partitions = check_co_partitioned(&cfg)?;
+    info!(brokers = %cfg.brokers, group = %cfg.group_id, partitions, mode = ?cfg.mode, "Input topics are co-partitioned.");
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(Mutex::new(RunStats::default()));
+    let (stop2, stats2) = (stop.clone(), stats.clone());
+    let thread = std::thread::Builder::new()
+        .name("mora-pipeline".into())
+        .spawn(move || {
+            let result = run_loop(cfg, engine, &stop2, &stats2);
+            if let (Err(e), Ok(mut s)) = (&result, stats2.lock()) {
+                tracing::error!(error = %e, "The pipeline stopped on an error.");
+                s.error = Some(e.to_string());
+            }
+            result
+        })
+        .map_err(|e| PipelineError::Config(format!("cannot start the pipeline thread: {e}")))?;
+    Ok(RunHandle {
+        stop,
+        thread: Some(thread),
+        stats,
+    })
+}
+
+fn lock(p: &Mutex<Pipeline>) -> Result<std::sync::MutexGuard<'_, Pipeline>, PipelineError> {
+    p.lock()
+        .map_err(|_| PipelineError::Config("pipeline state poisoned".into()))
+}
+
+fn run_loop(
+    cfg: KafkaConfig,
+    engine: Arc<Engine>,
+    stop: &AtomicBool,
+    shared: &Mutex<RunStats>,
+) -> Result<RunStats, PipelineError> {
+    let interval = cfg.commit_interval;
+    let inputs = cfg.topics.inputs();
+    let pipeline = Arc::new(Mutex::new(Pipeline::new(cfg.clone(), engine)?));
+    let failure = Arc::new(Mutex::new(None));
+    let ends = crate::context::EndOffsets::default();
+    let ctx = EngineContext {
+        pipeline: pipeline.clone(),
+        failure: failure.clone(),
+        ends: ends.clone(),
+    };
+    let consumer: BaseConsumer<EngineContext> = client::consumer(&cfg).create_with_context(ctx)?;
+    let topics: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    let mut last_commit = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        match consumer.poll(Duration::from_millis(20)) {
+            Some(Ok(msg)) => lock(&pipeline)?.enqueue(&msg),
+            Some(Err(e)) => warn!(error = %e, "Consumer error; retrying."),
+            None => lock(&pipeline)?.poll_producer(),
+        }
+        lock(&pipeline)?.drain(&consumer, &ends)?;
+        if let Some(f) = failure.lock().ok().and_then(|mut f| f.take()) {
+            return Err(PipelineError::Config(f));
+        }
+        if last_commit.elapsed() >= interval {
+            let mut p = lock(&pipeline)?;
+            p.commit(&consumer)?;
+            let debtors = p.workers().map(|w| w.len() as u64).sum();
+            p.stats.debtors = debtors;
+            p.stats.buffered = p.buffered() as u64;
+            if let Ok(mut s) = shared.lock() {
+                *s = p.stats.clone();
+            }
+            last_commit = Instant::now();
+        }
+    }
+    info!("Stopping: committing and leaving the group.");
+    lock(&pipeline)?.commit(&consumer)?;
+    consumer.unsubscribe();
+    // Serve the revoke callback that leaving triggers.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && !consumer
+            .assignment()
+            .map(|a| a.count() == 0)
+            .unwrap_or(true)
+    {
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    let stats = lock(&pipeline)?.stats.clone();
+    if let Ok(mut s) = shared.lock() {
+        *s = stats.clone();
+    }
+    Ok(stats)
+}

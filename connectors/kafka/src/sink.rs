@@ -1,0 +1,109 @@
+//! Writing a partition's decisions to Kafka, with backpressure: a full producer queue blocks (serving delivery
+//! reports) instead of dropping or growing without bound.
+
+use std::time::Duration;
+
+use mora_domain::action::{Action, AuditRecord};
+use mora_runtime::Sink;
+use mora_schemas::{DeadLetter, Wire, encode_action, encode_audit, encode_dead_letter};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord};
+use tracing::error;
+
+use crate::config::TopicsConfig;
+
+/// Counts of records written.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Written {
+    pub actions: u64,
+    pub audits: u64,
+    pub dead_letters: u64,
+    /// Outputs dropped because the partition was restoring (they were sent before).
+    pub suppressed: u64,
+    /// Times a full producer queue paused the loop.
+    pub backpressure_waits: u64,
+}
+
+/// Sends to the producer; in restore mode, drops everything (state is being rebuilt from records already handled).
+pub(crate) struct KafkaSink<'a> {
+    pub producer: &'a BaseProducer,
+    pub topics: &'a TopicsConfig,
+    pub restoring: bool,
+    pub written: &'a mut Written,
+    /// First send error that is not backpressure; the pipeline aborts the transaction on it.
+    pub failed: &'a mut Option<KafkaError>,
+}
+
+impl KafkaSink<'_> {
+    fn send(&mut self, topic: &str, key: &[u8], payload: &[u8]) -> bool {
+        let mut record = BaseRecord::to(topic).key(key).payload(payload);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return true,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    self.written.backpressure_waits += 1;
+                    self.producer.poll(Duration::from_millis(50));
+                    record = r;
+                }
+                Err((e, _)) => {
+                    error!(topic, error = %e, "Producing an output failed; the transaction will be aborted.");
+                    if self.failed.is_none() {
+                        *self.failed = Some(e);
+                    }
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+impl Sink for KafkaSink<'_> {
+    fn action(&mut self, _partition: i32, action: &Action) {
+        if self.restoring {
+            self.written.suppressed += 1;
+            return;
+        }
+        match encode_action(action, Wire::Confluent) {
+            Ok(bytes) => {
+                if self.send(
+                    &self.topics.actions(action.channel),
+                    action.debtor_id.as_bytes(),
+                    &bytes,
+                ) {
+                    self.written.actions += 1;
+                }
+            }
+            Err(e) => {
+                error!(action_id = %action.action_id.0, error = %e, "An action could not be encoded.")
+            }
+        }
+    }
+
+    fn audit(&mut self, _partition: i32, record: &AuditRecord) {
+        if self.restoring {
+            return;
+        }
+        if let Ok(bytes) = encode_audit(record, Wire::Confluent) {
+            let topic = self.topics.audit.clone();
+            if self.send(&topic, record.debtor_id.as_bytes(), &bytes) {
+                self.written.audits += 1;
+            }
+        }
+    }
+
+    fn dead_letter(&mut self, _partition: i32, record: DeadLetter) {
+        if self.restoring {
+            return;
+        }
+        match encode_dead_letter(&record, Wire::Confluent) {
+            Ok(bytes) => {
+                let topic = self.topics.dead_letter.clone();
+                let key = record.key.clone().unwrap_or_default();
+                if self.send(&topic, &key, &bytes) {
+                    self.written.dead_letters += 1;
+                }
+            }
+            Err(e) => error!(error = %e, "A dead letter could not be encoded."),
+        }
+    }
+}
