@@ -68,3 +68,52 @@ pub(crate) fn producer(cfg: &KafkaConfig, transactional_id: Option<&str>) -> Cli
 pub(crate) fn plain(cfg: &KafkaConfig) -> ClientConfig {
     finish(base(cfg), cfg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KafkaConfig;
+
+    #[test]
+    fn security_settings_and_raw_options_reach_the_client_and_raw_options_win() {
+        let mut cfg = KafkaConfig::new("broker-1:9093");
+        cfg.security.protocol = Some("sasl_ssl".into());
+        cfg.security.sasl_mechanism = Some("SCRAM-SHA-512".into());
+        cfg.security.sasl_username = Some("mora".into());
+        cfg.security.sasl_password = Some("secret".into());
+        cfg.security.ssl_ca_location = Some("/etc/ssl/ca.pem".into());
+        cfg.librdkafka_options
+            .insert("socket.keepalive.enable".into(), "true".into());
+        cfg.librdkafka_options
+            .insert("isolation.level".into(), "read_uncommitted".into());
+        let c = consumer(&cfg);
+        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(c.get("sasl.username"), Some("mora"));
+        assert_eq!(c.get("sasl.password"), Some("secret"));
+        assert_eq!(c.get("ssl.ca.location"), Some("/etc/ssl/ca.pem"));
+        assert_eq!(c.get("socket.keepalive.enable"), Some("true"));
+        assert_eq!(
+            c.get("isolation.level"),
+            Some("read_uncommitted"),
+            "raw options are applied last"
+        );
+        let p = producer(&cfg, Some("tx-1"));
+        assert_eq!(
+            (p.get("transactional.id"), p.get("security.protocol")),
+            (Some("tx-1"), Some("sasl_ssl"))
+        );
+        assert_eq!(producer(&cfg, None).get("transactional.id"), None);
+    }
+
+    #[test]
+    fn a_bad_security_protocol_is_refused_naming_the_field() {
+        let mut cfg = KafkaConfig::new("b:9092");
+        cfg.security.protocol = Some("tls".into());
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .contains("kafka.security.protocol")
+        );
+    }
+}

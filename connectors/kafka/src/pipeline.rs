@@ -22,6 +22,8 @@ use crate::run::RunStats;
 use crate::sink::{KafkaSink, Written};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Records buffered per topic-partition before fetching from it pauses.
+const MAX_BUFFERED: usize = 20_000;
 
 /// One assigned partition.
 struct Slot {
@@ -133,6 +135,8 @@ pub(crate) struct Pipeline {
     /// Next offset to commit per (topic, partition), for records handled since the last commit.
     offsets: BTreeMap<(String, i32), i64>,
     in_txn: bool,
+    /// Topic-partitions paused because their buffer is full.
+    paused: std::collections::BTreeSet<(String, i32)>,
     written: Written,
     failed: Option<KafkaError>,
     pub stats: RunStats,
@@ -161,6 +165,7 @@ impl Pipeline {
             slots: BTreeMap::new(),
             offsets: BTreeMap::new(),
             in_txn: false,
+            paused: std::collections::BTreeSet::new(),
             written: Written::default(),
             failed: None,
             stats: RunStats::default(),
@@ -210,6 +215,7 @@ impl Pipeline {
         let result = self.commit(consumer);
         self.slots.clear();
         self.offsets.clear();
+        self.paused.clear();
         self.stats.assigned.clear();
         info!("Partitions revoked after committing.");
         result
@@ -223,6 +229,36 @@ impl Pipeline {
                 .or_default()
                 .push_back((Instant::now(), msg.detach()));
         }
+    }
+
+    /// Pauses fetching for topic-partitions whose buffer is full and resumes those drained below half, so memory
+    /// stays bounded while another topic of the partition holds it back. Returns how many are paused.
+    pub(crate) fn bound_buffers<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<usize, PipelineError> {
+        let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+        for (p, slot) in &self.slots {
+            for (t, q) in &slot.buffers {
+                let key = (t.clone(), *p);
+                let paused = self.paused.contains(&key);
+                if !paused && q.len() >= MAX_BUFFERED {
+                    pause.add_partition(t, *p);
+                    self.paused.insert(key);
+                } else if paused && q.len() <= MAX_BUFFERED / 2 {
+                    resume.add_partition(t, *p);
+                    self.paused.remove(&key);
+                }
+            }
+        }
+        if pause.count() > 0 {
+            consumer.pause(&pause)?;
+            self.stats.backpressure_waits += 1;
+        }
+        if resume.count() > 0 {
+            consumer.resume(&resume)?;
+        }
+        Ok(self.paused.len())
     }
 
     /// Records buffered and not yet applied.

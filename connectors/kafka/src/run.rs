@@ -146,7 +146,11 @@ fn run_loop(
             Some(Err(e)) => warn!(error = %e, "Consumer error; retrying."),
             None => lock(&pipeline)?.poll_producer(),
         }
-        lock(&pipeline)?.drain(&consumer, &ends)?;
+        {
+            let mut p = lock(&pipeline)?;
+            p.drain(&consumer, &ends)?;
+            p.bound_buffers(&consumer)?;
+        }
         if let Some(f) = failure.lock().ok().and_then(|mut f| f.take()) {
             return Err(PipelineError::Config(f));
         }
