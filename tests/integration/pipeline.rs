@@ -277,6 +277,7 @@ fn scenario_events_in_exactly_the_expected_actions_out() {
     assert_same_actions(&out, &expected);
     assert_eq!(stats.aborts, 0);
     assert!(stats.commits >= 1);
+    assert_eq!(stats.out_of_order, 0, "{:?}", stats.out_of_order_examples);
 }
 
 #[test]

@@ -34,8 +34,16 @@ impl ClientContext for EngineContext {
         };
         for (name, topic) in statistics.topics {
             for (p, part) in topic.partitions {
-                if p >= 0 && part.ls_offset >= 0 {
+                // Trusted only once the partition is being fetched: before its first fetch response the offsets
+                // are placeholders, and a placeholder end would make an unread topic look caught up.
+                if p >= 0
+                    && part.fetch_state == "active"
+                    && part.hi_offset >= 0
+                    && part.ls_offset >= 0
+                {
                     ends.insert((name.clone(), p), (part.lo_offset.max(0), part.ls_offset));
+                } else {
+                    ends.remove(&(name.clone(), p));
                 }
             }
         }

@@ -22,6 +22,9 @@ use crate::run::RunStats;
 use crate::sink::{KafkaSink, Written};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a partition waits for a topic the broker still holds records for before giving up on exact order (a
+/// safety net against stale offsets; records already fetched are pulled from the local queue long before this).
+const LAGGING_TOPIC_WAIT: Duration = Duration::from_secs(30);
 /// Records buffered per topic-partition before fetching from it pauses.
 const MAX_BUFFERED: usize = 20_000;
 
@@ -30,6 +33,8 @@ struct Slot {
     worker: PartitionWorker,
     /// Per topic, the committed offset: records below it were handled before and are replayed only to rebuild state.
     restore_until: HashMap<String, i64>,
+    /// Timestamp of the last record applied (records should be applied in timestamp order).
+    last_ts: i64,
     /// Records received but not yet applied, per input topic, with when they arrived.
     buffers: BTreeMap<String, VecDeque<(Instant, OwnedMessage)>>,
 }
@@ -106,13 +111,13 @@ impl Slot {
             if heads.iter().any(|(h, _, _)| *h == t) {
                 continue;
             }
-            // A topic with nothing buffered: if the broker has records for it we have not fetched yet, wait for them
-            // (bounded, in case the cached watermark is stale); if it is caught up, wait only `max_idle`.
-            let limit = if lagging.get(t).copied().unwrap_or(true) {
-                max_idle * 40
-            } else {
-                max_idle
-            };
+            // A topic with nothing buffered: if the broker has records for it we have not received yet, wait for them;
+            // if it is caught up, wait only `max_idle`.
+            let behind = lagging.get(t).copied().unwrap_or(true);
+            let limit = if behind { LAGGING_TOPIC_WAIT } else { max_idle };
+            if behind && waited >= limit {
+                tracing::warn!(topic = %t, ?waited, "A topic the broker holds records for has not delivered; applying other topics' records out of order.");
+            }
             if waited < limit {
                 tracing::debug!(topic = %t, lagging = ?lagging.get(t), ?waited, "waiting for a topic with nothing buffered");
                 return None;
@@ -194,6 +199,7 @@ impl Pipeline {
             let slot = self.slots.entry(e.partition()).or_insert_with(|| Slot {
                 worker: PartitionWorker::new(e.partition(), self.engine.clone()),
                 restore_until: HashMap::new(),
+                last_ts: i64::MIN,
                 buffers: BTreeMap::new(),
             });
             let until = match e.offset() {
@@ -369,6 +375,20 @@ impl Pipeline {
             written: &mut self.written,
             failed: &mut self.failed,
         };
+        let ts = msg.timestamp().to_millis().unwrap_or(0);
+        if ts < slot.last_ts {
+            self.stats.out_of_order += 1;
+            if self.stats.out_of_order <= 5 {
+                let note = format!(
+                    "{topic}/{partition}@{} ts {ts} < {}",
+                    msg.offset(),
+                    slot.last_ts
+                );
+                tracing::warn!(%note, "Record applied out of timestamp order.");
+                self.stats.out_of_order_examples.push(note);
+            }
+        }
+        slot.last_ts = slot.last_ts.max(ts);
         slot.worker.process(&record, &mut sink);
         if restoring && msg.offset() + 1 >= slot.restore_until.get(topic).copied().unwrap_or(0) {
             slot.restore_until.insert(topic.to_string(), 0); // this topic's replay is complete
@@ -400,6 +420,9 @@ impl Pipeline {
         if let Some(e) = self.failed.take() {
             return self.abort_and_rewind(consumer, e);
         }
+        // Wait for in-flight outputs in short steps: librdkafka's flush (also called inside commit_transaction)
+        // returns on a 100 ms cadence, which would put a floor under every commit's latency.
+        self.await_deliveries(TXN_TIMEOUT);
         if self.exactly_once() {
             let group = consumer
                 .group_metadata()
@@ -417,7 +440,9 @@ impl Pipeline {
                 Err(e) => return self.abort_and_rewind(consumer, e),
             }
         } else {
-            self.producer.flush(TXN_TIMEOUT)?;
+            if self.producer.in_flight_count() > 0 {
+                self.producer.flush(TXN_TIMEOUT)?; // only if deliveries timed out above
+            }
             consumer.commit(&tpl, CommitMode::Sync)?;
             self.offsets.clear();
             self.stats.commits += 1;
@@ -460,6 +485,14 @@ impl Pipeline {
         self.stats.dead_letters = w.dead_letters;
         self.stats.suppressed = w.suppressed;
         self.stats.backpressure_waits = w.backpressure_waits;
+    }
+
+    /// Polls the producer until every output sent is acknowledged (or `timeout` passes).
+    fn await_deliveries(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+            self.producer.poll(Duration::from_millis(1));
+        }
     }
 
     /// Serves the producer's delivery reports.
