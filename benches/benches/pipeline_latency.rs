@@ -96,6 +96,18 @@ fn send(p: &BaseProducer, cfg: &KafkaConfig, ev: &mora_domain::event::Envelope) 
     }
 }
 
+/// A `read_committed` consumer that fetches eagerly, for timing.
+fn reader(cfg: &KafkaConfig) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", &cfg.brokers)
+        .set("group.id", format!("{}-reader", cfg.group_id))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .expect("reader")
+}
+
 fn pct(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
 }
@@ -106,14 +118,7 @@ fn latency(mode: DeliveryMode) {
     let cfg = config(mode, "lat");
     let handle = run(cfg.clone(), engine()).expect("engine");
     let p = producer(&cfg);
-    let reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &cfg.brokers)
-        .set("group.id", format!("{}-reader", cfg.group_id))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .expect("reader");
+    let reader = reader(&cfg);
     reader
         .subscribe(&[&cfg.topics.actions(Channel::Sms)])
         .expect("subscribe");
@@ -197,14 +202,7 @@ fn baseline() {
     let cfg = config(DeliveryMode::AtLeastOnce, "base");
     let topic = cfg.topics.actions(Channel::Sms);
     let p = producer(&cfg);
-    let reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &cfg.brokers)
-        .set("group.id", format!("{}-reader", cfg.group_id))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .expect("reader");
+    let reader = reader(&cfg);
     reader.subscribe(&[&topic]).expect("subscribe");
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {

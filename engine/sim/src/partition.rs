@@ -247,8 +247,7 @@ impl PartitionSim {
                     return None;
                 }
                 d.add_owed(currency, -amount);
-                self.seq += 1;
-                let payment_id = format_compact!("{}-P{}", d.id, self.seq);
+                let payment_id = mint(&mut self.seq, &d.id, "P");
                 if reverse {
                     let later = at.plus_ms(self.rng.gen_range(2..5) * DAY_MS);
                     let item = Item::Reverse {
@@ -296,9 +295,8 @@ impl PartitionSim {
                     let amount = d.owed(cur);
                     if amount > Decimal::ZERO {
                         d.add_owed(cur, -amount);
-                        self.seq += 1;
                         let note = EventKind::CreditNote {
-                            note_id: format_compact!("{}-N{}", d.id, self.seq),
+                            note_id: mint(&mut self.seq, &d.id, "N"),
                             currency: cur,
                             amount,
                             obligation_id: None,
@@ -543,9 +541,8 @@ impl PartitionSim {
                         / Decimal::from(100))
                     .round_dp(0);
                     let by = today + chrono::Duration::days(rng.gen_range(2..8));
-                    self.seq += 1;
                     let promise = EventKind::PromiseToPay {
-                        promise_id: format_compact!("{}-PR{}", d.id, self.seq),
+                        promise_id: mint(&mut self.seq, &d.id, "PR"),
                         currency: cur,
                         amount,
                         promised_by: by,
@@ -577,9 +574,8 @@ impl PartitionSim {
                         amount: (owed / Decimal::from(3)).round_dp(0).max(Decimal::ONE),
                     })
                     .collect();
-                self.seq += 1;
                 let plan = EventKind::PaymentPlanAgreed {
-                    plan_id: format_compact!("{}-PL{}", d.id, self.seq),
+                    plan_id: mint(&mut self.seq, &d.id, "PL"),
                     currency: cur,
                     installments,
                 };
@@ -591,6 +587,12 @@ impl PartitionSim {
             self.schedule(t, idx, item);
         }
     }
+}
+
+/// The next id of an event-scoped record (`<debtor>-<tag><sequence>`), unique within the partition's log.
+fn mint(seq: &mut u64, debtor: &str, tag: &str) -> CompactString {
+    *seq += 1;
+    format_compact!("{debtor}-{tag}{seq}")
 }
 
 /// The first date on or after `from` whose day of month is `day` (1..=28).
