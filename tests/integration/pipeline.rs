@@ -134,32 +134,55 @@ fn wait_for(handles: &[&RunHandle], n: u64) {
     }
 }
 
-/// Everything on `topics`, read with read_committed.
+/// Everything on `topics`, read with read_committed: each topic's partitions assigned explicitly and read until the
+/// client reports each one's end (its last stable offset), so the result never depends on how quickly records arrive.
 fn read_committed(cfg: &KafkaConfig, topics: &[String]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for t in topics {
+        read_topic_committed(cfg, t, &mut out);
+    }
+    out
+}
+
+fn read_topic_committed(cfg: &KafkaConfig, topic: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    use rdkafka::error::KafkaError;
+    // One consumer per topic: an end-of-partition report names the partition only.
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &cfg.brokers)
         .set("group.id", utils::unique("reader"))
-        .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
         .create()
         .unwrap();
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    c.subscribe(&refs).unwrap();
-    let mut out = Vec::new();
-    let mut quiet_since = Instant::now();
-    // Read until nothing new arrived for three seconds.
-    while quiet_since.elapsed() < Duration::from_secs(3) {
-        if let Some(m) = c.poll(Duration::from_millis(200)) {
-            let m = m.unwrap();
-            out.push((
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut open = std::collections::BTreeSet::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+            .unwrap();
+        open.insert(p.id());
+    }
+    assert!(!open.is_empty(), "topic {topic} has no partitions");
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !open.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: partitions {open:?} not read to their end"
+        );
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push((
                 m.topic().to_string(),
                 m.payload().unwrap_or_default().to_vec(),
-            ));
-            quiet_since = Instant::now();
+            )),
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
         }
     }
-    out
 }
 
 fn actions_out(cfg: &KafkaConfig) -> Vec<Action> {
@@ -413,7 +436,12 @@ fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_stops() 
     wait_for(&[&first, &second], (a.len() + b.len()) as u64);
 
     let first_applied = applied(&first);
-    first.stop().expect("the first instance stops cleanly");
+    let first_stats = first.stop().expect("the first instance stops cleanly");
+    assert_eq!(
+        first_stats.out_of_order, 0,
+        "{:?}",
+        first_stats.out_of_order_examples
+    );
     let deadline = Instant::now() + WAIT;
     while second.stats().assigned.len() != 4 {
         assert!(
@@ -433,6 +461,11 @@ fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_stops() 
     }
     std::thread::sleep(Duration::from_millis(400));
     let second_stats = second.stop().unwrap();
+    assert_eq!(
+        second_stats.out_of_order, 0,
+        "{:?}",
+        second_stats.out_of_order_examples
+    );
     assert!(
         second_stats.restored > 0,
         "the instance that took over rebuilt state by replaying"
