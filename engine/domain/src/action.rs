@@ -98,6 +98,22 @@ pub enum DecisionKind {
     Reclassified,
 }
 
+impl DecisionKind {
+    /// The kind's name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Emitted => "emitted",
+            DecisionKind::Deferred => "deferred",
+            DecisionKind::Dropped => "dropped",
+            DecisionKind::Cancelled => "cancelled",
+            DecisionKind::Suppressed => "suppressed",
+            DecisionKind::PromiseKept => "promise_kept",
+            DecisionKind::PromiseBroken => "promise_broken",
+            DecisionKind::Reclassified => "reclassified",
+        }
+    }
+}
+
 /// One decision, taken or not, with the rule and reason: the trail regulators ask for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {

@@ -179,14 +179,24 @@ impl fmt::Debug for ChannelSet {
     }
 }
 
+/// A list of channel names in human-readable formats; the bit set itself in binary ones.
 impl Serialize for ChannelSet {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
+        if s.is_human_readable() {
+            s.collect_seq(self.iter().collect::<Vec<_>>())
+        } else {
+            self.0.serialize(s)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for ChannelSet {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Vec::<Channel>::deserialize(d)?.into_iter().collect())
+        if d.is_human_readable() {
+            Ok(Vec::<Channel>::deserialize(d)?.into_iter().collect())
+        } else {
+            let bits = Deserialize::deserialize(d)?;
+            Ok(ChannelSet(bits))
+        }
     }
 }

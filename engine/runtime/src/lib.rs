@@ -17,6 +17,7 @@
 //! assert_eq!(sink.actions.len(), 2); // an e-mail reminder at D-3, an SMS at D+1
 //! ```
 
+mod changes;
 mod operator;
 mod partitioner;
 mod portfolio;
@@ -26,6 +27,7 @@ mod store;
 mod timers;
 mod worker;
 
+pub use changes::{Fences, ViewKeys};
 pub use operator::Operator;
 pub use partitioner::{murmur2, partition_for};
 pub use portfolio::{Portfolio, Tally};

@@ -18,6 +18,8 @@ pub struct WorkerStats {
     pub decode_errors: u64,
     /// Events refused by the engine.
     pub rejected: u64,
+    /// Records skipped after a restore because the debtor's stored state already reflected them.
+    pub skipped: u64,
     /// Timer wake-ups processed.
     pub wakes: u64,
     /// Actions emitted, by channel.
@@ -28,22 +30,9 @@ pub struct WorkerStats {
     pub decisions: BTreeMap<&'static str, u64>,
 }
 
-fn kind_name(k: DecisionKind) -> &'static str {
-    match k {
-        DecisionKind::Emitted => "emitted",
-        DecisionKind::Deferred => "deferred",
-        DecisionKind::Dropped => "dropped",
-        DecisionKind::Cancelled => "cancelled",
-        DecisionKind::Suppressed => "suppressed",
-        DecisionKind::PromiseKept => "promise_kept",
-        DecisionKind::PromiseBroken => "promise_broken",
-        DecisionKind::Reclassified => "reclassified",
-    }
-}
-
 impl WorkerStats {
     pub(crate) fn count_audit(&mut self, r: &AuditRecord) {
-        *self.decisions.entry(kind_name(r.kind)).or_default() += 1;
+        *self.decisions.entry(r.kind.as_str()).or_default() += 1;
         if matches!(r.kind, DecisionKind::Deferred | DecisionKind::Dropped) {
             *self.blocked_by_reason.entry(r.reason.clone()).or_default() += 1;
         }
@@ -64,6 +53,7 @@ impl WorkerStats {
         self.records += other.records;
         self.decode_errors += other.decode_errors;
         self.rejected += other.rejected;
+        self.skipped += other.skipped;
         self.wakes += other.wakes;
         for (k, v) in &other.events_by_kind {
             *self.events_by_kind.entry(k).or_default() += v;

@@ -12,6 +12,7 @@ use mora_domain::queues::QueueBook;
 use mora_domain::time::Ts;
 use mora_schemas::{DeadLetter, decode_event};
 
+use crate::changes::{ChangeSet, Fences, ViewKeys, fenced};
 use crate::operator::Operator;
 use crate::portfolio::Portfolio;
 use crate::sink::{InputRecord, Sink};
@@ -30,6 +31,8 @@ pub struct PartitionWorker {
     clock: Ts,
     out: Decisions,
     stats: WorkerStats,
+    changes: ChangeSet,
+    fences: Fences,
 }
 
 impl PartitionWorker {
@@ -45,7 +48,64 @@ impl PartitionWorker {
             clock: Ts(0),
             out: Decisions::default(),
             stats: WorkerStats::default(),
+            changes: ChangeSet::default(),
+            fences: Fences::new(),
         }
+    }
+
+    /// A worker rebuilt from stored state: the partition's clock at its checkpoint, its debtors (timers and work
+    /// queues rebuilt from them), and the fences of debtors stored ahead of the checkpoint (records below a fence
+    /// are skipped for that debtor, only moving the clock).
+    pub fn restore(
+        partition: i32,
+        engine: Arc<Engine>,
+        clock: Ts,
+        debtors: impl IntoIterator<Item = Debtor>,
+        fences: Fences,
+    ) -> Self {
+        let mut w = Self::new(partition, engine);
+        w.clock = clock;
+        for d in debtors {
+            let keys = ViewKeys {
+                segment: d.derived.segment,
+                queues: d.derived.queues,
+            };
+            let slot = w.store.insert(d);
+            w.sync(slot, (0, 0, Ts::MAX));
+            w.changes.loaded(slot, keys);
+        }
+        w.fences = fences;
+        w
+    }
+
+    /// Drops the restore fences (once the partition has replayed past every stored debtor's state).
+    pub fn clear_fences(&mut self) {
+        self.fences = Fences::new();
+    }
+
+    /// Debtors changed since the last call, each once, with the view keys they were last persisted under (`None`:
+    /// never persisted). Calling it marks their current view keys as persisted.
+    pub fn take_changed(&mut self) -> Vec<(&Debtor, Option<ViewKeys>)> {
+        let slots = self.changes.take();
+        let mut previous = Vec::with_capacity(slots.len());
+        for &s in &slots {
+            let d = &self.store.get(s).derived;
+            let keys = ViewKeys {
+                segment: d.segment,
+                queues: d.queues,
+            };
+            previous.push(self.changes.persist(s, keys));
+        }
+        slots
+            .into_iter()
+            .zip(previous)
+            .map(|(s, p)| (self.store.get(s), p))
+            .collect()
+    }
+
+    /// Debtors changed and not yet taken.
+    pub fn changed_count(&self) -> usize {
+        self.changes.pending()
     }
 
     /// The partition's notion of now: the latest of event times and ticks seen.
@@ -141,6 +201,7 @@ impl PartitionWorker {
 
     /// Brings the queues and the timer index in line with the debtor's new derived state.
     fn sync(&mut self, slot: u32, before: (u32, i64, Ts)) {
+        self.changes.mark(slot);
         let d = self.store.get(slot);
         let after = (d.derived.queues, d.derived.priority, d.next_wake);
         self.queues
@@ -248,6 +309,14 @@ impl Operator for PartitionWorker {
                     );
                     self.stats.rejected += 1;
                     self.dead_letter(rec, "rejected", reason, sink);
+                    return;
+                }
+                if !self.fences.is_empty()
+                    && fenced(&self.fences, &ev.debtor_id, rec.family, rec.offset)
+                {
+                    // Already in the debtor's stored state: only time moves.
+                    self.advance_to(ev.occurred_at, sink);
+                    self.stats.skipped += 1;
                     return;
                 }
                 if let Err(e) = self.on_event(&ev, sink) {

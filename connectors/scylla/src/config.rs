@@ -1,0 +1,228 @@
+//! The `[state]` section of `mora.toml`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Where and how the engine keeps its durable state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Contact points, `host:port`.
+    pub nodes: Vec<String>,
+    /// Keyspace (created by `mora migrate`).
+    #[serde(default = "default_keyspace")]
+    pub keyspace: String,
+    /// Replication of the keyspace, used when `mora migrate` creates it.
+    #[serde(default)]
+    pub replication: Replication,
+    /// Consistency of reads and writes: `local_quorum` in production, `one` on a single node.
+    #[serde(default)]
+    pub consistency: ConsistencyLevel,
+    /// How often changed debtors are written (one write per changed debtor per flush).
+    #[serde(default = "default_flush_interval", with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Statements in flight at once per flush or restore.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// CQL partitions per Kafka partition for debtor rows (fixed when the keyspace is created; later values are
+    /// ignored in favour of the stored one).
+    #[serde(default = "default_shards")]
+    pub shards: u16,
+    /// If the oldest unwritten change is older than this (the database is down or slow), input is paused until
+    /// the database catches up: memory stays bounded and nothing is dropped.
+    #[serde(default = "default_max_lag", with = "humantime_serde")]
+    pub max_lag: Duration,
+    /// Optional credentials.
+    pub username: Option<String>,
+    /// Optional credentials.
+    pub password: Option<String>,
+}
+
+fn default_keyspace() -> String {
+    "mora".into()
+}
+
+// A second: far fewer writes than events for active debtors, and a short replay after a crash.
+fn default_flush_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_concurrency() -> usize {
+    64
+}
+
+// 64 shards keep a CQL partition near 16 000 rows for a Kafka partition of a million debtors.
+fn default_shards() -> u16 {
+    64
+}
+
+fn default_max_lag() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl StateConfig {
+    /// Settings for `nodes`, defaults elsewhere.
+    pub fn new(nodes: Vec<String>) -> Self {
+        Self {
+            nodes,
+            keyspace: default_keyspace(),
+            replication: Replication::default(),
+            consistency: ConsistencyLevel::default(),
+            flush_interval: default_flush_interval(),
+            concurrency: default_concurrency(),
+            shards: default_shards(),
+            max_lag: default_max_lag(),
+            username: None,
+            password: None,
+        }
+    }
+
+    /// Checks values a database would refuse late or that make no sense, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.nodes.is_empty() {
+            return Err("state.nodes: at least one contact point is required".into());
+        }
+        let ok = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        if self.keyspace.is_empty()
+            || self.keyspace.len() > 48
+            || !self.keyspace.chars().all(ok)
+            || self.keyspace.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(format!(
+                "state.keyspace: `{}` is not a valid keyspace name (letters, digits and _, at most 48, not starting with a digit)",
+                self.keyspace
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err("state.concurrency: must be at least 1".into());
+        }
+        if self.shards == 0 {
+            return Err("state.shards: must be at least 1".into());
+        }
+        if self.flush_interval.is_zero() {
+            return Err("state.flush_interval: must be positive".into());
+        }
+        if self.max_lag < self.flush_interval {
+            return Err("state.max_lag: must be at least state.flush_interval".into());
+        }
+        self.replication.validate()
+    }
+}
+
+/// Keyspace replication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "class", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Replication {
+    /// One factor for the whole cluster (development, single data centre).
+    Simple {
+        /// Copies of each row.
+        factor: u8,
+    },
+    /// Per data centre factors (production).
+    NetworkTopology {
+        /// Copies per data centre.
+        datacenters: BTreeMap<String, u8>,
+    },
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication::Simple { factor: 1 }
+    }
+}
+
+impl Replication {
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            Replication::Simple { factor: 0 } => {
+                Err("state.replication.factor: must be at least 1".into())
+            }
+            Replication::NetworkTopology { datacenters } if datacenters.is_empty() => Err(
+                "state.replication.datacenters: name at least one data centre".into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The CQL map literal.
+    pub fn cql(&self) -> String {
+        match self {
+            Replication::Simple { factor } => {
+                format!("{{'class': 'SimpleStrategy', 'replication_factor': {factor}}}")
+            }
+            Replication::NetworkTopology { datacenters } => {
+                let dcs: Vec<String> = datacenters
+                    .iter()
+                    .map(|(dc, n)| format!("'{}': {n}", dc.replace('\'', "''")))
+                    .collect();
+                format!(
+                    "{{'class': 'NetworkTopologyStrategy', {}}}",
+                    dcs.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// Consistency level of the engine's statements.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsistencyLevel {
+    /// One replica (a single node).
+    One,
+    /// A quorum in the local data centre (production default).
+    #[default]
+    LocalQuorum,
+    /// A quorum of all replicas.
+    Quorum,
+    /// Every replica.
+    All,
+}
+
+impl ConsistencyLevel {
+    pub(crate) fn driver(self) -> scylla::statement::Consistency {
+        use scylla::statement::Consistency as C;
+        match self {
+            ConsistencyLevel::One => C::One,
+            ConsistencyLevel::LocalQuorum => C::LocalQuorum,
+            ConsistencyLevel::Quorum => C::Quorum,
+            ConsistencyLevel::All => C::All,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replication_literals() {
+        assert_eq!(
+            Replication::default().cql(),
+            "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+        );
+        let nts = Replication::NetworkTopology {
+            datacenters: [("dc1".to_string(), 3), ("dc2".to_string(), 2)].into(),
+        };
+        assert_eq!(
+            nts.cql(),
+            "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 2}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let mut c = StateConfig::new(vec!["127.0.0.1:9042".into()]);
+        assert!(c.validate().is_ok());
+        c.keyspace = "mora-prod".into();
+        assert!(c.validate().unwrap_err().starts_with("state.keyspace"));
+        c.keyspace = "mora".into();
+        c.max_lag = Duration::from_millis(10);
+        assert!(c.validate().unwrap_err().starts_with("state.max_lag"));
+        c.max_lag = Duration::from_secs(30);
+        c.nodes.clear();
+        assert!(c.validate().unwrap_err().starts_with("state.nodes"));
+    }
+}

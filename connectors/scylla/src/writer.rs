@@ -1,0 +1,258 @@
+//! The engine thread's handle on the store. The engine's loop is synchronous; the store is async: this handle
+//! owns a small tokio runtime, runs restores to completion (they gate a partition's start) and runs flushes in the
+//! background, one at a time, retrying a failed flush with backoff until it lands (writes are idempotent). While a
+//! flush is out, new changes only accumulate in the workers' change sets (one entry per debtor), so memory stays
+//! bounded however long the database is away; the caller pauses input once [`StateHandle::lag`] passes its limit.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError, channel};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::runtime::Runtime;
+use tracing::{info, warn};
+
+use crate::config::StateConfig;
+use crate::error::StateError;
+use crate::rows::PartitionFlush;
+use crate::store::{Restored, Store, Written};
+
+/// Backoff between attempts: doubles from the first to the last.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+
+/// Counters of the write-behind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StateStats {
+    /// Flushes written.
+    pub flushes: u64,
+    /// Debtor rows written.
+    pub rows: u64,
+    /// Statements written (rows, views, ledger, checkpoints).
+    pub statements: u64,
+    /// Failed attempts (each retried).
+    pub failed_attempts: u64,
+    /// Debtors restored from the database.
+    pub restored_debtors: u64,
+    /// Milliseconds the last completed flush took, retries included.
+    pub last_flush_ms: u64,
+}
+
+struct InFlight {
+    started: Instant,
+    done: Receiver<Result<Written, String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The engine thread's handle on the store.
+pub struct StateHandle {
+    rt: Runtime,
+    store: Arc<Store>,
+    cfg: StateConfig,
+    in_flight: Option<InFlight>,
+    last_done: Instant,
+    failures: Arc<std::sync::atomic::AtomicU64>,
+    stats: StateStats,
+}
+
+impl std::fmt::Debug for StateHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateHandle")
+            .field("keyspace", &self.cfg.keyspace)
+            .field("busy", &self.in_flight.is_some())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+fn runtime() -> Result<Runtime, StateError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mora-state")
+        .enable_all()
+        .build()
+        .map_err(|e| StateError::Config(format!("cannot start the state runtime: {e}")))
+}
+
+/// Microseconds since the epoch: the write time of a flush.
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+impl StateHandle {
+    /// Connects, retrying for up to `patience` while the database is unreachable (not if it is not migrated).
+    pub fn connect(cfg: StateConfig, patience: Duration) -> Result<Self, StateError> {
+        let rt = runtime()?;
+        let deadline = Instant::now() + patience;
+        let mut wait = BACKOFF.0;
+        let store = loop {
+            match rt.block_on(Store::connect(&cfg)) {
+                Ok(s) => break s,
+                Err(e @ (StateError::Database(_) | StateError::Corrupt { .. }))
+                    if Instant::now() + wait < deadline =>
+                {
+                    warn!(error = %e, "State store unavailable; retrying.");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(BACKOFF.1);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        info!(keyspace = %cfg.keyspace, shards = store.shards(), "State store connected.");
+        Ok(Self {
+            rt,
+            store: Arc::new(store),
+            cfg,
+            in_flight: None,
+            last_done: Instant::now(),
+            failures: Arc::default(),
+            stats: StateStats::default(),
+        })
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &StateConfig {
+        &self.cfg
+    }
+
+    /// Reads a partition's stored state, retrying with backoff for up to `patience` (the partition cannot start
+    /// without it).
+    pub fn restore(&mut self, partition: i32, patience: Duration) -> Result<Restored, StateError> {
+        let deadline = Instant::now() + patience;
+        let mut wait = BACKOFF.0;
+        loop {
+            match self.rt.block_on(self.store.restore(partition)) {
+                Ok(r) => {
+                    self.stats.restored_debtors += r.debtors.len() as u64;
+                    return Ok(r);
+                }
+                Err(e @ StateError::Database(_)) if Instant::now() + wait < deadline => {
+                    self.stats.failed_attempts += 1;
+                    warn!(partition, error = %e, "Restore failed; retrying.");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(BACKOFF.1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether a flush is being written.
+    pub fn busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// How long the store has been behind: since the flush being written started, or zero when idle.
+    pub fn lag(&self) -> Duration {
+        self.in_flight
+            .as_ref()
+            .map_or(Duration::ZERO, |f| f.started.elapsed())
+    }
+
+    /// Time since the last flush completed.
+    pub fn since_last_flush(&self) -> Duration {
+        self.last_done.elapsed()
+    }
+
+    /// Starts writing `flushes` in the background (at most one flush at a time: call only when not busy).
+    pub fn submit(&mut self, flushes: Vec<PartitionFlush>) {
+        debug_assert!(self.in_flight.is_none());
+        let (tx, rx) = channel();
+        let store = self.store.clone();
+        let failures = self.failures.clone();
+        let write_time = now_micros();
+        let task = self.rt.spawn(async move {
+            let mut wait = BACKOFF.0;
+            loop {
+                let mut total = Written::default();
+                let mut result = Ok(());
+                for f in &flushes {
+                    match store.write(f, write_time).await {
+                        Ok(w) => {
+                            total.rows += w.rows;
+                            total.statements += w.statements;
+                        }
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                match result {
+                    Ok(()) => {
+                        let _ = tx.send(Ok(total));
+                        return;
+                    }
+                    Err(e) => {
+                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        warn!(error = %e, retry_in = ?wait, "Flush to the state store failed; retrying.");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(BACKOFF.1);
+                    }
+                }
+            }
+        });
+        self.in_flight = Some(InFlight {
+            started: Instant::now(),
+            done: rx,
+            task,
+        });
+    }
+
+    /// Whether the flush in flight completed since the last call (`Some(true)`), is still out (`Some(false)`), or
+    /// there is none (`None`).
+    pub fn poll(&mut self) -> Option<bool> {
+        let f = self.in_flight.as_ref()?;
+        match f.done.try_recv() {
+            Ok(Ok(w)) => {
+                self.complete(w);
+                Some(true)
+            }
+            Ok(Err(_)) | Err(TryRecvError::Disconnected) => {
+                self.in_flight = None;
+                Some(true)
+            }
+            Err(TryRecvError::Empty) => Some(false),
+        }
+    }
+
+    /// Waits up to `timeout` for the flush in flight; returns whether none is left. A flush still out is left
+    /// running (it only writes committed state, under its own write time).
+    pub fn wait(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while let Some(false) = self.poll() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+
+    fn complete(&mut self, w: Written) {
+        if let Some(f) = self.in_flight.take() {
+            self.stats.last_flush_ms = f.started.elapsed().as_millis() as u64;
+        }
+        self.stats.flushes += 1;
+        self.stats.rows += w.rows;
+        self.stats.statements += w.statements;
+        self.last_done = Instant::now();
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> StateStats {
+        StateStats {
+            failed_attempts: self.stats.failed_attempts
+                + self.failures.load(std::sync::atomic::Ordering::Relaxed),
+            ..self.stats
+        }
+    }
+}
+
+impl Drop for StateHandle {
+    fn drop(&mut self) {
+        if let Some(f) = self.in_flight.take() {
+            f.task.abort();
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! What a durable store needs from a worker: which debtors changed since the last flush (one write per changed
+//! debtor however many events touched it), what each one's classification was when last written (so views keyed
+//! by segment or queue can drop stale entries), and, after a restore, which records a debtor's stored state already
+//! reflects.
+
+use std::collections::HashMap;
+
+use mora_domain::ids::DebtorId;
+use mora_schemas::Family;
+
+/// A debtor's classification as last persisted: the keys of the views it appears in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViewKeys {
+    /// Segment index.
+    pub segment: u16,
+    /// Work-queue membership bits.
+    pub queues: u32,
+}
+
+/// Changed debtors, by slot, in the order they first changed since the last flush.
+#[derive(Debug, Default)]
+pub(crate) struct ChangeSet {
+    order: Vec<u32>,
+    marked: Vec<bool>,
+    /// Per slot: view keys as last persisted (`None`: never persisted).
+    persisted: Vec<Option<ViewKeys>>,
+}
+
+impl ChangeSet {
+    pub(crate) fn mark(&mut self, slot: u32) {
+        let i = slot as usize;
+        if self.marked.len() <= i {
+            self.marked.resize(i + 1, false);
+            self.persisted.resize(i + 1, None);
+        }
+        if !self.marked[i] {
+            self.marked[i] = true;
+            self.order.push(slot);
+        }
+    }
+
+    /// Records that `slot` was loaded from the store with these view keys (not a change).
+    pub(crate) fn loaded(&mut self, slot: u32, keys: ViewKeys) {
+        let i = slot as usize;
+        if self.persisted.len() <= i {
+            self.marked.resize(i + 1, false);
+            self.persisted.resize(i + 1, None);
+        }
+        self.persisted[i] = Some(keys);
+    }
+
+    /// Takes the changed slots, clearing the marks.
+    pub(crate) fn take(&mut self) -> Vec<u32> {
+        let order = std::mem::take(&mut self.order);
+        for s in &order {
+            self.marked[*s as usize] = false;
+        }
+        order
+    }
+
+    /// Swaps in the keys being written for `slot`; returns the keys previously persisted.
+    pub(crate) fn persist(&mut self, slot: u32, keys: ViewKeys) -> Option<ViewKeys> {
+        self.persisted[slot as usize].replace(keys)
+    }
+
+    pub(crate) fn pending(&self) -> usize {
+        self.order.len()
+    }
+}
+
+/// Per debtor restored ahead of the partition's checkpoint: for each input family, the offset below which records
+/// are already reflected in the stored state (a flush wrote the debtor after the checkpoint was last advanced).
+pub type Fences = HashMap<DebtorId, Vec<(Family, i64)>>;
+
+/// Whether the record at `offset` of `family` is already reflected in `debtor`'s restored state.
+pub(crate) fn fenced(fences: &Fences, debtor: &str, family: Family, offset: i64) -> bool {
+    fences
+        .get(debtor)
+        .and_then(|f| f.iter().find(|(fam, _)| *fam == family))
+        .is_some_and(|(_, below)| offset < *below)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_debtor_changed_many_times_is_taken_once() {
+        let mut c = ChangeSet::default();
+        for s in [3, 1, 3, 3, 1, 0] {
+            c.mark(s);
+        }
+        assert_eq!(c.take(), vec![3, 1, 0]);
+        assert!(c.take().is_empty());
+        c.mark(1);
+        assert_eq!(c.take(), vec![1]);
+    }
+
+    #[test]
+    fn persisted_keys_are_returned_when_replaced() {
+        let mut c = ChangeSet::default();
+        c.loaded(2, ViewKeys { segment: 4, queues: 1 });
+        c.mark(2);
+        let _ = c.take();
+        assert_eq!(
+            c.persist(2, ViewKeys { segment: 5, queues: 0 }),
+            Some(ViewKeys { segment: 4, queues: 1 })
+        );
+        c.mark(7);
+        let _ = c.take();
+        assert_eq!(c.persist(7, ViewKeys::default()), None);
+    }
+
+    #[test]
+    fn fences_cover_only_offsets_below_them_for_their_family() {
+        let mut f = Fences::new();
+        f.insert("D-1".into(), vec![(Family::Payment, 10)]);
+        assert!(fenced(&f, "D-1", Family::Payment, 9));
+        assert!(!fenced(&f, "D-1", Family::Payment, 10));
+        assert!(!fenced(&f, "D-1", Family::Account, 3));
+        assert!(!fenced(&f, "D-2", Family::Payment, 3));
+    }
+}
