@@ -10,10 +10,11 @@ use crate::error::StateError;
 pub const FORMAT: i16 = 1;
 
 /// Encodes a debtor's state.
-pub fn encode(d: &Debtor) -> Vec<u8> {
-    // Serialising plain data into a Vec cannot fail.
-    // Plain data into a Vec: the only failure would be a bug in a Serialize impl, caught by the tests below.
-    rmp_serde::to_vec(d).unwrap_or_default()
+pub fn encode(d: &Debtor) -> Result<Vec<u8>, StateError> {
+    rmp_serde::to_vec(d).map_err(|e| StateError::Corrupt {
+        debtor: d.id.to_string(),
+        reason: format!("cannot encode: {e}"),
+    })
 }
 
 /// Decodes a state written in `format`.
