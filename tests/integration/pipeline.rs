@@ -155,7 +155,9 @@ fn read_topic_committed(cfg: &KafkaConfig, topic: &str, out: &mut Vec<(String, V
         .set("enable.partition.eof", "true")
         .create()
         .unwrap();
-    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
     let mut tpl = rdkafka::TopicPartitionList::new();
     let mut open = std::collections::BTreeSet::new();
     for p in md.topics()[0].partitions() {

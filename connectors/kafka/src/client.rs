@@ -45,6 +45,9 @@ pub(crate) fn consumer(cfg: &KafkaConfig) -> ClientConfig {
         .set("enable.partition.eof", "false")
         // Per-partition end offsets for ordering across topics come from the statistics callback.
         .set("statistics.interval.ms", "100");
+    if let Some(id) = &cfg.instance_id {
+        c.set("group.instance.id", id);
+    }
     finish(c, cfg)
 }
 

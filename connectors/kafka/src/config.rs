@@ -25,8 +25,12 @@ pub struct KafkaConfig {
     #[serde(default = "default_max_idle", with = "humantime_serde")]
     pub max_idle: Duration,
     /// Transactional id of this instance (exactly-once mode); unique per running instance. Default: derived from
-    /// the group, the host name and the process id.
+    /// `instance_id` when set (stable across restarts), otherwise from the group, the host name and the process id.
     pub transactional_id: Option<String>,
+    /// A stable identity for this instance (e.g. the pod name of a StatefulSet): static group membership, so a
+    /// restarted instance takes its partitions back at once instead of after the session timeout, and a stable
+    /// transactional id, so its unfinished transaction is aborted as soon as it starts again.
+    pub instance_id: Option<String>,
     /// Topic names.
     #[serde(default)]
     pub topics: TopicsConfig,
@@ -121,6 +125,7 @@ impl KafkaConfig {
             commit_interval: default_commit_interval(),
             max_idle: default_max_idle(),
             transactional_id: None,
+            instance_id: None,
             topics: TopicsConfig::default(),
             security: SecurityConfig::default(),
             librdkafka_options: BTreeMap::new(),

@@ -1,6 +1,7 @@
-//! Rebalance handling. Eager (range) assignment: on revoke, the open transaction commits before the partitions are
-//! released; on assign, every partition starts from its beginning so its worker rebuilds state, suppressing the
-//! outputs of records below the committed offsets.
+//! Rebalance handling. Eager (range) assignment: on revoke, the open transaction commits (and, with a state store,
+//! the last changes are flushed) before the partitions are released; on assign, each partition's state is restored
+//! (from the database and its checkpoint, or by replaying from the beginning without one), suppressing the outputs
+//! of records below the committed offsets.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, TopicPartitionList};
 use tracing::error;
 
 use crate::pipeline::Pipeline;
@@ -62,20 +63,20 @@ impl ConsumerContext for EngineContext {
         };
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let mut from_start = TopicPartitionList::new();
-                for e in tpl.elements() {
-                    let _ = from_start.add_partition_offset(
-                        e.topic(),
-                        e.partition(),
-                        Offset::Beginning,
-                    );
-                }
-                if let Err(e) = consumer.assign(&from_start) {
+                // Build each partition's state first (restored from the database, or empty): it decides where
+                // reading starts.
+                let starts = match pipeline.assign(consumer, tpl) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        error!(error = %e, "Building the assigned partitions' state failed.");
+                        self.fail(format!("restoring assigned partitions failed: {e}"));
+                        return;
+                    }
+                };
+                if let Err(e) = consumer.assign(&starts) {
                     error!(error = %e, "Assigning partitions failed.");
                     self.fail(format!("assign failed: {e}"));
-                    return;
                 }
-                pipeline.assign(consumer, tpl);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 if let Err(e) = pipeline.revoke(consumer) {

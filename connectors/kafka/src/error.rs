@@ -15,4 +15,7 @@ pub enum PipelineError {
     /// The Kafka client failed in a way retrying will not fix (fenced producer, authorization, ...).
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// The state store failed in a way retrying did not fix (unreachable past the patience, not migrated, corrupt).
+    #[error("state store: {0}")]
+    State(String),
 }

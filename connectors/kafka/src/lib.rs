@@ -7,12 +7,15 @@
 //! - `topics`: topic names and the co-partitioning check.
 //! - `pipeline`: workers, pending offsets and the transaction cycle.
 //! - `context`: rebalance handling (commit before releasing partitions, rebuild state on assignment).
+//! - `durable`: restore from the state store on assignment, coalesced flushes after commits, pausing while the
+//!   database is behind.
 //! - `run`: the loop, on a dedicated thread (the client's transaction calls block).
 //! - `loadgen`: the simulator's event mix produced to the input topics.
 
 mod client;
 mod config;
 mod context;
+mod durable;
 mod error;
 mod loadgen;
 mod pipeline;
@@ -23,5 +26,5 @@ mod topics;
 pub use config::{DeliveryMode, KafkaConfig, SecurityConfig, TopicsConfig};
 pub use error::PipelineError;
 pub use loadgen::{LoadgenOptions, LoadgenReport, loadgen};
-pub use run::{RunHandle, RunStats, run};
+pub use run::{RunHandle, RunStats, run, run_with_state};
 pub use topics::{check_co_partitioned, create_topics};

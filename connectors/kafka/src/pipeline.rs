@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mora_connector_scylla::StateConfig;
 use mora_domain::engine::Engine;
 use mora_runtime::{InputRecord, Operator, PartitionWorker};
 use rdkafka::Offset;
@@ -17,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::client;
 use crate::config::{DeliveryMode, KafkaConfig};
+use crate::durable::{Durable, FlushSource, Ledger, RestoredSlot};
 use crate::error::PipelineError;
 use crate::run::RunStats;
 use crate::sink::{KafkaSink, Written};
@@ -37,6 +39,12 @@ struct Slot {
     last_ts: i64,
     /// Records received but not yet applied, per input topic, with when they arrived.
     buffers: BTreeMap<String, VecDeque<(Instant, OwnedMessage)>>,
+    /// Next offset per input topic of the records applied (the cut a flush records).
+    applied: BTreeMap<String, i64>,
+    /// The cut of the last flush.
+    flushed: BTreeMap<String, i64>,
+    /// Decisions since the last flush (only with a state store).
+    ledger: Ledger,
 }
 
 impl Slot {
@@ -144,20 +152,34 @@ pub(crate) struct Pipeline {
     paused: std::collections::BTreeSet<(String, i32)>,
     written: Written,
     failed: Option<KafkaError>,
+    /// The state store, if configured (otherwise partitions are rebuilt by replaying from the beginning).
+    durable: Option<Durable>,
     pub stats: RunStats,
 }
 
 impl Pipeline {
-    pub(crate) fn new(cfg: KafkaConfig, engine: Arc<Engine>) -> Result<Self, PipelineError> {
+    pub(crate) fn new(
+        cfg: KafkaConfig,
+        engine: Arc<Engine>,
+        state: Option<StateConfig>,
+    ) -> Result<Self, PipelineError> {
+        let durable = state.map(Durable::connect).transpose()?;
         let txn_id = (cfg.mode == DeliveryMode::ExactlyOnce).then(|| {
-            cfg.transactional_id.clone().unwrap_or_else(|| {
-                // Unique per running instance: host, process, and instance within the process (tests run several).
-                static INSTANCE: std::sync::atomic::AtomicU32 =
-                    std::sync::atomic::AtomicU32::new(0);
-                let n = INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
-                format!("mora-{}-{host}-{}-{n}", cfg.group_id, std::process::id())
-            })
+            cfg.transactional_id
+                .clone()
+                .or_else(|| {
+                    cfg.instance_id
+                        .as_ref()
+                        .map(|i| format!("mora-{}-{i}", cfg.group_id))
+                })
+                .unwrap_or_else(|| {
+                    // Unique per running instance: host, process, and instance within the process (tests run several).
+                    static INSTANCE: std::sync::atomic::AtomicU32 =
+                        std::sync::atomic::AtomicU32::new(0);
+                    let n = INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+                    format!("mora-{}-{host}-{}-{n}", cfg.group_id, std::process::id())
+                })
         });
         let producer: BaseProducer = client::producer(&cfg, txn_id.as_deref()).create()?;
         if txn_id.is_some() {
@@ -173,6 +195,7 @@ impl Pipeline {
             paused: std::collections::BTreeSet::new(),
             written: Written::default(),
             failed: None,
+            durable,
             stats: RunStats::default(),
         })
     }
@@ -181,13 +204,14 @@ impl Pipeline {
         self.cfg.mode == DeliveryMode::ExactlyOnce
     }
 
-    /// New partitions: a fresh worker each, rebuilt by replaying the partition from its beginning; records below
-    /// the committed offsets only rebuild state (their outputs were committed before).
+    /// New partitions: each one's state is restored from the state store (resuming from its checkpoint) or, without
+    /// one, rebuilt by replaying the partition from its beginning. Records below the committed offsets only rebuild
+    /// state (their outputs were committed before). Returns where each topic-partition starts reading.
     pub(crate) fn assign<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         tpl: &TopicPartitionList,
-    ) {
+    ) -> Result<TopicPartitionList, PipelineError> {
         let committed = match consumer.committed_offsets(tpl.clone(), TXN_TIMEOUT) {
             Ok(c) => c,
             Err(e) => {
@@ -195,22 +219,59 @@ impl Pipeline {
                 tpl.clone()
             }
         };
+        let mut starts = TopicPartitionList::new();
         for e in committed.elements() {
-            let slot = self.slots.entry(e.partition()).or_insert_with(|| Slot {
-                worker: PartitionWorker::new(e.partition(), self.engine.clone()),
-                restore_until: HashMap::new(),
-                last_ts: i64::MIN,
-                buffers: BTreeMap::new(),
-            });
+            let p = e.partition();
+            if !self.slots.contains_key(&p) {
+                let restored = match self.durable.as_mut() {
+                    Some(d) => d.restore(p, &self.engine, &self.cfg.topics)?,
+                    None => RestoredSlot {
+                        worker: PartitionWorker::new(p, self.engine.clone()),
+                        starts: BTreeMap::new(),
+                    },
+                };
+                self.slots.insert(
+                    p,
+                    Slot {
+                        worker: restored.worker,
+                        restore_until: HashMap::new(),
+                        last_ts: i64::MIN,
+                        buffers: BTreeMap::new(),
+                        flushed: restored.starts.clone(),
+                        applied: restored.starts,
+                        ledger: Ledger::default(),
+                    },
+                );
+            }
+            let Some(slot) = self.slots.get_mut(&p) else {
+                continue;
+            };
             let until = match e.offset() {
                 Offset::Offset(n) => n,
                 _ => 0,
             };
+            let start = slot.applied.get(e.topic()).copied();
+            if let Some(s) = start.filter(|s| *s > until) {
+                warn!(
+                    topic = e.topic(),
+                    partition = p,
+                    stored = s,
+                    committed = until,
+                    "The state store is ahead of the committed offsets (were the group's offsets reset?); resuming from the store."
+                );
+            }
+            slot.applied.entry(e.topic().to_string()).or_insert(0);
             slot.restore_until.insert(e.topic().to_string(), until);
+            starts.add_partition_offset(
+                e.topic(),
+                p,
+                start.map_or(Offset::Beginning, Offset::Offset),
+            )?;
         }
         let parts: Vec<i32> = self.slots.keys().copied().collect();
-        info!(partitions = ?parts, "Partitions assigned; rebuilding their state from the beginning.");
+        info!(partitions = ?parts, durable = self.durable.is_some(), "Partitions assigned.");
         self.stats.assigned = parts;
+        Ok(starts)
     }
 
     /// Partitions taken away: commit what was done, then drop their state.
@@ -219,6 +280,10 @@ impl Pipeline {
         consumer: &BaseConsumer<C>,
     ) -> Result<(), PipelineError> {
         let result = self.commit(consumer);
+        if result.is_ok() {
+            // The next owner restores from the store: give it the latest committed state.
+            self.flush_state(true)?;
+        }
         self.slots.clear();
         self.offsets.clear();
         self.paused.clear();
@@ -261,7 +326,8 @@ impl Pipeline {
             consumer.pause(&pause)?;
             self.stats.backpressure_waits += 1;
         }
-        if resume.count() > 0 {
+        // While the state store holds input back, resuming waits for it (it resumes everything not full).
+        if resume.count() > 0 && !self.durable.as_ref().is_some_and(Durable::holding) {
             consumer.resume(&resume)?;
         }
         Ok(self.paused.len())
@@ -374,6 +440,7 @@ impl Pipeline {
             restoring,
             written: &mut self.written,
             failed: &mut self.failed,
+            ledger: self.durable.is_some().then_some(&mut slot.ledger),
         };
         let ts = msg.timestamp().to_millis().unwrap_or(0);
         if ts < slot.last_ts {
@@ -390,8 +457,12 @@ impl Pipeline {
         }
         slot.last_ts = slot.last_ts.max(ts);
         slot.worker.process(&record, &mut sink);
+        slot.applied.insert(topic.to_string(), msg.offset() + 1);
         if restoring && msg.offset() + 1 >= slot.restore_until.get(topic).copied().unwrap_or(0) {
             slot.restore_until.insert(topic.to_string(), 0); // this topic's replay is complete
+            if slot.restore_until.values().all(|u| *u == 0) {
+                slot.worker.clear_fences(); // every stored debtor is behind the replay now
+            }
         }
         self.stats.records += 1;
         if restoring {
@@ -471,9 +542,9 @@ impl Pipeline {
         self.offsets.clear();
         let assignment = consumer.assignment()?;
         self.slots.clear();
-        self.assign(consumer, &assignment);
-        for el in assignment.elements() {
-            consumer.seek(el.topic(), el.partition(), Offset::Beginning, TXN_TIMEOUT)?;
+        let starts = self.assign(consumer, &assignment)?;
+        for el in starts.elements() {
+            consumer.seek(el.topic(), el.partition(), el.offset(), TXN_TIMEOUT)?;
         }
         Ok(())
     }
@@ -485,6 +556,71 @@ impl Pipeline {
         self.stats.dead_letters = w.dead_letters;
         self.stats.suppressed = w.suppressed;
         self.stats.backpressure_waits = w.backpressure_waits;
+        if let Some(d) = &self.durable {
+            self.stats.state = Some(d.stats());
+            self.stats.state_pauses = d.pauses;
+            self.stats.state_lag_ms = d.lag_ms();
+        }
+        self.stats.skipped = self.slots.values().map(|s| s.worker.stats().skipped).sum();
+    }
+
+    /// After a commit: starts a flush of the changes if one is due (`now`: regardless of the interval, waiting for
+    /// it to land, as when releasing partitions or stopping).
+    pub(crate) fn flush_state(&mut self, now: bool) -> Result<(), PipelineError> {
+        let Some(d) = self.durable.as_mut() else {
+            return Ok(());
+        };
+        if now {
+            d.settle();
+        } else if !d.due() {
+            return Ok(());
+        }
+        let engine = self.engine.clone();
+        d.flush(
+            &engine,
+            self.slots.iter_mut().map(|(p, s)| FlushSource {
+                partition: *p,
+                worker: &mut s.worker,
+                ledger: &mut s.ledger,
+                applied: &s.applied,
+                flushed: &mut s.flushed,
+            }),
+        )?;
+        if now {
+            d.settle();
+        }
+        Ok(())
+    }
+
+    /// Pauses every assigned topic-partition while the state store is further behind than its limit, and resumes
+    /// them (except those paused for full buffers) when it catches up.
+    pub(crate) fn pace_state<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), PipelineError> {
+        let Some(d) = self.durable.as_mut() else {
+            return Ok(());
+        };
+        let (behind, changed) = d.should_pause();
+        if !changed {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for e in consumer.assignment()?.elements() {
+            if behind
+                || !self
+                    .paused
+                    .contains(&(e.topic().to_string(), e.partition()))
+            {
+                tpl.add_partition(e.topic(), e.partition());
+            }
+        }
+        if behind {
+            consumer.pause(&tpl)?;
+        } else {
+            consumer.resume(&tpl)?;
+        }
+        Ok(())
     }
 
     /// Polls the producer until every output sent is acknowledged (or `timeout` passes).

@@ -10,6 +10,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 use tracing::{info, warn};
 
+use mora_connector_scylla::StateConfig;
+
 use crate::client;
 use crate::config::KafkaConfig;
 use crate::context::EngineContext;
@@ -49,6 +51,14 @@ pub struct RunStats {
     pub out_of_order: u64,
     /// The first few of them, for diagnosis.
     pub out_of_order_examples: Vec<String>,
+    /// Records skipped after a restore because their debtor's stored state already reflected them.
+    pub skipped: u64,
+    /// The state store's counters, when one is configured.
+    pub state: Option<mora_connector_scylla::StateStats>,
+    /// Times input was paused because the state store was behind.
+    pub state_pauses: u64,
+    /// Milliseconds since the last flush landed.
+    pub state_lag_ms: u64,
     /// Why the loop stopped, when it stopped on an error.
     pub error: Option<String>,
 }
@@ -94,8 +104,22 @@ impl RunHandle {
     }
 }
 
-/// Checks the topics, then starts an engine instance in the consumer group on its own thread.
+/// Checks the topics, then starts an engine instance in the consumer group on its own thread; partitions are
+/// rebuilt by replaying their input from the beginning.
 pub fn run(cfg: KafkaConfig, engine: Arc<Engine>) -> Result<RunHandle, PipelineError> {
+    run_with_state(cfg, engine, None)
+}
+
+/// As [`run`], with the state kept in a database when `state` is given: partitions are restored from it and
+/// resume from their checkpoint.
+pub fn run_with_state(
+    cfg: KafkaConfig,
+    engine: Arc<Engine>,
+    state: Option<StateConfig>,
+) -> Result<RunHandle, PipelineError> {
+    if let Some(s) = &state {
+        s.validate().map_err(PipelineError::Config)?;
+    }
     cfg.validate().map_err(PipelineError::Config)?;
     let partitions = check_co_partitioned(&cfg)?;
     info!(brokers = %cfg.brokers, group = %cfg.group_id, partitions, mode = ?cfg.mode, "Input topics are co-partitioned.");
@@ -105,7 +129,7 @@ pub fn run(cfg: KafkaConfig, engine: Arc<Engine>) -> Result<RunHandle, PipelineE
     let thread = std::thread::Builder::new()
         .name("mora-pipeline".into())
         .spawn(move || {
-            let result = run_loop(cfg, engine, &stop2, &stats2);
+            let result = run_loop(cfg, engine, state, &stop2, &stats2);
             if let (Err(e), Ok(mut s)) = (&result, stats2.lock()) {
                 tracing::error!(error = %e, "The pipeline stopped on an error.");
                 s.error = Some(e.to_string());
@@ -131,12 +155,13 @@ fn lock(p: &Mutex<Pipeline>) -> Result<std::sync::MutexGuard<'_, Pipeline>, Pipe
 fn run_loop(
     cfg: KafkaConfig,
     engine: Arc<Engine>,
+    state: Option<StateConfig>,
     stop: &AtomicBool,
     shared: &Mutex<RunStats>,
 ) -> Result<RunStats, PipelineError> {
     let interval = cfg.commit_interval;
     let inputs = cfg.topics.inputs();
-    let pipeline = Arc::new(Mutex::new(Pipeline::new(cfg.clone(), engine)?));
+    let pipeline = Arc::new(Mutex::new(Pipeline::new(cfg.clone(), engine, state)?));
     let failure = Arc::new(Mutex::new(None));
     let ends = crate::context::EndOffsets::default();
     let ctx = EngineContext {
@@ -165,6 +190,7 @@ fn run_loop(
             let mut p = lock(&pipeline)?;
             p.drain(&consumer, &ends)?;
             p.bound_buffers(&consumer)?;
+            p.pace_state(&consumer)?;
         }
         if let Some(f) = failure.lock().ok().and_then(|mut f| f.take()) {
             return Err(PipelineError::Config(f));
@@ -172,6 +198,7 @@ fn run_loop(
         if last_commit.elapsed() >= interval {
             let mut p = lock(&pipeline)?;
             p.commit(&consumer)?;
+            p.flush_state(false)?;
             let debtors = p.workers().map(|w| w.len() as u64).sum();
             p.stats.debtors = debtors;
             p.stats.buffered = p.buffered() as u64;

@@ -11,6 +11,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord};
 use tracing::error;
 
 use crate::config::TopicsConfig;
+use crate::durable::Ledger;
 
 /// Counts of records written.
 #[derive(Debug, Default, Clone, Copy)]
@@ -32,6 +33,8 @@ pub(crate) struct KafkaSink<'a> {
     pub written: &'a mut Written,
     /// First send error that is not backpressure; the pipeline aborts the transaction on it.
     pub failed: &'a mut Option<KafkaError>,
+    /// Decisions kept for the state store's ledger (replayed ones too: ledger writes are idempotent).
+    pub ledger: Option<&'a mut Ledger>,
 }
 
 impl KafkaSink<'_> {
@@ -59,6 +62,9 @@ impl KafkaSink<'_> {
 
 impl Sink for KafkaSink<'_> {
     fn action(&mut self, _partition: i32, action: &Action) {
+        if let Some(l) = self.ledger.as_deref_mut() {
+            l.actions.push(action.clone());
+        }
         if self.restoring {
             self.written.suppressed += 1;
             return;
@@ -80,6 +86,9 @@ impl Sink for KafkaSink<'_> {
     }
 
     fn audit(&mut self, _partition: i32, record: &AuditRecord) {
+        if let Some(l) = self.ledger.as_deref_mut() {
+            l.audits.push(record.clone());
+        }
         if self.restoring {
             return;
         }

@@ -22,7 +22,9 @@ pub fn decode(debtor: &str, format: i16, bytes: &[u8]) -> Result<Debtor, StateEr
     if format != FORMAT {
         return Err(StateError::Corrupt {
             debtor: debtor.into(),
-            reason: format!("state format {format} is not known to this version (it reads {FORMAT})"),
+            reason: format!(
+                "state format {format} is not known to this version (it reads {FORMAT})"
+            ),
         });
     }
     rmp_serde::from_slice(bytes).map_err(|e| StateError::Corrupt {

@@ -139,9 +139,9 @@ impl Replication {
             Replication::Simple { factor: 0 } => {
                 Err("state.replication.factor: must be at least 1".into())
             }
-            Replication::NetworkTopology { datacenters } if datacenters.is_empty() => Err(
-                "state.replication.datacenters: name at least one data centre".into(),
-            ),
+            Replication::NetworkTopology { datacenters } if datacenters.is_empty() => {
+                Err("state.replication.datacenters: name at least one data centre".into())
+            }
             _ => Ok(()),
         }
     }
@@ -157,10 +157,7 @@ impl Replication {
                     .iter()
                     .map(|(dc, n)| format!("'{}': {n}", dc.replace('\'', "''")))
                     .collect();
-                format!(
-                    "{{'class': 'NetworkTopologyStrategy', {}}}",
-                    dcs.join(", ")
-                )
+                format!("{{'class': 'NetworkTopologyStrategy', {}}}", dcs.join(", "))
             }
         }
     }

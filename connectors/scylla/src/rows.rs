@@ -122,7 +122,8 @@ impl PartitionFlush {
         let (old_segment, old_queues) = before.map_or((None, 0), |k| (Some(k.segment), k.queues));
         if old_segment != Some(dv.segment) {
             if let Some(s) = old_segment {
-                self.views.push(ViewChange::LeaveSegment(segment_name(s), id()));
+                self.views
+                    .push(ViewChange::LeaveSegment(segment_name(s), id()));
             }
             self.views.push(ViewChange::JoinSegment(segment, id()));
         }

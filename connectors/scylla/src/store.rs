@@ -168,7 +168,10 @@ pub fn shard_of(debtor: &str, shards: u16) -> i16 {
 }
 
 fn decimal(d: Decimal) -> CqlDecimal {
-    CqlDecimal::from_signed_be_bytes_slice_and_exponent(&d.mantissa().to_be_bytes(), d.scale() as i32)
+    CqlDecimal::from_signed_be_bytes_slice_and_exponent(
+        &d.mantissa().to_be_bytes(),
+        d.scale() as i32,
+    )
 }
 
 fn month(t: Ts) -> i32 {
@@ -313,7 +316,14 @@ impl Store {
         let now = CqlTimestamp(write_time / 1000);
         for (topic, next) in &cp.offsets {
             batch.append_statement(self.put_checkpoint.clone());
-            values.push((f.partition, topic.as_str(), *next, cp.clock.0, now, write_time));
+            values.push((
+                f.partition,
+                topic.as_str(),
+                *next,
+                cp.clock.0,
+                now,
+                write_time,
+            ));
         }
         if !values.is_empty() {
             self.session
@@ -465,9 +475,9 @@ impl Store {
         for (d, applied) in all {
             if let Some(applied) = applied {
                 let cp = out.checkpoint.as_ref();
-                let ahead = applied.iter().any(|(t, o)| {
-                    *o > cp.and_then(|c| c.offsets.get(t)).copied().unwrap_or(0)
-                });
+                let ahead = applied
+                    .iter()
+                    .any(|(t, o)| *o > cp.and_then(|c| c.offsets.get(t)).copied().unwrap_or(0));
                 if ahead {
                     out.ahead.push((d.id.clone(), applied));
                 }
@@ -519,17 +529,29 @@ mod tests {
         let mut cfg = StateConfig::new(vec!["n:9042".into()]);
         cfg.keyspace = "bank_a".into();
         let stmts = schema_statements(&cfg);
-        assert!(stmts[0].starts_with("CREATE KEYSPACE IF NOT EXISTS bank_a WITH replication = {'class': 'SimpleStrategy'"));
-        assert!(stmts.iter().skip(1).all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS bank_a.")));
-        assert!(stmts.iter().all(|s| !s.contains('{') || s.starts_with("CREATE KEYSPACE")));
+        assert!(stmts[0].starts_with(
+            "CREATE KEYSPACE IF NOT EXISTS bank_a WITH replication = {'class': 'SimpleStrategy'"
+        ));
+        assert!(
+            stmts
+                .iter()
+                .skip(1)
+                .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS bank_a."))
+        );
+        assert!(
+            stmts
+                .iter()
+                .all(|s| !s.contains('{') || s.starts_with("CREATE KEYSPACE"))
+        );
         assert_eq!(stmts.len(), 8);
     }
 
     #[test]
     fn shards_are_stable_and_spread() {
         assert_eq!(shard_of("D00000001", 64), shard_of("D00000001", 64));
-        let used: std::collections::BTreeSet<i16> =
-            (0..1000).map(|i| shard_of(&format!("D{i:08}"), 64)).collect();
+        let used: std::collections::BTreeSet<i16> = (0..1000)
+            .map(|i| shard_of(&format!("D{i:08}"), 64))
+            .collect();
         assert_eq!(used.len(), 64);
     }
 
@@ -539,10 +561,13 @@ mod tests {
         let c = decimal(d);
         let (bytes, scale) = c.as_signed_be_bytes_slice_and_exponent();
         assert_eq!(scale, 2);
-        assert_eq!(i128::from_be_bytes({
-            let mut b = [if bytes[0] & 0x80 != 0 { 0xff } else { 0 }; 16];
-            b[16 - bytes.len()..].copy_from_slice(bytes);
-            b
-        }), 123450);
+        assert_eq!(
+            i128::from_be_bytes({
+                let mut b = [if bytes[0] & 0x80 != 0 { 0xff } else { 0 }; 16];
+                b[16 - bytes.len()..].copy_from_slice(bytes);
+                b
+            }),
+            123450
+        );
     }
 }

@@ -3,6 +3,9 @@
 //! ```text
 //! mora demo                      # a simulated portfolio through the whole engine, no servers needed
 //! mora validate --config FILE    # load and check a configuration, naming the file and field of any error
+//! mora migrate --config FILE     # create the state store's keyspace and tables
+//! mora run --config FILE         # the engine on Kafka (and the state store, if configured)
+//! mora loadgen ...               # the simulator's events to the input topics
 //! ```
 
 use mora::{config, demo, stream};
@@ -29,6 +32,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the engine on Kafka: consume the input topics, decide, write actions, audit and dead letters.
     Run(stream::RunArgs),
+    /// Create the state store's keyspace and tables (idempotent).
+    Migrate(stream::MigrateArgs),
     /// Produce the simulator's event mix to the input topics.
     Loadgen(stream::LoadgenArgs),
     /// Load and validate a configuration (runtime file, decision file, policies, holiday calendars).
@@ -43,7 +48,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,apache_avro=error".into()),
+                .unwrap_or_else(|_| "info,apache_avro=error,scylla=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -72,6 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run(args) => stream::run_engine(&args)?,
         Command::Loadgen(args) => stream::run_loadgen(&args)?,
+        Command::Migrate(args) => stream::run_migrate(&args)?,
         Command::Validate { config } => {
             let loaded = config::load(config.as_deref())?;
             let e = &loaded.engine;

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
-use mora_connector_kafka::{KafkaConfig, LoadgenOptions, create_topics, loadgen, run};
+use mora_connector_kafka::{KafkaConfig, LoadgenOptions, create_topics, loadgen, run_with_state};
 
 use crate::config;
 
@@ -16,6 +16,38 @@ pub struct RunArgs {
     /// Runtime configuration file with a `[kafka]` section (e.g. deploy/mora.toml).
     #[arg(long)]
     pub config: PathBuf,
+}
+
+/// Options of `mora migrate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MigrateArgs {
+    /// Runtime configuration file with a `[state]` section (e.g. deploy/mora.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+/// Creates the state store's keyspace and tables (idempotent).
+#[allow(clippy::print_stdout)]
+pub fn run_migrate(args: &MigrateArgs) -> anyhow::Result<()> {
+    let loaded = config::load(Some(&args.config))?;
+    let state = loaded.app.state.clone().with_context(|| {
+        format!(
+            "{}: `state`: section missing (mora migrate needs state.nodes)",
+            args.config.display()
+        )
+    })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let shards = rt.block_on(mora_connector_scylla::migrate(&state))?;
+    println!(
+        "keyspace {} ready on {:?}: {} tables, {} shards per Kafka partition",
+        state.keyspace,
+        state.nodes,
+        mora_connector_scylla::schema_statements(&state).len() - 1,
+        shards
+    );
+    Ok(())
 }
 
 /// Options of `mora loadgen`.
@@ -60,7 +92,12 @@ pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
             args.config.display()
         )
     })?;
-    let handle = run(kafka, Arc::new(loaded.engine))?;
+    if loaded.app.state.is_none() {
+        tracing::warn!(
+            "No [state] section: partitions are rebuilt by replaying their input from the beginning."
+        );
+    }
+    let handle = run_with_state(kafka, Arc::new(loaded.engine), loaded.app.state.clone())?;
     let stop = handle.stopper();
     ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
         .context("cannot install the signal handler")?;
@@ -70,7 +107,8 @@ pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(200));
         if last.elapsed() >= Duration::from_secs(10) {
             let s = handle.stats();
-            tracing::info!(records = s.records, actions = s.actions, dead_letters = s.dead_letters, commits = s.commits, partitions = ?s.assigned, "Progress.");
+            let (rows, lag_ms) = (s.state.map(|st| st.rows), s.state_lag_ms);
+            tracing::info!(records = s.records, actions = s.actions, dead_letters = s.dead_letters, commits = s.commits, state_rows = ?rows, state_lag_ms = lag_ms, partitions = ?s.assigned, "Progress.");
             last = std::time::Instant::now();
         }
     }

@@ -99,12 +99,27 @@ mod tests {
     #[test]
     fn persisted_keys_are_returned_when_replaced() {
         let mut c = ChangeSet::default();
-        c.loaded(2, ViewKeys { segment: 4, queues: 1 });
+        c.loaded(
+            2,
+            ViewKeys {
+                segment: 4,
+                queues: 1,
+            },
+        );
         c.mark(2);
         let _ = c.take();
         assert_eq!(
-            c.persist(2, ViewKeys { segment: 5, queues: 0 }),
-            Some(ViewKeys { segment: 4, queues: 1 })
+            c.persist(
+                2,
+                ViewKeys {
+                    segment: 5,
+                    queues: 0
+                }
+            ),
+            Some(ViewKeys {
+                segment: 4,
+                queues: 1
+            })
         );
         c.mark(7);
         let _ = c.take();

@@ -24,6 +24,9 @@ pub struct AppConfig {
     pub decisions: DecisionsConfig,
     /// Kafka settings (needed by `mora run` and `mora loadgen`).
     pub kafka: Option<mora_connector_kafka::KafkaConfig>,
+    /// The state store (ScyllaDB or Cassandra). Without it, `mora run` rebuilds partitions by replaying their
+    /// input from the beginning.
+    pub state: Option<mora_connector_scylla::StateConfig>,
 }
 
 /// Paths of the decision configuration, relative to the runtime configuration file.

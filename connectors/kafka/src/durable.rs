@@ -1,0 +1,188 @@
+//! The pipeline's side of the state store: restoring an assigned partition, building coalesced flushes right after
+//! a commit (so that every flushed debtor reflects only committed input), and pausing input while the database is
+//! behind.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mora_connector_scylla::{Checkpoint, PartitionFlush, StateConfig, StateHandle, StateStats};
+use mora_domain::action::{Action, AuditRecord};
+use mora_domain::engine::Engine;
+use mora_runtime::{Fences, PartitionWorker};
+use tracing::{info, warn};
+
+use crate::config::TopicsConfig;
+use crate::error::PipelineError;
+
+/// How long a partition waits for the database at assignment before the instance gives up.
+const RESTORE_PATIENCE: Duration = Duration::from_secs(120);
+/// How long releasing partitions waits for their last flush.
+const RELEASE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Actions and audit records decided since the last flush, for the ledger tables.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    pub actions: Vec<Action>,
+    pub audits: Vec<AuditRecord>,
+}
+
+/// A partition's worker as restored, and where reading resumes per input topic (`None`: from the beginning).
+pub(crate) struct RestoredSlot {
+    pub worker: PartitionWorker,
+    pub starts: BTreeMap<String, i64>,
+}
+
+/// Per-partition bookkeeping the flushes need.
+pub(crate) struct FlushSource<'a> {
+    pub partition: i32,
+    pub worker: &'a mut PartitionWorker,
+    pub ledger: &'a mut Ledger,
+    /// Next offset per input topic of the records applied.
+    pub applied: &'a BTreeMap<String, i64>,
+    /// The cut of the previous flush of this partition.
+    pub flushed: &'a mut BTreeMap<String, i64>,
+}
+
+/// The state store as the pipeline uses it.
+pub(crate) struct Durable {
+    handle: StateHandle,
+    last_flush: Instant,
+    paused: bool,
+    pub pauses: u64,
+}
+
+impl Durable {
+    pub(crate) fn connect(cfg: StateConfig) -> Result<Self, PipelineError> {
+        let handle = StateHandle::connect(cfg, Duration::from_secs(60))
+            .map_err(|e| PipelineError::State(e.to_string()))?;
+        Ok(Self {
+            handle,
+            last_flush: Instant::now(),
+            paused: false,
+            pauses: 0,
+        })
+    }
+
+    /// Restores partition `p`: its stored debtors and clock, fences for debtors stored ahead of the checkpoint,
+    /// and the checkpoint's offsets to resume from.
+    pub(crate) fn restore(
+        &mut self,
+        p: i32,
+        engine: &Arc<Engine>,
+        topics: &TopicsConfig,
+    ) -> Result<RestoredSlot, PipelineError> {
+        let r = self
+            .handle
+            .restore(p, RESTORE_PATIENCE)
+            .map_err(|e| PipelineError::State(format!("partition {p}: {e}")))?;
+        let cp = r.checkpoint.unwrap_or_default();
+        let mut fences = Fences::new();
+        for (id, applied) in r.ahead {
+            let per_family: Vec<_> = applied
+                .iter()
+                .filter_map(|(t, o)| topics.family_of(t).map(|f| (f, *o)))
+                .collect();
+            fences.insert(id, per_family);
+        }
+        info!(
+            partition = p,
+            debtors = r.debtors.len(),
+            ahead = fences.len(),
+            checkpoint = ?cp.offsets,
+            "Partition restored from the state store."
+        );
+        let worker = PartitionWorker::restore(p, engine.clone(), cp.clock, r.debtors, fences);
+        Ok(RestoredSlot {
+            worker,
+            starts: cp.offsets,
+        })
+    }
+
+    /// Whether a flush is due: none in flight and the interval passed.
+    pub(crate) fn due(&mut self) -> bool {
+        let _ = self.handle.poll();
+        !self.handle.busy() && self.last_flush.elapsed() >= self.handle.config().flush_interval
+    }
+
+    /// Builds and starts a flush of every partition's changes since the last one. Call right after a commit.
+    pub(crate) fn flush<'a>(
+        &mut self,
+        engine: &Engine,
+        sources: impl Iterator<Item = FlushSource<'a>>,
+    ) -> Result<(), PipelineError> {
+        let mut flushes = Vec::new();
+        for s in sources {
+            if s.worker.changed_count() == 0
+                && s.ledger.actions.is_empty()
+                && s.ledger.audits.is_empty()
+                && s.applied == s.flushed
+            {
+                continue;
+            }
+            let mut f = PartitionFlush {
+                partition: s.partition,
+                checkpoint: Arc::new(Checkpoint {
+                    offsets: s.applied.clone(),
+                    clock: s.worker.clock(),
+                }),
+                actions: std::mem::take(&mut s.ledger.actions),
+                audits: std::mem::take(&mut s.ledger.audits),
+                ..PartitionFlush::default()
+            };
+            for (d, before) in s.worker.take_changed() {
+                f.add(engine, d, before)
+                    .map_err(|e| PipelineError::State(e.to_string()))?;
+            }
+            s.flushed.clone_from(s.applied);
+            flushes.push(f);
+        }
+        self.last_flush = Instant::now();
+        if !flushes.is_empty() {
+            self.handle.submit(flushes);
+        }
+        Ok(())
+    }
+
+    /// Waits for the flush in flight (releasing partitions, stopping).
+    pub(crate) fn settle(&mut self) -> bool {
+        let done = self.handle.wait(RELEASE_PATIENCE);
+        if !done {
+            warn!(
+                "The last flush did not complete in time; the next owner replays from the previous checkpoint."
+            );
+        }
+        done
+    }
+
+    /// Whether input should be paused (the database is further behind than `max_lag`), and whether that changed.
+    pub(crate) fn should_pause(&mut self) -> (bool, bool) {
+        let _ = self.handle.poll();
+        let behind = self.handle.lag() > self.handle.config().max_lag;
+        let changed = behind != self.paused;
+        if changed {
+            self.paused = behind;
+            if behind {
+                self.pauses += 1;
+                warn!(lag = ?self.handle.lag(), "The state store is behind; pausing input until it catches up.");
+            } else {
+                info!("The state store caught up; resuming input.");
+            }
+        }
+        (behind, changed)
+    }
+
+    /// Whether input is paused for the store.
+    pub(crate) fn holding(&self) -> bool {
+        self.paused
+    }
+
+    pub(crate) fn stats(&self) -> StateStats {
+        self.handle.stats()
+    }
+
+    /// Milliseconds since the last flush completed (the age of the oldest change not yet stored, at most).
+    pub(crate) fn lag_ms(&self) -> u64 {
+        self.handle.since_last_flush().as_millis() as u64
+    }
+}
