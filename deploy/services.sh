@@ -7,6 +7,7 @@
 #
 #   deploy/services.sh up        start what is not running, wait until each answers a real request
 #   deploy/services.sh down      stop what `up` started (by pid)
+#   deploy/services.sh stop|start kafka|cassandra   one server only (the fault tests restart the database)
 #   deploy/services.sh status    say what runs and whether it answers
 #
 # MORA_KAFKA_BROKERS / MORA_CQL_NODES: use those endpoints instead; nothing is started for them.
@@ -203,6 +204,20 @@ ENV
     stop kafka
     stop cassandra
     ;;
+  stop)
+    # One server only (fault tests): deploy/services.sh stop cassandra
+    case "${2:-}" in kafka|cassandra) stop "$2" ;; *) die "usage: $0 stop kafka|cassandra" ;; esac
+    ;;
+  start)
+    # One server only, after `stop NAME`: deploy/services.sh start cassandra
+    mkdir -p "$RUN"
+    need_tools
+    case "${2:-}" in
+      kafka) start_kafka; wait_ready kafka kafka "127.0.0.1:$KAFKA_PORT" "$RUN/kafka.pid" "$RUN/kafka/logs/server.log" ;;
+      cassandra) start_cassandra; wait_ready cassandra cql "127.0.0.1:$CQL_PORT" "$RUN/cassandra.pid" "$RUN/cassandra/logs/system.log" ;;
+      *) die "usage: $0 start kafka|cassandra" ;;
+    esac
+    ;;
   status)
     for s in kafka cassandra; do
       if alive "$RUN/$s.pid"; then echo "$s: running (pid $(cat "$RUN/$s.pid"))"; else echo "$s: not started by this script"; fi
@@ -211,7 +226,7 @@ ENV
     python3 "$SVC/probe.py" cql "${MORA_CQL_NODES:-127.0.0.1:$CQL_PORT}" || true
     ;;
   *)
-    echo "usage: $0 up|down|status" >&2
+    echo "usage: $0 up|down|status|stop NAME|start NAME" >&2
     exit 2
     ;;
 esac

@@ -10,6 +10,8 @@ command -v cargo >/dev/null || { echo "test.sh: cargo is required (https://rustu
 started=$(date +%s)
 # Build everything first, so the servers are not left waiting on the compiler.
 cargo test --workspace --no-run
+# The fault tests run the engine binary as a subprocess.
+cargo build -p mora
 
 stop_services() {
   if [ "${MORA_KEEP_SERVICES:-0}" != "1" ]; then deploy/services.sh down || true; fi
@@ -21,5 +23,7 @@ source "${MORA_SERVICES_RUN:-.services}/env"
 
 status=0
 cargo test --workspace || status=$?
+# Tests that restart a shared server run alone, after the rest.
+cargo test -p mora-tests --test integration -- --ignored --test-threads=1 || status=$?
 echo "test.sh: finished in $(( $(date +%s) - started ))s with status $status" >&2
 exit "$status"

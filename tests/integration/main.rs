@@ -7,5 +7,7 @@ mod cql;
 mod demo;
 mod kafka;
 mod pipeline;
+mod restore;
 mod services;
+mod state;
 mod utils;

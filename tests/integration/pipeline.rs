@@ -134,57 +134,18 @@ fn wait_for(handles: &[&RunHandle], n: u64) {
     }
 }
 
-/// Everything on `topics`, read with read_committed: each topic's partitions assigned explicitly and read until the
-/// client reports each one's end (its last stable offset), so the result never depends on how quickly records arrive.
+/// Everything on `topics`, read with read_committed to each partition's end.
 fn read_committed(cfg: &KafkaConfig, topics: &[String]) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for t in topics {
-        read_topic_committed(cfg, t, &mut out);
-    }
-    out
-}
-
-fn read_topic_committed(cfg: &KafkaConfig, topic: &str, out: &mut Vec<(String, Vec<u8>)>) {
-    use rdkafka::error::KafkaError;
-    // One consumer per topic: an end-of-partition report names the partition only.
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &cfg.brokers)
-        .set("group.id", utils::unique("reader"))
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    let mut open = std::collections::BTreeSet::new();
-    for p in md.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
-            .unwrap();
-        open.insert(p.id());
-    }
-    assert!(!open.is_empty(), "topic {topic} has no partitions");
-    c.assign(&tpl).unwrap();
-    let deadline = Instant::now() + WAIT;
-    while !open.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: partitions {open:?} not read to their end"
-        );
-        match c.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => out.push((
+    topics
+        .iter()
+        .flat_map(|t| utils::read_to_end(&cfg.brokers, t, "read_committed"))
+        .map(|m| {
+            (
                 m.topic().to_string(),
                 m.payload().unwrap_or_default().to_vec(),
-            )),
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                open.remove(&p);
-            }
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => {}
-        }
-    }
+            )
+        })
+        .collect()
 }
 
 fn actions_out(cfg: &KafkaConfig) -> Vec<Action> {

@@ -81,3 +81,55 @@ pub fn unique(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Every record of `topic` (all partitions, assigned explicitly), read until the client reports each partition's
+/// end: the last stable offset with `read_committed`, the high watermark with `read_uncommitted`. The result never
+/// depends on how quickly records arrive.
+pub fn read_to_end(
+    brokers: &str,
+    topic: &str,
+    isolation: &str,
+) -> Vec<rdkafka::message::OwnedMessage> {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    use std::time::{Duration, Instant};
+    // One consumer per topic: an end-of-partition report names the partition only.
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("isolation.level", isolation)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut open = std::collections::BTreeSet::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+            .unwrap();
+        open.insert(p.id());
+    }
+    assert!(!open.is_empty(), "topic {topic} has no partitions");
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !open.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: partitions {open:?} not read to their end"
+        );
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push(m.detach()),
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    out
+}

@@ -79,8 +79,10 @@ impl Durable {
         let cp = r.checkpoint.unwrap_or_default();
         let mut fences = Fences::new();
         for (id, applied) in r.ahead {
+            // Only families the row is ahead in: records at or past the checkpoint elsewhere are new to it.
             let per_family: Vec<_> = applied
                 .iter()
+                .filter(|(t, o)| **o > cp.offsets.get(*t).copied().unwrap_or(0))
                 .filter_map(|(t, o)| topics.family_of(t).map(|f| (f, *o)))
                 .collect();
             fences.insert(id, per_family);

@@ -261,7 +261,11 @@ impl Pipeline {
                 );
             }
             slot.applied.entry(e.topic().to_string()).or_insert(0);
-            slot.restore_until.insert(e.topic().to_string(), until);
+            // Records from the start up to the committed offset only rebuild state; none if it starts there.
+            let replay_until = if until > start.unwrap_or(0) { until } else { 0 };
+            slot.restore_until
+                .insert(e.topic().to_string(), replay_until);
+            info!(topic = e.topic(), partition = p, start = ?start, committed = until, "Partition input resumes.");
             starts.add_partition_offset(
                 e.topic(),
                 p,

@@ -33,6 +33,8 @@ pub struct PartitionWorker {
     stats: WorkerStats,
     changes: ChangeSet,
     fences: Fences,
+    /// Per input family (in `Family::ALL` order), the next offset after the last record processed.
+    positions: [i64; 6],
 }
 
 impl PartitionWorker {
@@ -50,6 +52,7 @@ impl PartitionWorker {
             stats: WorkerStats::default(),
             changes: ChangeSet::default(),
             fences: Fences::new(),
+            positions: [0; 6],
         }
     }
 
@@ -74,6 +77,8 @@ impl PartitionWorker {
             w.sync(slot, (0, 0, Ts::MAX));
             w.changes.loaded(slot, keys);
         }
+        // Loading is not a change: only what happens after it needs writing back.
+        let _ = w.changes.take();
         w.fences = fences;
         w
     }
@@ -85,8 +90,25 @@ impl PartitionWorker {
 
     /// Debtors changed since the last call, each once, with the view keys they were last persisted under (`None`:
     /// never persisted). Calling it marks their current view keys as persisted.
+    ///
+    /// A debtor restored ahead of the checkpoint is held back until the partition has processed every record its
+    /// stored state reflects: written earlier, its row would claim a cut older than its state, and a later restore
+    /// would apply those records to it twice.
     pub fn take_changed(&mut self) -> Vec<(&Debtor, Option<ViewKeys>)> {
-        let slots = self.changes.take();
+        let mut slots = self.changes.take();
+        if !self.fences.is_empty() {
+            let (positions, fences, store) = (&self.positions, &self.fences, &self.store);
+            let (ready, held): (Vec<u32>, Vec<u32>) = slots.into_iter().partition(|s| {
+                fences.get(&store.get(*s).id).is_none_or(|f| {
+                    f.iter()
+                        .all(|(fam, below)| positions[family_index(*fam)] >= *below)
+                })
+            });
+            for s in held {
+                self.changes.mark(s);
+            }
+            slots = ready;
+        }
         let mut previous = Vec::with_capacity(slots.len());
         for &s in &slots {
             let d = &self.store.get(s).derived;
@@ -296,9 +318,18 @@ impl PartitionWorker {
     }
 }
 
+fn family_index(f: mora_schemas::Family) -> usize {
+    mora_schemas::Family::ALL
+        .iter()
+        .position(|x| *x == f)
+        .unwrap_or(0)
+}
+
 impl Operator for PartitionWorker {
     fn process(&mut self, rec: &InputRecord<'_>, sink: &mut dyn Sink) {
         self.stats.records += 1;
+        let i = family_index(rec.family);
+        self.positions[i] = self.positions[i].max(rec.offset + 1);
         match decode_event(rec.family, rec.payload) {
             Ok(ev) => {
                 if let Some(key) = rec.key.filter(|k| *k != ev.debtor_id.as_bytes()) {

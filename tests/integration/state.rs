@@ -1,0 +1,503 @@
+//! The state store on the real database, with the engine on the real broker: migration, restore after kill -9, and
+//! the database going away mid-run. The engine runs as a subprocess (`mora run`), fed by the load generator; the
+//! proof is the output topics read with read_committed and the rows in the database, compared with a clean
+//! in-memory run over the same input log.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mora_connector_kafka::{KafkaConfig, LoadgenOptions, create_topics, loadgen};
+use mora_connector_scylla::{StateConfig, Store};
+use mora_domain::action::Action;
+use mora_domain::debtor::Debtor;
+use mora_domain::engine::Engine;
+use mora_runtime::{CollectingSink, InputRecord, Operator, PartitionWorker};
+use mora_schemas::decode_action;
+use rand::{Rng, SeedableRng};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Message, OwnedMessage};
+
+use crate::utils;
+
+const PARTITIONS: i32 = 4;
+
+fn engine() -> Arc<Engine> {
+    Arc::new(
+        mora::config::load(None)
+            .expect("built-in configuration")
+            .engine,
+    )
+}
+
+/// The `mora` binary of this build (deploy/test.sh builds it before the tests).
+fn mora_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join("mora");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build -p mora` (deploy/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// One test's world: unique topics, group, keyspace, and a configuration file for `mora run`.
+struct World {
+    kafka: KafkaConfig,
+    state: StateConfig,
+    dir: PathBuf,
+    /// Removes `dir` at the end, unless MORA_KEEP_TEST_LOGS is set.
+    _cleanup: Option<tempfile::TempDir>,
+    config: PathBuf,
+}
+
+impl World {
+    fn new() -> Self {
+        let p = utils::unique("s");
+        let mut kafka = KafkaConfig::new(utils::kafka_brokers());
+        kafka.group_id = format!("{p}-group");
+        kafka.topics.input_prefix = format!("{p}.in.");
+        kafka.topics.actions_prefix = format!("{p}.actions.");
+        kafka.topics.audit = format!("{p}.audit");
+        kafka.topics.dead_letter = format!("{p}.dlq");
+        let mut state = StateConfig::new(utils::cql_nodes());
+        state.keyspace = p.clone();
+        state.consistency = mora_connector_scylla::ConsistencyLevel::One;
+        state.flush_interval = Duration::from_millis(500);
+        state.shards = 16;
+        create_topics(&kafka, PARTITIONS, 1).expect("topics created");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let cleanup = if std::env::var_os("MORA_KEEP_TEST_LOGS").is_some() {
+            eprintln!("engine logs kept in {}", dir.display());
+            let _ = tmp.keep();
+            None
+        } else {
+            Some(tmp)
+        };
+        let config = dir.join("mora.toml");
+        let decisions = format!("{}/../deploy/config", env!("CARGO_MANIFEST_DIR"));
+        let toml = format!(
+            r#"
+[decisions]
+file = "{decisions}/decisions.toml"
+policies_dir = "{decisions}/policies"
+holidays_dir = "{decisions}/holidays"
+
+[kafka]
+brokers = "{brokers}"
+group_id = "{group}"
+instance_id = "engine-1"
+commit_interval = "100ms"
+max_idle = "1s"
+
+[kafka.topics]
+input_prefix = "{p}.in."
+actions_prefix = "{p}.actions."
+audit = "{p}.audit"
+dead_letter = "{p}.dlq"
+
+[state]
+nodes = [{nodes}]
+keyspace = "{p}"
+consistency = "one"
+flush_interval = "500ms"
+shards = 16
+max_lag = "5s"
+"#,
+            brokers = kafka.brokers,
+            group = kafka.group_id,
+            nodes = state
+                .nodes
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        std::fs::write(&config, toml).unwrap();
+        let out = Command::new(mora_bin())
+            .args(["migrate", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mora migrate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self {
+            kafka,
+            state,
+            dir,
+            _cleanup: cleanup,
+            config,
+        }
+    }
+
+    /// Starts `mora run`; its log goes to a numbered file in the test's directory.
+    fn start_engine(&self, n: u32) -> Child {
+        let log = std::fs::File::create(self.dir.join(format!("engine-{n}.log"))).unwrap();
+        Command::new(mora_bin())
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "warn,mora=info,mora_connector_kafka=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn engine_log(&self, n: u32) -> String {
+        std::fs::read_to_string(self.dir.join(format!("engine-{n}.log"))).unwrap_or_default()
+    }
+
+    /// Produces `events` simulated records before the engine starts. (Produced while it runs, records of one
+    /// topic can reach the engine after `max_idle` behind another topic's, and a run that applies them out of
+    /// time order rightly differs from the clean reference; that trade-off is the pipeline tests' subject.)
+    fn loadgen(&self, events: u64) {
+        let opts = LoadgenOptions {
+            debtors: 4000,
+            events,
+            rate: None,
+            seed: 11,
+            days: 365,
+        };
+        let written = loadgen(&self.kafka, &opts, engine()).expect("loadgen").total;
+        assert_eq!(written, events);
+    }
+
+    /// Waits until the engine's group has committed every input record.
+    fn wait_consumed(&self, engine: &mut Child, timeout: Duration) {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka.brokers)
+            .set("group.id", &self.kafka.group_id)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            let mut ends = BTreeMap::new();
+            for t in self.kafka.topics.inputs() {
+                for p in 0..PARTITIONS {
+                    tpl.add_partition(&t, p);
+                    let (_, hi) = c.fetch_watermarks(&t, p, Duration::from_secs(10)).unwrap();
+                    ends.insert((t.clone(), p), hi);
+                }
+            }
+            let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+            let behind: Vec<_> = committed
+                .elements()
+                .iter()
+                .filter(|e| {
+                    let end = ends[&(e.topic().to_string(), e.partition())];
+                    end > 0 && e.offset().to_raw().unwrap_or(-1) < end
+                })
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            if behind.is_empty() {
+                return;
+            }
+            if let Some(status) = engine.try_wait().unwrap() {
+                panic!("the engine exited ({status}) before consuming everything");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "input not consumed within {timeout:?}: {behind:?}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Every input record, per partition, in the order the engine applies them: timestamp, then topic, then
+    /// offset.
+    fn input_log(&self) -> BTreeMap<i32, Vec<OwnedMessage>> {
+        let mut by_partition: BTreeMap<i32, Vec<OwnedMessage>> = BTreeMap::new();
+        for t in self.kafka.topics.inputs() {
+            for m in utils::read_to_end(&self.kafka.brokers, &t, "read_uncommitted") {
+                by_partition.entry(m.partition()).or_default().push(m);
+            }
+        }
+        for log in by_partition.values_mut() {
+            log.sort_by(|a, b| {
+                let key = |m: &OwnedMessage| {
+                    (
+                        m.timestamp().to_millis().unwrap_or(0),
+                        m.topic().to_string(),
+                        m.offset(),
+                    )
+                };
+                key(a).cmp(&key(b))
+            });
+        }
+        by_partition
+    }
+
+    /// A clean, uninterrupted in-memory run over the input log: its actions and final debtor states.
+    fn reference(&self) -> (Vec<Action>, BTreeMap<String, Debtor>) {
+        let engine = engine();
+        let (mut actions, mut debtors) = (Vec::new(), BTreeMap::new());
+        for (p, log) in self.input_log() {
+            let mut w = PartitionWorker::new(p, engine.clone());
+            let mut sink = CollectingSink::default();
+            for m in &log {
+                let rec = InputRecord {
+                    family: self.kafka.topics.family_of(m.topic()).unwrap(),
+                    topic: m.topic(),
+                    partition: p,
+                    offset: m.offset(),
+                    key: m.key(),
+                    payload: m.payload().unwrap_or_default(),
+                };
+                w.process(&rec, &mut sink);
+            }
+            actions.extend(sink.actions);
+            for d in w.debtors() {
+                debtors.insert(d.id.to_string(), d.clone());
+            }
+        }
+        (actions, debtors)
+    }
+
+    /// Every debtor stored in the database.
+    fn stored(&self) -> BTreeMap<String, Debtor> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = Store::connect(&self.state).await.expect("store");
+            let mut all = BTreeMap::new();
+            for p in 0..PARTITIONS {
+                for d in store.restore(p).await.expect("restore").debtors {
+                    all.insert(d.id.to_string(), d);
+                }
+            }
+            all
+        })
+    }
+
+    /// Every action on the action topics, read with read_committed.
+    fn actions_out(&self) -> Vec<Action> {
+        mora_domain::ids::Channel::ALL
+            .iter()
+            .flat_map(|c| {
+                utils::read_to_end(
+                    &self.kafka.brokers,
+                    &self.kafka.topics.actions(*c),
+                    "read_committed",
+                )
+            })
+            .map(|m| decode_action(m.payload().unwrap_or_default()).expect("valid action"))
+            .collect()
+    }
+
+    /// Asks the engine to stop (SIGTERM: final commit and flush) and waits for it.
+    fn stop_engine(&self, mut engine: Child, n: u32) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &engine.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = engine.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "the engine did not stop cleanly ({status}):\n{}",
+                    tail(&self.engine_log(n))
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the engine did not stop within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Checks the outputs and the stored state against the clean reference run.
+    fn verify(&self) {
+        let (expected, expected_state) = self.reference();
+        let out = self.actions_out();
+        let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
+        for a in &out {
+            *seen.entry(a.action_id.0.as_str()).or_default() += 1;
+        }
+        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            twice.is_empty(),
+            "{} actions written more than once, e.g. {:?}",
+            twice.len(),
+            &twice[..twice.len().min(5)]
+        );
+        let want: BTreeSet<&str> = expected.iter().map(|a| a.action_id.0.as_str()).collect();
+        let got: BTreeSet<&str> = seen.keys().copied().collect();
+        let missing: Vec<_> = want.difference(&got).collect();
+        let extra: Vec<_> = got.difference(&want).collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            let describe = |a: &Action| {
+                format!(
+                    "{} {} {}/{} created {} ({})",
+                    a.debtor_id,
+                    a.channel.as_str(),
+                    a.reason.strategy,
+                    a.reason.step,
+                    a.created_at,
+                    a.action_id.0
+                )
+            };
+            let miss: BTreeSet<&&str> = missing.iter().copied().collect();
+            let ext: BTreeSet<&&str> = extra.iter().copied().collect();
+            let mut lines: Vec<String> = expected
+                .iter()
+                .filter(|a| miss.contains(&a.action_id.0.as_str()))
+                .map(|a| format!("missing    {}", describe(a)))
+                .chain(
+                    out.iter()
+                        .filter(|a| ext.contains(&a.action_id.0.as_str()))
+                        .map(|a| format!("unexpected {}", describe(a))),
+                )
+                .collect();
+            lines.sort_by(|a, b| a[11..].cmp(&b[11..]));
+            eprintln!("{}", lines[..lines.len().min(60)].join("\n"));
+        }
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{} actions missing (e.g. {:?}), {} unexpected (e.g. {:?}) of {} expected",
+            missing.len(),
+            &missing[..missing.len().min(5)],
+            extra.len(),
+            &extra[..extra.len().min(5)],
+            want.len()
+        );
+        let stored = self.stored();
+        assert_eq!(
+            stored.len(),
+            expected_state.len(),
+            "debtors in the database vs a clean run"
+        );
+        let differing: Vec<&String> = expected_state
+            .iter()
+            .filter(|(id, d)| stored.get(*id) != Some(*d))
+            .map(|(id, _)| id)
+            .collect();
+        if let Some(id) = differing.first() {
+            panic!(
+                "{} of {} stored debtors differ from a clean run; first {id}:\nstored: {:#?}\nclean: {:#?}",
+                differing.len(),
+                expected_state.len(),
+                stored.get(*id),
+                expected_state[*id]
+            );
+        }
+        eprintln!(
+            "verified: {} actions exactly once, {} debtors equal to a clean run",
+            want.len(),
+            expected_state.len()
+        );
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+#[test]
+fn migrate_is_idempotent_and_refuses_nothing_it_created() {
+    let w = World::new();
+    for _ in 0..2 {
+        let out = Command::new(mora_bin())
+            .args(["migrate", "--config"])
+            .arg(&w.config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("16 shards per Kafka partition"),
+            "the shard count chosen first stays: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn killed_with_sigkill_at_random_moments_every_action_once_and_state_equal_to_a_clean_run() {
+    let w = World::new();
+    w.loadgen(200_000);
+    let seed: u64 = std::env::var("MORA_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::random());
+    eprintln!("chaos seed {seed} (MORA_CHAOS_SEED reproduces the kill times)");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut n = 0;
+    let mut engine = w.start_engine(n);
+    let kills: u32 = std::env::var("MORA_CHAOS_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    for _ in 0..kills {
+        std::thread::sleep(Duration::from_millis(rng.gen_range(1_500..5_000)));
+        engine.kill().unwrap(); // SIGKILL
+        engine.wait().unwrap();
+        n += 1;
+        engine = w.start_engine(n);
+    }
+    w.wait_consumed(&mut engine, Duration::from_secs(600));
+    w.stop_engine(engine, n);
+    let log = w.engine_log(n);
+    assert!(
+        log.contains("restored from the state store"),
+        "the last start restored from the database:\n{}",
+        tail(&log)
+    );
+    w.verify();
+}
+
+#[test]
+#[ignore = "restarts the shared database: deploy/test.sh runs it on its own after the suite"]
+fn the_database_restarting_mid_run_loses_nothing() {
+    let w = World::new();
+    w.loadgen(200_000);
+    let mut engine = w.start_engine(0);
+    std::thread::sleep(Duration::from_secs(6));
+    let services = format!("{}/../deploy/services.sh", env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(&services).arg("status").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("cassandra: running"),
+        "this test restarts the database deploy/services.sh started, and none is running: run deploy/test.sh"
+    );
+    let stop = Command::new(&services)
+        .args(["stop", "cassandra"])
+        .status()
+        .unwrap();
+    assert!(stop.success(), "stopping the database failed");
+    // Long enough for flushes to fail and input to pause (max_lag is 5 s).
+    std::thread::sleep(Duration::from_secs(12));
+    assert!(
+        engine.try_wait().unwrap().is_none(),
+        "the engine stays up while the database is away:\n{}",
+        tail(&w.engine_log(0))
+    );
+    let start = Command::new(&services)
+        .args(["start", "cassandra"])
+        .status()
+        .unwrap();
+    assert!(start.success(), "restarting the database failed");
+    w.wait_consumed(&mut engine, Duration::from_secs(600));
+    w.stop_engine(engine, 0);
+    let log = w.engine_log(0);
+    assert!(
+        log.contains("pausing input"),
+        "input paused while the database was away:\n{}",
+        tail(&log)
+    );
+    w.verify();
+}
