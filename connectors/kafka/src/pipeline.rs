@@ -352,6 +352,11 @@ impl Pipeline {
         consumer: &BaseConsumer<C>,
         ends: &crate::context::EndOffsets,
     ) -> Result<(), PipelineError> {
+        if self.durable.as_ref().is_some_and(Durable::holding) {
+            // Input is paused for the state store: applying what is buffered would only run ahead of the topics
+            // that cannot deliver meanwhile.
+            return Ok(());
+        }
         let inputs = self.cfg.topics.inputs();
         let max_idle = self.cfg.max_idle;
         if self
@@ -623,6 +628,15 @@ impl Pipeline {
             consumer.pause(&tpl)?;
         } else {
             consumer.resume(&tpl)?;
+            // Time spent paused is not time a topic kept the others waiting.
+            let now = Instant::now();
+            for slot in self.slots.values_mut() {
+                for q in slot.buffers.values_mut() {
+                    for (at, _) in q.iter_mut() {
+                        *at = now;
+                    }
+                }
+            }
         }
         Ok(())
     }
