@@ -434,7 +434,7 @@ fn killed_with_sigkill_at_random_moments_every_action_once_and_state_equal_to_a_
     let seed: u64 = std::env::var("MORA_CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::random());
+        .unwrap_or_else(rand::random);
     eprintln!("chaos seed {seed} (MORA_CHAOS_SEED reproduces the kill times)");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut n = 0;
