@@ -18,7 +18,11 @@ use mora_runtime::{CollectingSink, Operator, PartitionWorker};
 use mora_sim::{PartitionSim, SimConfig, SimRecord};
 
 fn templates() -> (Vec<Debtor>, Arc<mora_domain::engine::Engine>) {
-    let engine = Arc::new(mora::config::load(None).expect("built-in configuration").engine);
+    let engine = Arc::new(
+        mora::config::load(None)
+            .expect("built-in configuration")
+            .engine,
+    );
     let cfg = SimConfig {
         debtors: 2_000,
         days: 60,

@@ -167,7 +167,9 @@ max_lag = "5s"
             seed: 11,
             days: 365,
         };
-        let written = loadgen(&self.kafka, &opts, engine()).expect("loadgen").total;
+        let written = loadgen(&self.kafka, &opts, engine())
+            .expect("loadgen")
+            .total;
         assert_eq!(written, events);
     }
 
