@@ -42,6 +42,7 @@ fn templates() -> (Vec<Debtor>, Arc<mora_domain::engine::Engine>) {
     (w.debtors().cloned().collect(), engine)
 }
 
+#[allow(clippy::print_stdout)] // a benchmark reports on stdout
 fn main() {
     let n: usize = std::env::var("MORA_BENCH_RESTORE_DEBTORS")
         .ok()
