@@ -114,6 +114,7 @@ impl Durable {
         sources: impl Iterator<Item = FlushSource<'a>>,
     ) -> Result<(), PipelineError> {
         let mut flushes = Vec::new();
+        let audit_ledger = self.handle.config().audit_ledger;
         for s in sources {
             if s.worker.changed_count() == 0
                 && s.ledger.actions.is_empty()
@@ -129,7 +130,12 @@ impl Durable {
                     clock: s.worker.clock(),
                 }),
                 actions: std::mem::take(&mut s.ledger.actions),
-                audits: std::mem::take(&mut s.ledger.audits),
+                audits: if audit_ledger {
+                    std::mem::take(&mut s.ledger.audits)
+                } else {
+                    s.ledger.audits.clear();
+                    Vec::new()
+                },
                 ..PartitionFlush::default()
             };
             for (d, before) in s.worker.take_changed() {

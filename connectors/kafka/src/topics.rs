@@ -120,7 +120,39 @@ pub fn create_topics(
             }
         }
     }
+    wait_visible(cfg, &names)?;
     Ok(created)
+}
+
+/// Waits until the broker's metadata lists every topic with its partitions: creation returns before the metadata
+/// has propagated, and a client that looks at once could find a topic missing.
+fn wait_visible(cfg: &KafkaConfig, topics: &[(String, i32)]) -> Result<(), PipelineError> {
+    let probe: BaseConsumer = client::plain(cfg).create()?;
+    let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
+    loop {
+        let md = probe.fetch_metadata(None, METADATA_TIMEOUT)?;
+        let missing: Vec<&str> = topics
+            .iter()
+            .filter(|(name, partitions)| {
+                !md.topics().iter().any(|t| {
+                    t.name() == name
+                        && t.error().is_none()
+                        && t.partitions().len() as i32 >= *partitions
+                })
+            })
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(PipelineError::Topics(format!(
+                "created but not visible in the broker's metadata after {METADATA_TIMEOUT:?}: {}",
+                missing.join(", ")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Blocks on a future by parking the thread between wake-ups (the admin future completes from librdkafka's thread).

@@ -34,6 +34,10 @@ pub struct StateConfig {
     /// the database catches up: memory stays bounded and nothing is dropped.
     #[serde(default = "default_max_lag", with = "humantime_serde")]
     pub max_lag: Duration,
+    /// Whether every audit record is also stored by debtor (`audit_by_debtor`). The audit topic always has them;
+    /// storing them too is most of the database's write volume (about one audit record per event).
+    #[serde(default = "default_true")]
+    pub audit_ledger: bool,
     /// Optional credentials.
     pub username: Option<String>,
     /// Optional credentials.
@@ -47,6 +51,10 @@ fn default_keyspace() -> String {
 // A second: far fewer writes than events for active debtors, and a short replay after a crash.
 fn default_flush_interval() -> Duration {
     Duration::from_secs(1)
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_concurrency() -> usize {
@@ -74,6 +82,7 @@ impl StateConfig {
             concurrency: default_concurrency(),
             shards: default_shards(),
             max_lag: default_max_lag(),
+            audit_ledger: true,
             username: None,
             password: None,
         }
