@@ -120,9 +120,22 @@ max_lag = "5s"
                 .join(", "),
         );
         std::fs::write(&config, toml).unwrap();
+        let w = Self {
+            kafka,
+            state,
+            dir,
+            _cleanup: cleanup,
+            config,
+        };
+        w.migrate();
+        w
+    }
+
+    /// Runs `mora migrate` on the world's configuration; returns what it printed.
+    fn migrate(&self) -> String {
         let out = Command::new(mora_bin())
             .args(["migrate", "--config"])
-            .arg(&config)
+            .arg(&self.config)
             .output()
             .unwrap();
         assert!(
@@ -130,13 +143,7 @@ max_lag = "5s"
             "mora migrate failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Self {
-            kafka,
-            state,
-            dir,
-            _cleanup: cleanup,
-            config,
-        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Starts `mora run`; its log goes to a numbered file in the test's directory.
@@ -411,17 +418,7 @@ fn tail(log: &str) -> String {
 fn migrate_is_idempotent_and_refuses_nothing_it_created() {
     let w = World::new();
     for _ in 0..2 {
-        let out = Command::new(mora_bin())
-            .args(["migrate", "--config"])
-            .arg(&w.config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stdout = w.migrate();
         assert!(
             stdout.contains("16 shards per Kafka partition"),
             "the shard count chosen first stays: {stdout}"

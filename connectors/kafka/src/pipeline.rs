@@ -39,6 +39,9 @@ struct Slot {
     last_ts: i64,
     /// Records received but not yet applied, per input topic, with when they arrived.
     buffers: BTreeMap<String, VecDeque<(Instant, OwnedMessage)>>,
+    /// Per input topic, the offset after the last record received (from the start offset on). Kept here rather
+    /// than asked of the client, whose positions can still show a previous assignment's until a record arrives.
+    received: HashMap<String, i64>,
     /// Next offset per input topic of the records applied (the cut a flush records).
     applied: BTreeMap<String, i64>,
     /// The cut of the last flush.
@@ -60,7 +63,6 @@ impl Slot {
         &mut self,
         inputs: &[String],
         max_idle: Duration,
-        positions: &HashMap<String, i64>,
         lagging: &HashMap<String, bool>,
     ) -> Option<OwnedMessage> {
         let restoring: Vec<String> = self
@@ -72,7 +74,7 @@ impl Slot {
                     .get(*t)
                     .and_then(|q| q.front())
                     .is_some_and(|(_, m)| m.offset() < **committed);
-                head_restored || positions.get(*t).copied().unwrap_or(0) < **committed
+                head_restored || self.received.get(*t).copied().unwrap_or(0) < **committed
             })
             .map(|(t, _)| t.clone())
             .collect();
@@ -237,6 +239,7 @@ impl Pipeline {
                         restore_until: HashMap::new(),
                         last_ts: i64::MIN,
                         buffers: BTreeMap::new(),
+                        received: HashMap::new(),
                         flushed: restored.starts.clone(),
                         applied: restored.starts,
                         ledger: Ledger::default(),
@@ -261,6 +264,8 @@ impl Pipeline {
                 );
             }
             slot.applied.entry(e.topic().to_string()).or_insert(0);
+            slot.received
+                .insert(e.topic().to_string(), start.unwrap_or(0));
             // Records from the start up to the committed offset only rebuild state; none if it starts there.
             let replay_until = if until > start.unwrap_or(0) { until } else { 0 };
             slot.restore_until
@@ -299,6 +304,8 @@ impl Pipeline {
     /// Buffers one record for its partition (applied in timestamp order by [`Pipeline::drain`]).
     pub(crate) fn enqueue(&mut self, msg: &BorrowedMessage<'_>) {
         if let Some(slot) = self.slots.get_mut(&msg.partition()) {
+            let next = slot.received.entry(msg.topic().to_string()).or_insert(0);
+            *next = (*next).max(msg.offset() + 1);
             slot.buffers
                 .entry(msg.topic().to_string())
                 .or_default()
@@ -347,11 +354,7 @@ impl Pipeline {
     }
 
     /// Applies every buffered record that is ready, in timestamp order per partition.
-    pub(crate) fn drain<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        ends: &crate::context::EndOffsets,
-    ) -> Result<(), PipelineError> {
+    pub(crate) fn drain(&mut self, ends: &crate::context::EndOffsets) -> Result<(), PipelineError> {
         if self.durable.as_ref().is_some_and(Durable::holding) {
             // Input is paused for the state store: applying what is buffered would only run ahead of the topics
             // that cannot deliver meanwhile.
@@ -366,17 +369,7 @@ impl Pipeline {
         {
             return Ok(());
         }
-        // Where each topic-partition stands: the next offset to consume, and, for topics that hold a partition back
-        // (nothing buffered while others wait), whether the broker has more for them.
-        let mut positions: BTreeMap<i32, HashMap<String, i64>> = BTreeMap::new();
-        for e in consumer.position()?.elements() {
-            if let Offset::Offset(o) = e.offset() {
-                positions
-                    .entry(e.partition())
-                    .or_default()
-                    .insert(e.topic().to_string(), o);
-            }
-        }
+        // For topics that hold a partition back (nothing buffered while others wait): whether the broker has more.
         let mut lagging: BTreeMap<i32, HashMap<String, bool>> = BTreeMap::new();
         let ends = ends.lock().map(|e| e.clone()).unwrap_or_default();
         for (p, slot) in &self.slots {
@@ -387,26 +380,24 @@ impl Pipeline {
                 if slot.buffers.get(t).is_some_and(|q| !q.is_empty()) {
                     continue;
                 }
-                let pos = positions.get(p).and_then(|m| m.get(t)).copied();
-                let behind = match (pos, ends.get(&(t.clone(), *p))) {
-                    (Some(o), Some((_, end))) => o < *end,
-                    // Nothing consumed from it yet: behind only if the broker holds records for it.
-                    (None, Some((start, end))) => end > start,
-                    (_, None) => true, // no statistics yet: assume behind (bounded wait)
+                let received = slot.received.get(t).copied().unwrap_or(0);
+                let behind = match ends.get(&(t.clone(), *p)) {
+                    // Records before the log start are gone: nothing to wait for there.
+                    Some((start, end)) => received.max(*start) < *end,
+                    None => true, // no statistics yet: assume behind (bounded wait)
                 };
                 lagging.entry(*p).or_default().insert(t.clone(), behind);
             }
         }
         let parts: Vec<i32> = self.slots.keys().copied().collect();
-        let (none_pos, none_lag) = (HashMap::new(), HashMap::new());
+        let none_lag = HashMap::new();
         for p in parts {
-            let pos = positions.get(&p).unwrap_or(&none_pos);
             let lag = lagging.get(&p).unwrap_or(&none_lag);
             loop {
                 let Some(msg) = self
                     .slots
                     .get_mut(&p)
-                    .and_then(|s| s.next_ready(&inputs, max_idle, pos, lag))
+                    .and_then(|s| s.next_ready(&inputs, max_idle, lag))
                 else {
                     break;
                 };

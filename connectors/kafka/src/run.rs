@@ -188,7 +188,7 @@ fn run_loop(
         lock(&pipeline)?.poll_producer();
         {
             let mut p = lock(&pipeline)?;
-            p.drain(&consumer, &ends)?;
+            p.drain(&ends)?;
             p.bound_buffers(&consumer)?;
             p.pace_state(&consumer)?;
         }

@@ -195,6 +195,21 @@ fn fingerprint(r: &AuditRecord) -> i64 {
     h.digest() as i64
 }
 
+/// Adds a debtor to a membership view (`segment_members`, `queue_members`) keyed by `key`.
+fn join_view(ks: &str, table: &str, key: &str) -> String {
+    format!(
+        "INSERT INTO {ks}.{table} ({key}, kafka_partition, shard, debtor_id) VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+    )
+}
+
+/// Removes a debtor from a membership view.
+fn leave_view(ks: &str, table: &str, key: &str) -> String {
+    format!(
+        "DELETE FROM {ks}.{table} USING TIMESTAMP ? WHERE {key} = ? AND kafka_partition = ? AND shard = ? \
+         AND debtor_id = ?"
+    )
+}
+
 enum Op<'a> {
     Row(&'a DebtorRow),
     View(&'a ViewChange),
@@ -246,26 +261,10 @@ impl Store {
                  channel, until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             ))
             .await?,
-            join_segment: prep(format!(
-                "INSERT INTO {ks}.segment_members (segment, kafka_partition, shard, debtor_id) VALUES (?, ?, ?, ?) \
-                 USING TIMESTAMP ?"
-            ))
-            .await?,
-            leave_segment: prep(format!(
-                "DELETE FROM {ks}.segment_members USING TIMESTAMP ? WHERE segment = ? AND kafka_partition = ? \
-                 AND shard = ? AND debtor_id = ?"
-            ))
-            .await?,
-            join_queue: prep(format!(
-                "INSERT INTO {ks}.queue_members (queue, kafka_partition, shard, debtor_id) VALUES (?, ?, ?, ?) \
-                 USING TIMESTAMP ?"
-            ))
-            .await?,
-            leave_queue: prep(format!(
-                "DELETE FROM {ks}.queue_members USING TIMESTAMP ? WHERE queue = ? AND kafka_partition = ? \
-                 AND shard = ? AND debtor_id = ?"
-            ))
-            .await?,
+            join_segment: prep(join_view(ks, "segment_members", "segment")).await?,
+            leave_segment: prep(leave_view(ks, "segment_members", "segment")).await?,
+            join_queue: prep(join_view(ks, "queue_members", "queue")).await?,
+            leave_queue: prep(leave_view(ks, "queue_members", "queue")).await?,
             put_checkpoint: prep(format!(
                 "INSERT INTO {ks}.partition_checkpoint (kafka_partition, topic, next_offset, clock, updated_at) \
                  VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
