@@ -25,6 +25,8 @@ const RELEASE_PATIENCE: Duration = Duration::from_secs(30);
 pub(crate) struct Ledger {
     pub actions: Vec<Action>,
     pub audits: Vec<AuditRecord>,
+    /// Whether audit records are kept (`state.audit_ledger`).
+    pub keep_audits: bool,
 }
 
 /// A partition's worker as restored, and where reading resumes per input topic (`None`: from the beginning).
@@ -114,7 +116,6 @@ impl Durable {
         sources: impl Iterator<Item = FlushSource<'a>>,
     ) -> Result<(), PipelineError> {
         let mut flushes = Vec::new();
-        let audit_ledger = self.handle.config().audit_ledger;
         for s in sources {
             if s.worker.changed_count() == 0
                 && s.ledger.actions.is_empty()
@@ -130,12 +131,7 @@ impl Durable {
                     clock: s.worker.clock(),
                 }),
                 actions: std::mem::take(&mut s.ledger.actions),
-                audits: if audit_ledger {
-                    std::mem::take(&mut s.ledger.audits)
-                } else {
-                    s.ledger.audits.clear();
-                    Vec::new()
-                },
+                audits: std::mem::take(&mut s.ledger.audits),
                 ..PartitionFlush::default()
             };
             for (d, before) in s.worker.take_changed() {
@@ -178,6 +174,14 @@ impl Durable {
             }
         }
         (behind, changed)
+    }
+
+    /// An empty ledger for a partition, keeping audit records only if they are stored.
+    pub(crate) fn ledger(&self) -> Ledger {
+        Ledger {
+            keep_audits: self.handle.config().audit_ledger,
+            ..Ledger::default()
+        }
     }
 
     /// Whether input is paused for the store.

@@ -242,7 +242,11 @@ impl Pipeline {
                         received: HashMap::new(),
                         flushed: restored.starts.clone(),
                         applied: restored.starts,
-                        ledger: Ledger::default(),
+                        ledger: self
+                            .durable
+                            .as_ref()
+                            .map(Durable::ledger)
+                            .unwrap_or_default(),
                     },
                 );
             }
@@ -304,8 +308,14 @@ impl Pipeline {
     /// Buffers one record for its partition (applied in timestamp order by [`Pipeline::drain`]).
     pub(crate) fn enqueue(&mut self, msg: &BorrowedMessage<'_>) {
         if let Some(slot) = self.slots.get_mut(&msg.partition()) {
-            let next = slot.received.entry(msg.topic().to_string()).or_insert(0);
-            *next = (*next).max(msg.offset() + 1);
+            // Keys exist from the assignment on: no allocation per record.
+            match slot.received.get_mut(msg.topic()) {
+                Some(next) => *next = (*next).max(msg.offset() + 1),
+                None => {
+                    slot.received
+                        .insert(msg.topic().to_string(), msg.offset() + 1);
+                }
+            }
             slot.buffers
                 .entry(msg.topic().to_string())
                 .or_default()
@@ -457,7 +467,12 @@ impl Pipeline {
         }
         slot.last_ts = slot.last_ts.max(ts);
         slot.worker.process(&record, &mut sink);
-        slot.applied.insert(topic.to_string(), msg.offset() + 1);
+        match slot.applied.get_mut(topic) {
+            Some(next) => *next = msg.offset() + 1,
+            None => {
+                slot.applied.insert(topic.to_string(), msg.offset() + 1);
+            }
+        }
         if restoring && msg.offset() + 1 >= slot.restore_until.get(topic).copied().unwrap_or(0) {
             slot.restore_until.insert(topic.to_string(), 0); // this topic's replay is complete
             if slot.restore_until.values().all(|u| *u == 0) {

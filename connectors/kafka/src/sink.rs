@@ -86,7 +86,7 @@ impl Sink for KafkaSink<'_> {
     }
 
     fn audit(&mut self, _partition: i32, record: &AuditRecord) {
-        if let Some(l) = self.ledger.as_deref_mut() {
+        if let Some(l) = self.ledger.as_deref_mut().filter(|l| l.keep_audits) {
             l.audits.push(record.clone());
         }
         if self.restoring {
