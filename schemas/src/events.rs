@@ -66,6 +66,12 @@ fn branch_index(family: Family, name: &str) -> Option<usize> {
 
 /// Decodes an input record of topic family `family` (raw Avro or Confluent framing).
 pub fn decode_event(family: Family, bytes: &[u8]) -> Result<Envelope, DecodeError> {
+    if family == Family::Clock {
+        return Err(DecodeError::Invalid {
+            field: "family",
+            reason: "clock records are not debtor events (read them with decode_clock)".into(),
+        });
+    }
     let decoded = codec::decode(SchemaKind::Event(family), bytes)?;
     let writer = decoded.writer;
     let mut f = Fields::of(decoded.value, "envelope")?;

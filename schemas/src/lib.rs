@@ -15,12 +15,14 @@
 //! assert_eq!(decode_event(Family::Payment, &bytes).unwrap(), ev);
 //! ```
 
+mod clock;
 mod codec;
 mod error;
 mod events;
 mod outputs;
 mod registry;
 
+pub use clock::{ClockTick, decode_clock, encode_clock};
 pub use error::{DecodeError, EncodeError};
 pub use events::{decode_event, encode_event, family_of};
 pub use outputs::{

@@ -56,6 +56,7 @@ pub fn encode_action(a: &Action, wire: Wire) -> Result<Vec<u8>, EncodeError> {
             "not_after",
             opt(a.not_after.map(|t| Value::TimestampMillis(t.0))),
         ),
+        ("arm", string(&a.arm)),
     ]);
     codec::encode(SchemaKind::Action, value, wire)
 }
@@ -107,6 +108,10 @@ pub fn decode_action(bytes: &[u8]) -> Result<Action, DecodeError> {
         created_at: f.ts("created_at")?,
         not_before: f.ts("not_before")?,
         not_after: f.opt_ts("not_after")?,
+        arm: match f.opt("arm")? {
+            Some(v) => codec::as_string(v, "arm")?,
+            None => CompactString::const_new(mora_domain::strategy::CHAMPION),
+        },
     })
 }
 
@@ -125,6 +130,8 @@ pub fn encode_audit(r: &AuditRecord, wire: Wire) -> Result<Vec<u8>, EncodeError>
         ("rule", string(&r.rule)),
         ("reason", string(&r.reason)),
         ("until", opt(r.until.map(|t| Value::TimestampMillis(t.0)))),
+        ("strategy", opt(r.strategy.as_deref().map(string))),
+        ("arm", opt(r.arm.as_deref().map(string))),
     ]);
     codec::encode(SchemaKind::Audit, value, wire)
 }
@@ -152,6 +159,8 @@ pub fn decode_audit(bytes: &[u8]) -> Result<AuditRecord, DecodeError> {
         rule: f.string("rule")?,
         reason: f.string("reason")?,
         until: f.opt_ts("until")?,
+        strategy: f.opt_string("strategy")?,
+        arm: f.opt_string("arm")?,
     })
 }
 

@@ -20,17 +20,20 @@ pub enum Family {
     Dispute,
     /// Contact outcomes from channel gateways.
     ContactOutcome,
+    /// Clock records: time passing, per partition (not debtor events; see [`crate::ClockTick`]).
+    Clock,
 }
 
 impl Family {
     /// Every family, in topic order.
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::Account,
         Family::Obligation,
         Family::Payment,
         Family::Promise,
         Family::Dispute,
         Family::ContactOutcome,
+        Family::Clock,
     ];
 
     /// The family's name (`contact_outcome`...), used in topic names and configuration.
@@ -42,6 +45,7 @@ impl Family {
             Family::Promise => "promise",
             Family::Dispute => "dispute",
             Family::ContactOutcome => "contact_outcome",
+            Family::Clock => "clock",
         }
     }
 
@@ -125,17 +129,18 @@ const SCHEMAS: &[(u32, SchemaKind, bool, &str)] = &[
         true,
         include_str!("../avro/contact_outcome.avsc"),
     ),
+    // Actions and audit records before the strategy arm was added (version 1).
     (
         7,
         SchemaKind::Action,
-        true,
-        include_str!("../avro/contact_action.avsc"),
+        false,
+        include_str!("../avro/compat/contact_action.v1.avsc"),
     ),
     (
         8,
         SchemaKind::Audit,
-        true,
-        include_str!("../avro/decision_audit.avsc"),
+        false,
+        include_str!("../avro/compat/decision_audit.v1.avsc"),
     ),
     (
         9,
@@ -149,6 +154,24 @@ const SCHEMAS: &[(u32, SchemaKind, bool, &str)] = &[
         SchemaKind::Event(Family::Account),
         false,
         include_str!("../avro/compat/account.v1.avsc"),
+    ),
+    (
+        11,
+        SchemaKind::Event(Family::Clock),
+        true,
+        include_str!("../avro/clock.avsc"),
+    ),
+    (
+        12,
+        SchemaKind::Action,
+        true,
+        include_str!("../avro/contact_action.avsc"),
+    ),
+    (
+        13,
+        SchemaKind::Audit,
+        true,
+        include_str!("../avro/decision_audit.avsc"),
     ),
 ];
 

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mora_connector_kafka::{KafkaConfig, PipelineError, RunHandle, create_topics, run};
+use mora_connector_kafka::{
+    ClockSource, KafkaConfig, PipelineError, RunHandle, create_topics, run,
+};
 use mora_domain::action::{Action, AuditRecord, DecisionKind};
 use mora_domain::engine::Engine;
 use mora_domain::event::{Envelope, EventKind};
@@ -46,6 +48,8 @@ fn fresh(partitions: i32) -> KafkaConfig {
     // milliseconds apart. A longer idle wait keeps cross-topic order exact, so outputs can be compared one to one
     // with the in-memory reference (production trades this against latency; see `max_idle`).
     cfg.max_idle = Duration::from_millis(1000);
+    // Simulated history: time comes from the log, not from this machine's clock.
+    cfg.clock.source = ClockSource::Log;
     create_topics(&cfg, partitions, 1).expect("topics created");
     cfg
 }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mora_connector_kafka::{KafkaConfig, LoadgenOptions, create_topics, loadgen};
+use mora_connector_kafka::{ClockSource, KafkaConfig, LoadgenOptions, create_topics, loadgen};
 use mora_connector_scylla::{StateConfig, Store};
 use mora_domain::action::Action;
 use mora_domain::debtor::Debtor;
@@ -65,6 +65,7 @@ impl World {
         kafka.topics.actions_prefix = format!("{p}.actions.");
         kafka.topics.audit = format!("{p}.audit");
         kafka.topics.dead_letter = format!("{p}.dlq");
+        kafka.clock.source = ClockSource::Log;
         let mut state = StateConfig::new(utils::cql_nodes());
         state.keyspace = p.clone();
         state.consistency = mora_connector_scylla::ConsistencyLevel::One;
@@ -95,6 +96,9 @@ group_id = "{group}"
 instance_id = "engine-1"
 commit_interval = "100ms"
 max_idle = "1s"
+
+[kafka.clock]
+source = "log"
 
 [kafka.topics]
 input_prefix = "{p}.in."

@@ -31,6 +31,9 @@ pub struct KafkaConfig {
     /// restarted instance takes its partitions back at once instead of after the session timeout, and a stable
     /// transactional id, so its unfinished transaction is aborted as soon as it starts again.
     pub instance_id: Option<String>,
+    /// Where the partitions' time comes from.
+    #[serde(default)]
+    pub clock: ClockConfig,
     /// Topic names.
     #[serde(default)]
     pub topics: TopicsConfig,
@@ -70,11 +73,48 @@ pub enum DeliveryMode {
     AtLeastOnce,
 }
 
+/// The `[kafka.clock]` section: time is data in the input log (the `clock` topic), so a replay decides at the same
+/// instants as the live run. Timers fire when a partition's time, moved by its events and its clock records, passes
+/// their instant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockConfig {
+    /// `wall`: each instance writes a clock record with its wall time for every partition it owns, every `interval`,
+    /// so the partitions' time keeps up with wall time within about `interval`. `log`: the instance writes none and
+    /// time moves only with what the log holds (events, and clock records written by someone else, e.g. `mora
+    /// loadgen` for simulated time, or an operator's tool).
+    pub source: ClockSource,
+    /// How often an instance writes wall-clock records (the bound on how far time lags behind wall time).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+/// Where time comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockSource {
+    /// Instances write wall-clock records.
+    #[default]
+    Wall,
+    /// Only what is in the log.
+    Log,
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        Self {
+            source: ClockSource::Wall,
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
 /// Topic names.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TopicsConfig {
-    /// Input topics are `<input_prefix><family>` (account, obligation, payment, promise, dispute, contact_outcome).
+    /// Input topics are `<input_prefix><family>` (account, obligation, payment, promise, dispute, contact_outcome,
+    /// clock).
     pub input_prefix: String,
     /// Action topics are `<actions_prefix><channel>`.
     pub actions_prefix: String,
@@ -126,6 +166,7 @@ impl KafkaConfig {
             max_idle: default_max_idle(),
             transactional_id: None,
             instance_id: None,
+            clock: ClockConfig::default(),
             topics: TopicsConfig::default(),
             security: SecurityConfig::default(),
             librdkafka_options: BTreeMap::new(),
@@ -142,6 +183,9 @@ impl KafkaConfig {
         }
         if self.commit_interval.is_zero() {
             return Err("kafka.commit_interval: must be positive".into());
+        }
+        if self.clock.interval < Duration::from_millis(10) {
+            return Err("kafka.clock.interval: must be at least 10ms".into());
         }
         if let Some(p) = &self.security.protocol {
             if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"]

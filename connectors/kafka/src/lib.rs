@@ -13,6 +13,7 @@
 //! - `loadgen`: the simulator's event mix produced to the input topics.
 
 mod client;
+mod clock;
 mod config;
 mod context;
 mod durable;
@@ -23,7 +24,10 @@ mod run;
 mod sink;
 mod topics;
 
-pub use config::{DeliveryMode, KafkaConfig, SecurityConfig, TopicsConfig};
+pub use clock::system_time;
+pub use config::{
+    ClockConfig, ClockSource, DeliveryMode, KafkaConfig, SecurityConfig, TopicsConfig,
+};
 pub use error::PipelineError;
 pub use loadgen::{LoadgenOptions, LoadgenReport, loadgen};
 pub use run::{RunHandle, RunStats, run, run_with_state};

@@ -2,7 +2,8 @@
 //!
 //! Each topic partition is simulated by its own generator with an engine in the loop, so the log holds contact
 //! outcomes, promises and payments that follow contacts, as production does. The same seed and partition count
-//! give the same log.
+//! give the same log. After each simulated quarter hour, every partition gets a clock record with the simulated
+//! time, so the engine's timers fire at the same instants as the generator's (time is data in the log).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use mora_domain::engine::Engine;
 use mora_domain::time::{MINUTE_MS, Ts};
 use mora_runtime::{CollectingSink, Operator, PartitionWorker};
-use mora_schemas::{Wire, encode_event};
+use mora_schemas::{ClockTick, Family, Wire, encode_clock, encode_event};
 use mora_sim::{PartitionSim, SimConfig, SimRecord};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -48,6 +49,8 @@ pub struct LoadgenReport {
     pub seconds: f64,
     /// Simulated instant of the last record.
     pub last_event_at: Option<Ts>,
+    /// Clock records written (not counted in `total`).
+    pub clock_records: u64,
 }
 
 /// Produces the simulated log to the input topics of `cfg` (which must exist and be co-partitioned).
@@ -81,6 +84,7 @@ pub fn loadgen(
         .iter()
         .map(|f| cfg.topics.input(*f))
         .collect();
+    let clock_topic = cfg.topics.input(Family::Clock);
     let mut report = LoadgenReport::default();
     let started = Instant::now();
     let mut t = sim_cfg.start_ts();
@@ -127,6 +131,25 @@ pub fn loadgen(
                 }
             }
             worker.on_tick(tick, &mut sink);
+            let clock = encode_clock(
+                &ClockTick {
+                    source: "sim".into(),
+                    partition: p as i32,
+                    at: tick,
+                },
+                Wire::Confluent,
+            )
+            .map_err(|e| PipelineError::Config(e.to_string()))?;
+            let key = p.to_string();
+            send(
+                &producer,
+                BaseRecord::to(&clock_topic)
+                    .partition(p as i32)
+                    .key(key.as_bytes())
+                    .payload(&clock)
+                    .timestamp(tick.0),
+            )?;
+            report.clock_records += 1;
             for a in sink.actions.drain(..) {
                 sim.react(&a);
             }

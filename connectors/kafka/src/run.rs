@@ -51,6 +51,8 @@ pub struct RunStats {
     pub out_of_order: u64,
     /// The first few of them, for diagnosis.
     pub out_of_order_examples: Vec<String>,
+    /// Clock records this instance wrote (wall-clock mode).
+    pub clock_records_written: u64,
     /// Records skipped after a restore because their debtor's stored state already reflected them.
     pub skipped: u64,
     /// The state store's counters, when one is configured.
@@ -172,8 +174,13 @@ fn run_loop(
     let consumer: BaseConsumer<EngineContext> = client::consumer(&cfg).create_with_context(ctx)?;
     let topics: Vec<&str> = inputs.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
+    let mut ticker = crate::clock::Ticker::new(&cfg, crate::clock::system_time)?;
     let mut last_commit = Instant::now();
     while !stop.load(Ordering::SeqCst) {
+        if let Some(t) = ticker.as_mut() {
+            let owned = lock(&pipeline)?.stats.assigned.clone();
+            t.tick(&owned)?;
+        }
         // Take what the client has queued (up to a batch) before applying: ordering across topics needs the
         // records of every topic at hand, and draining once per batch keeps the per-record cost low.
         let mut timeout = Duration::from_millis(20);
@@ -202,11 +209,16 @@ fn run_loop(
             let debtors = p.workers().map(|w| w.len() as u64).sum();
             p.stats.debtors = debtors;
             p.stats.buffered = p.buffered() as u64;
+            p.stats.clock_records_written = ticker.as_ref().map_or(0, |t| t.written);
             if let Ok(mut s) = shared.lock() {
                 *s = p.stats.clone();
             }
             last_commit = Instant::now();
         }
+    }
+    if let Some(t) = &ticker {
+        t.flush();
+        lock(&pipeline)?.stats.clock_records_written = t.written;
     }
     info!("Stopping: committing and leaving the group.");
     lock(&pipeline)?.commit(&consumer)?;

@@ -74,6 +74,9 @@ pub struct Action {
     pub not_before: Ts,
     /// Latest send time (end of the contact window), `None` when no window applies.
     pub not_after: Option<Ts>,
+    /// The strategy arm that produced it (`champion` unless a challenger; see champion/challenger).
+    #[serde(default)]
+    pub arm: CompactString,
 }
 
 /// The kind of decision an audit record documents.
@@ -133,4 +136,10 @@ pub struct AuditRecord {
     pub reason: CompactString,
     /// For deferrals: when the guard will be asked again.
     pub until: Option<Ts>,
+    /// The strategy in force for the debtor (or that produced the action concerned), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<CompactString>,
+    /// Its arm, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<CompactString>,
 }

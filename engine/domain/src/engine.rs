@@ -89,6 +89,7 @@ impl Decisions {
 
 /// An action the strategy wants, before the guard has seen it.
 struct Candidate {
+    arm: CompactString,
     channel: Channel,
     template: CompactString,
     strategy: CompactString,
@@ -138,7 +139,17 @@ impl Engine {
             Input::Event(ev) => (ledger::apply(d, ev, &self.fx, now)?, Some(ev)),
             Input::Wake => (Effects::default(), None),
         };
+        let first_new = out.audits.len();
         self.evaluate(d, now, owed_before, effects, cause, out);
+        // Records not about an action carry the strategy and arm the debtor is on after the decision.
+        if let Some(s) = self.strategies.get(d.cursor.strategy) {
+            for r in &mut out.audits[first_new..] {
+                if r.arm.is_none() {
+                    r.strategy = Some(s.id.clone());
+                    r.arm = Some(s.arm.clone());
+                }
+            }
+        }
         Ok(())
     }
 
@@ -193,6 +204,7 @@ impl Engine {
             if let Some(s) = in_force {
                 if let Some(step) = &s.on_broken_promise {
                     candidates.push(Candidate {
+                        arm: s.arm.clone(),
                         channel: step.channel,
                         template: step.template.clone(),
                         strategy: s.id.clone(),
@@ -227,6 +239,7 @@ impl Engine {
             if let (Some(s), Some(ev)) = (in_force, cause) {
                 if let Some(step) = &s.on_paid_in_full {
                     candidates.push(Candidate {
+                        arm: s.arm.clone(),
                         channel: step.channel,
                         template: step.template.clone(),
                         strategy: s.id.clone(),
@@ -358,7 +371,9 @@ impl Engine {
         candidates: &mut Vec<Candidate>,
         out: &mut Decisions,
     ) -> Option<Ts> {
-        let (idx, strategy) = self.strategies.select(d.derived.segment, d.derived.stage);
+        let (idx, strategy) = self
+            .strategies
+            .select(d.derived.segment, d.derived.stage, &d.id);
         let anchor = d.oldest_unpaid_due();
         let entered = d.derived.stage_entered;
         let c = &mut d.cursor;
@@ -408,6 +423,7 @@ impl Engine {
             return steps.next;
         }
         candidates.push(Candidate {
+            arm: s.arm.clone(),
             channel: step.channel,
             template: step.template.clone(),
             strategy: s.id.clone(),
@@ -445,6 +461,7 @@ impl Engine {
             created_at: now,
             not_before: now,
             not_after: None,
+            arm: c.arm,
         };
         self.refresh(d, &mut a);
         a
@@ -504,6 +521,8 @@ impl Engine {
         let mut rec = AuditRecord {
             action_id: Some(action.action_id.clone()),
             channel: Some(action.channel),
+            strategy: Some(action.reason.strategy.clone()),
+            arm: Some(action.arm.clone()),
             ..audit(d, now, DecisionKind::Emitted, &rule, "")
         };
         match verdict {
@@ -624,5 +643,7 @@ fn audit(d: &Debtor, now: Ts, kind: DecisionKind, rule: &str, reason: &str) -> A
         rule: rule.into(),
         reason: reason.into(),
         until: None,
+        strategy: None,
+        arm: None,
     }
 }

@@ -33,7 +33,32 @@ pub struct StrategyConfig {
     pub on_broken_promise: Option<EventStepConfig>,
     /// Action when the debt is paid in full (an optional thank-you).
     pub on_paid_in_full: Option<EventStepConfig>,
+    /// Champion/challenger: challenger arms, each taking `share` percent of the debtors this strategy applies to,
+    /// chosen by a stable hash of the debtor id (salted with the strategy id, so experiments are independent).
+    /// The remaining debtors follow the steps above: the `champion` arm.
+    #[serde(default)]
+    pub arms: Vec<ArmConfig>,
 }
+
+/// A challenger arm of a strategy: its own steps for a share of the strategy's debtors.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArmConfig {
+    /// Name, unique within the strategy and not `champion`; carried by every action and audit record.
+    pub name: String,
+    /// Percentage of the strategy's debtors (0.01 to 100, two decimals; the arms' total at most 100).
+    pub share: f64,
+    /// Scheduled steps.
+    #[serde(default)]
+    pub steps: Vec<StepConfig>,
+    /// Action when a promise to pay breaks.
+    pub on_broken_promise: Option<EventStepConfig>,
+    /// Action when the debt is paid in full.
+    pub on_paid_in_full: Option<EventStepConfig>,
+}
+
+/// The arm of a strategy without challengers, and of the debtors no challenger takes.
+pub const CHAMPION: &str = "champion";
 
 /// What a step's day offset counts from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,11 +129,17 @@ pub struct EventStep {
     pub template: CompactString,
 }
 
-/// A compiled strategy.
+/// A compiled strategy (one arm of it: a strategy with challengers compiles to one entry per arm).
 #[derive(Clone, Debug)]
 pub struct Strategy {
     /// Id.
     pub id: CompactString,
+    /// The arm (`champion` unless a challenger).
+    pub arm: CompactString,
+    /// For the champion entry: the challengers, as (upper bound in basis points, exclusive; list position).
+    challengers: Vec<(u32, usize)>,
+    /// Whether this entry is a challenger (selected only through its champion).
+    is_challenger: bool,
     segments: Vec<u16>,
     stages: u8,
     /// Scheduled steps.
@@ -135,7 +166,25 @@ impl Strategy {
         if cfg.id.is_empty() {
             return Err(ConfigError::invalid("id", "must not be empty"));
         }
-        if cfg.steps.len() > MAX_STEPS {
+        Self::compile_arm(
+            cfg,
+            CHAMPION,
+            &cfg.steps,
+            &cfg.on_broken_promise,
+            &cfg.on_paid_in_full,
+            seg,
+        )
+    }
+
+    fn compile_arm(
+        cfg: &StrategyConfig,
+        arm: &str,
+        step_cfgs: &[StepConfig],
+        on_broken_promise: &Option<EventStepConfig>,
+        on_paid_in_full: &Option<EventStepConfig>,
+        seg: &Segmentation,
+    ) -> Result<Self, ConfigError> {
+        if step_cfgs.len() > MAX_STEPS {
             return Err(ConfigError::invalid(
                 "steps",
                 format!("at most {MAX_STEPS} steps"),
@@ -147,10 +196,10 @@ impl Strategy {
                 ConfigError::invalid("segments", format!("unknown segment `{s}`"))
             })?);
         }
-        let mut steps = Vec::with_capacity(cfg.steps.len());
-        for (i, s) in cfg.steps.iter().enumerate() {
+        let mut steps = Vec::with_capacity(step_cfgs.len());
+        for (i, s) in step_cfgs.iter().enumerate() {
             let f = |name: &str| format!("steps[{i}].{name}");
-            if s.id.is_empty() || cfg.steps[..i].iter().any(|x| x.id == s.id) {
+            if s.id.is_empty() || step_cfgs[..i].iter().any(|x| x.id == s.id) {
                 return Err(ConfigError::invalid(
                     f("id"),
                     "must be non-empty and unique within the strategy",
@@ -181,17 +230,75 @@ impl Strategy {
         };
         Ok(Self {
             id: cfg.id.as_str().into(),
+            arm: arm.into(),
+            challengers: Vec::new(),
+            is_challenger: arm != CHAMPION,
             segments,
             stages: cfg.stages.iter().fold(0, |m, s| m | (1 << *s as u8)),
             steps,
-            on_broken_promise: ev(&cfg.on_broken_promise),
-            on_paid_in_full: ev(&cfg.on_paid_in_full),
+            on_broken_promise: ev(on_broken_promise),
+            on_paid_in_full: ev(on_paid_in_full),
         })
     }
 
+    /// Compiles a strategy's challenger arms and returns them with their share in basis points.
+    fn compile_arms(
+        cfg: &StrategyConfig,
+        seg: &Segmentation,
+    ) -> Result<Vec<(u32, Strategy)>, ConfigError> {
+        let mut out = Vec::with_capacity(cfg.arms.len());
+        let mut total = 0u32;
+        for (i, a) in cfg.arms.iter().enumerate() {
+            let f = |name: &str| format!("arms[{i}].{name}");
+            if a.name.is_empty()
+                || a.name == CHAMPION
+                || cfg.arms[..i].iter().any(|x| x.name == a.name)
+            {
+                return Err(ConfigError::invalid(
+                    f("name"),
+                    "must be non-empty, unique within the strategy and not `champion`",
+                ));
+            }
+            let bps = a.share * 100.0;
+            if !(1.0..=10_000.0).contains(&bps) || (bps - bps.round()).abs() > 1e-6 {
+                return Err(ConfigError::invalid(
+                    f("share"),
+                    format!(
+                        "{} is not a percentage between 0.01 and 100 with at most two decimals",
+                        a.share
+                    ),
+                ));
+            }
+            total += bps.round() as u32;
+            if total > 10_000 {
+                return Err(ConfigError::invalid(
+                    f("share"),
+                    "the arms' shares add up to more than 100",
+                ));
+            }
+            let arm = Self::compile_arm(
+                cfg,
+                &a.name,
+                &a.steps,
+                &a.on_broken_promise,
+                &a.on_paid_in_full,
+                seg,
+            )
+            .map_err(|e| e.within(&format!("arms[{i}]")))?;
+            out.push((bps.round() as u32, arm));
+        }
+        Ok(out)
+    }
+
     fn matches(&self, segment: u16, stage: Stage) -> bool {
-        (self.segments.is_empty() || self.segments.contains(&segment))
+        !self.is_challenger
+            && (self.segments.is_empty() || self.segments.contains(&segment))
             && (self.stages == 0 || self.stages & (1 << stage as u8) != 0)
+    }
+
+    /// Whether this strategy runs an experiment (has challengers).
+    pub fn has_challengers(&self) -> bool {
+        !self.challengers.is_empty()
     }
 
     /// Bit mask of the steps counted from stage entry.
@@ -276,23 +383,61 @@ impl Strategies {
                     format!("duplicate strategy id `{}`", c.id),
                 ));
             }
-            list.push(
-                Strategy::compile(c, seg).map_err(|e| e.within(&format!("strategies[{i}]")))?,
-            );
+            let within = |e: ConfigError| e.within(&format!("strategies[{i}]"));
+            let champion = Strategy::compile(c, seg).map_err(within)?;
+            let arms = Strategy::compile_arms(c, seg).map_err(within)?;
+            let at = list.len();
+            list.push(champion);
+            let mut upper = 0;
+            for (bps, arm) in arms {
+                upper += bps;
+                let pos = list.len();
+                list[at].challengers.push((upper, pos));
+                list.push(arm);
+            }
+        }
+        if list.len() >= usize::from(u16::MAX) {
+            return Err(ConfigError::invalid(
+                "strategies",
+                "too many strategies and arms",
+            ));
         }
         Ok(Self { list })
     }
 
-    /// The strategy in force for a segment and stage: its 1-based index (0: none) and itself.
-    pub fn select(&self, segment: u16, stage: Stage) -> (u16, Option<&Strategy>) {
-        match self.list.iter().position(|s| s.matches(segment, stage)) {
-            Some(i) => ((i + 1) as u16, Some(&self.list[i])),
-            None => (0, None),
+    /// The strategy (arm) in force for a debtor of a segment and stage: its 1-based index (0: none) and itself.
+    pub fn select(&self, segment: u16, stage: Stage, debtor: &str) -> (u16, Option<&Strategy>) {
+        let Some(i) = self.list.iter().position(|s| s.matches(segment, stage)) else {
+            return (0, None);
+        };
+        let champion = &self.list[i];
+        let mut chosen = i;
+        if champion.has_challengers() {
+            let b = bucket(&champion.id, debtor);
+            if let Some((_, pos)) = champion.challengers.iter().find(|(upper, _)| b < *upper) {
+                chosen = *pos;
+            }
         }
+        ((chosen + 1) as u16, Some(&self.list[chosen]))
+    }
+
+    /// Every compiled entry (arms included), in index order (index = position + 1).
+    pub fn iter(&self) -> impl Iterator<Item = &Strategy> {
+        self.list.iter()
     }
 
     /// The strategy with 1-based index `i`.
     pub fn get(&self, i: u16) -> Option<&Strategy> {
         (i as usize).checked_sub(1).and_then(|i| self.list.get(i))
     }
+}
+
+/// A debtor's experiment bucket for a strategy, 0..10 000: stable across runs, versions and machines (XXH3 is a
+/// fixed algorithm), salted with the strategy id so that two experiments split debtors independently.
+pub fn bucket(strategy: &str, debtor: &str) -> u32 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(strategy.as_bytes());
+    h.update(&[0]);
+    h.update(debtor.as_bytes());
+    (h.digest() % 10_000) as u32
 }

@@ -101,6 +101,7 @@ pub fn engine_config() -> EngineConfig {
                 channel: Channel::Sms,
                 template: "thank_you".into(),
             }),
+            arms: Vec::new(),
         }],
     }
 }

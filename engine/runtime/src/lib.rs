@@ -32,7 +32,7 @@ pub use operator::Operator;
 pub use partitioner::{murmur2, partition_for};
 pub use portfolio::{Portfolio, Tally};
 pub use sink::{CollectingSink, InputRecord, Sink};
-pub use stats::WorkerStats;
+pub use stats::{ArmStats, WorkerStats};
 pub use store::DebtorStore;
 pub use timers::TimerIndex;
 pub use worker::PartitionWorker;

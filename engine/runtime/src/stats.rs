@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use compact_str::CompactString;
-use mora_domain::action::{AuditRecord, DecisionKind};
+use mora_domain::action::{Action, AuditRecord, DecisionKind};
 use mora_domain::ids::Channel;
 use serde::Serialize;
 
@@ -22,17 +22,61 @@ pub struct WorkerStats {
     pub skipped: u64,
     /// Timer wake-ups processed.
     pub wakes: u64,
+    /// Clock records applied (time passing as data).
+    pub clock_records: u64,
     /// Actions emitted, by channel.
     pub actions_by_channel: BTreeMap<Channel, u64>,
     /// Deferrals and drops by the compliance guard, by reason.
     pub blocked_by_reason: BTreeMap<CompactString, u64>,
     /// Audit records by decision kind.
     pub decisions: BTreeMap<&'static str, u64>,
+    /// Champion/challenger: per strategy, per arm, what was decided.
+    pub arms: BTreeMap<CompactString, BTreeMap<CompactString, ArmStats>>,
+}
+
+/// What one arm of a strategy decided.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ArmStats {
+    /// Actions emitted.
+    pub actions: u64,
+    /// Audit records by decision kind (promises kept and broken, deferrals, drops...).
+    pub decisions: BTreeMap<&'static str, u64>,
+}
+
+impl ArmStats {
+    fn merge(&mut self, other: &ArmStats) {
+        self.actions += other.actions;
+        for (k, v) in &other.decisions {
+            *self.decisions.entry(k).or_default() += v;
+        }
+    }
 }
 
 impl WorkerStats {
+    pub(crate) fn count_action(&mut self, a: &Action) {
+        *self.actions_by_channel.entry(a.channel).or_default() += 1;
+        self.arm(&a.reason.strategy, &a.arm).actions += 1;
+    }
+
+    fn arm(&mut self, strategy: &str, arm: &str) -> &mut ArmStats {
+        // Looked up by reference first: no allocation per record once an arm is known.
+        if !self.arms.get(strategy).is_some_and(|m| m.contains_key(arm)) {
+            self.arms
+                .entry(strategy.into())
+                .or_default()
+                .insert(arm.into(), ArmStats::default());
+        }
+        self.arms
+            .get_mut(strategy)
+            .and_then(|m| m.get_mut(arm))
+            .expect("inserted above")
+    }
+
     pub(crate) fn count_audit(&mut self, r: &AuditRecord) {
         *self.decisions.entry(r.kind.as_str()).or_default() += 1;
+        if let (Some(s), Some(a)) = (&r.strategy, &r.arm) {
+            *self.arm(s, a).decisions.entry(r.kind.as_str()).or_default() += 1;
+        }
         if matches!(r.kind, DecisionKind::Deferred | DecisionKind::Dropped) {
             *self.blocked_by_reason.entry(r.reason.clone()).or_default() += 1;
         }
@@ -55,6 +99,7 @@ impl WorkerStats {
         self.rejected += other.rejected;
         self.skipped += other.skipped;
         self.wakes += other.wakes;
+        self.clock_records += other.clock_records;
         for (k, v) in &other.events_by_kind {
             *self.events_by_kind.entry(k).or_default() += v;
         }
@@ -66,6 +111,11 @@ impl WorkerStats {
         }
         for (k, v) in &other.decisions {
             *self.decisions.entry(k).or_default() += v;
+        }
+        for (s, arms) in &other.arms {
+            for (a, st) in arms {
+                self.arm(s, a).merge(st);
+            }
         }
     }
 }

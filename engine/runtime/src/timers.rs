@@ -39,6 +39,11 @@ impl TimerIndex {
         self.set.first().map(|(t, _)| *t)
     }
 
+    /// The instant of the `n`-th pending timer (0 = the earliest).
+    pub fn nth(&self, n: usize) -> Option<Ts> {
+        self.set.iter().nth(n).map(|(t, _)| *t)
+    }
+
     /// Number of pending timers.
     pub fn len(&self) -> usize {
         self.set.len()

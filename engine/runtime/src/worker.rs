@@ -10,7 +10,7 @@ use mora_domain::ids::DebtorId;
 use mora_domain::ledger::Rejected;
 use mora_domain::queues::QueueBook;
 use mora_domain::time::Ts;
-use mora_schemas::{DeadLetter, decode_event};
+use mora_schemas::{DeadLetter, Family, decode_clock, decode_event};
 
 use crate::changes::{ChangeSet, Fences, ViewKeys, fenced};
 use crate::operator::Operator;
@@ -34,7 +34,7 @@ pub struct PartitionWorker {
     changes: ChangeSet,
     fences: Fences,
     /// Per input family (in `Family::ALL` order), the next offset after the last record processed.
-    positions: [i64; 6],
+    positions: [i64; mora_schemas::Family::ALL.len()],
 }
 
 impl PartitionWorker {
@@ -52,7 +52,7 @@ impl PartitionWorker {
             stats: WorkerStats::default(),
             changes: ChangeSet::default(),
             fences: Fences::new(),
-            positions: [0; 6],
+            positions: [0; mora_schemas::Family::ALL.len()],
         }
     }
 
@@ -160,6 +160,11 @@ impl PartitionWorker {
         self.timers.len()
     }
 
+    /// The partition's pending timers, ordered by instant.
+    pub fn timers(&self) -> &TimerIndex {
+        &self.timers
+    }
+
     /// A debtor's state.
     pub fn debtor(&self, id: &str) -> Option<&Debtor> {
         self.store.find(id).map(|s| self.store.get(s))
@@ -233,7 +238,7 @@ impl PartitionWorker {
 
     fn flush(&mut self, sink: &mut dyn Sink) {
         for a in &self.out.actions {
-            *self.stats.actions_by_channel.entry(a.channel).or_default() += 1;
+            self.stats.count_action(a);
             sink.action(self.partition, a);
         }
         for r in &self.out.audits {
@@ -241,6 +246,29 @@ impl PartitionWorker {
             sink.audit(self.partition, r);
         }
         self.out.clear();
+    }
+
+    /// A clock record: time moves to its instant (a tick for another partition is refused: the clock topic must be
+    /// co-partitioned with the inputs like any other).
+    fn on_clock_record(&mut self, rec: &InputRecord<'_>, sink: &mut dyn Sink) {
+        match decode_clock(rec.payload) {
+            Ok(t) if t.partition == self.partition => {
+                self.stats.clock_records += 1;
+                self.advance_to(t.at, sink);
+            }
+            Ok(t) => {
+                self.stats.rejected += 1;
+                let reason = format!(
+                    "clock record for partition {} on partition {}",
+                    t.partition, self.partition
+                );
+                self.dead_letter(rec, "rejected", reason, sink);
+            }
+            Err(e) => {
+                self.stats.decode_errors += 1;
+                self.dead_letter(rec, "decode", e.to_string(), sink);
+            }
+        }
     }
 
     fn dead_letter(
@@ -318,11 +346,8 @@ impl PartitionWorker {
     }
 }
 
-fn family_index(f: mora_schemas::Family) -> usize {
-    mora_schemas::Family::ALL
-        .iter()
-        .position(|x| *x == f)
-        .unwrap_or(0)
+fn family_index(f: Family) -> usize {
+    Family::ALL.iter().position(|x| *x == f).unwrap_or(0)
 }
 
 impl Operator for PartitionWorker {
@@ -330,6 +355,10 @@ impl Operator for PartitionWorker {
         self.stats.records += 1;
         let i = family_index(rec.family);
         self.positions[i] = self.positions[i].max(rec.offset + 1);
+        if rec.family == Family::Clock {
+            self.on_clock_record(rec, sink);
+            return;
+        }
         match decode_event(rec.family, rec.payload) {
             Ok(ev) => {
                 if let Some(key) = rec.key.filter(|k| *k != ev.debtor_id.as_bytes()) {
