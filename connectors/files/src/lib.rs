@@ -5,8 +5,10 @@
 //! partitions never interleave; [`merge_partitions`] then concatenates them in partition order, which keeps the
 //! output byte-identical from run to run.
 
+mod log_file;
 mod merge;
 mod sink;
 
+pub use log_file::{read_log, write_log};
 pub use merge::merge_partitions;
 pub use sink::JsonlSink;

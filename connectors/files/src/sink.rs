@@ -38,7 +38,7 @@ struct DeadLetterJson<'a> {
     at: Ts,
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -19,6 +19,7 @@ mod context;
 mod durable;
 mod error;
 mod loadgen;
+mod log;
 mod pipeline;
 mod run;
 mod sink;
@@ -30,5 +31,6 @@ pub use config::{
 };
 pub use error::PipelineError;
 pub use loadgen::{LoadgenOptions, LoadgenReport, loadgen};
+pub use log::read_partition_log;
 pub use run::{RunHandle, RunStats, run, run_with_state};
 pub use topics::{check_co_partitioned, create_topics};

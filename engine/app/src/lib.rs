@@ -12,4 +12,5 @@
 
 pub mod config;
 pub mod demo;
+pub mod replay;
 pub mod stream;

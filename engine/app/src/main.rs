@@ -6,9 +6,10 @@
 //! mora migrate --config FILE     # create the state store's keyspace and tables
 //! mora run --config FILE         # the engine on Kafka (and the state store, if configured)
 //! mora loadgen ...               # the simulator's events to the input topics
+//! mora replay --config FILE --candidate FILE --out DIR   # backtest a candidate configuration on the log
 //! ```
 
-use mora::{config, demo, stream};
+use mora::{config, demo, replay, stream};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ enum Command {
     Migrate(stream::MigrateArgs),
     /// Produce the simulator's event mix to the input topics.
     Loadgen(stream::LoadgenArgs),
+    /// Backtest: replay the input log through the configuration in force and a candidate, compare, write to files.
+    Replay(replay::ReplayArgs),
     /// Load and validate a configuration (runtime file, decision file, policies, holiday calendars).
     Validate {
         /// Runtime configuration file; omit to check the built-in defaults.
@@ -78,6 +81,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => stream::run_engine(&args)?,
         Command::Loadgen(args) => stream::run_loadgen(&args)?,
         Command::Migrate(args) => stream::run_migrate(&args)?,
+        Command::Replay(args) => {
+            let report = replay::run(&args)?;
+            print!("{}", report.render());
+            println!(
+                "\nWrote {0}/comparison.json, {0}/comparison.md, {0}/in_force/ and {0}/candidate/",
+                args.out.display()
+            );
+        }
         Command::Validate { config } => {
             let loaded = config::load(config.as_deref())?;
             let e = &loaded.engine;

@@ -441,3 +441,86 @@ pub fn bucket(strategy: &str, debtor: &str) -> u32 {
     h.update(debtor.as_bytes());
     (h.digest() % 10_000) as u32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit;
+
+    fn with_arms(arms: Vec<ArmConfig>) -> Result<crate::engine::Engine, ConfigError> {
+        let mut cfg = testkit::engine_config();
+        cfg.strategies[0].arms = arms;
+        crate::engine::Engine::new(&cfg, &testkit::policies(), &testkit::calendars())
+    }
+
+    fn arm(name: &str, share: f64) -> ArmConfig {
+        ArmConfig {
+            name: name.into(),
+            share,
+            steps: vec![StepConfig {
+                id: "call-d1".into(),
+                channel: Channel::Dialer,
+                template: "t".into(),
+                day: 1,
+                from: AnchorKind::Due,
+                at: "09:00".into(),
+            }],
+            on_broken_promise: None,
+            on_paid_in_full: None,
+        }
+    }
+
+    #[test]
+    fn arms_split_debtors_by_share_stably_and_independently_per_strategy() {
+        let e = with_arms(vec![arm("calls", 30.0), arm("tiny", 0.5)]).unwrap();
+        let champion = &e.strategies.list[0];
+        let (seg, stage) = (champion.segments.first().copied().unwrap_or(0), {
+            Stage::ALL
+                .into_iter()
+                .find(|s| champion.stages == 0 || champion.stages & (1 << *s as u8) != 0)
+                .unwrap()
+        });
+        let mut counts = std::collections::BTreeMap::<&str, u32>::new();
+        let n = 20_000;
+        for i in 0..n {
+            let id = format!("D{i:07}");
+            let (idx, s) = e.strategies.select(seg, stage, &id);
+            let s = s.unwrap();
+            assert_eq!(s.id, champion.id);
+            assert_eq!(e.strategies.select(seg, stage, &id).0, idx, "stable");
+            *counts.entry(s.arm.as_str()).or_default() += 1;
+        }
+        let share = |a: &str| f64::from(counts[a]) / f64::from(n) * 100.0;
+        assert!((share("calls") - 30.0).abs() < 1.5, "{counts:?}");
+        assert!((share("tiny") - 0.5).abs() < 0.3, "{counts:?}");
+        assert!((share(CHAMPION) - 69.5).abs() < 1.5, "{counts:?}");
+        // Another strategy's salt: being in one experiment's 30 % says nothing about another's.
+        let both = (0..n)
+            .filter(|i| {
+                let id = format!("D{i:07}");
+                bucket("a", &id) < 3_000 && bucket("b", &id) < 3_000
+            })
+            .count();
+        assert!((both as f64 / f64::from(n) - 0.09).abs() < 0.015, "{both}");
+    }
+
+    #[test]
+    fn bad_arms_name_the_field() {
+        for (arms, field) in [
+            (vec![arm("x", 0.0)], "strategies[0].arms[0].share"),
+            (vec![arm("x", 33.333)], "strategies[0].arms[0].share"),
+            (
+                vec![arm("x", 60.0), arm("y", 50.0)],
+                "strategies[0].arms[1].share",
+            ),
+            (vec![arm("champion", 10.0)], "strategies[0].arms[0].name"),
+            (
+                vec![arm("x", 10.0), arm("x", 10.0)],
+                "strategies[0].arms[1].name",
+            ),
+        ] {
+            let e = with_arms(arms).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
+    }
+}

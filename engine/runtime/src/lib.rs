@@ -31,7 +31,7 @@ pub use changes::{Fences, ViewKeys};
 pub use operator::Operator;
 pub use partitioner::{murmur2, partition_for};
 pub use portfolio::{Portfolio, Tally};
-pub use sink::{CollectingSink, InputRecord, Sink};
+pub use sink::{CollectingSink, InputRecord, LogRecord, Sink, replay_order};
 pub use stats::{ArmStats, WorkerStats};
 pub use store::DebtorStore;
 pub use timers::TimerIndex;

@@ -54,3 +54,43 @@ impl Sink for CollectingSink {
         self.dead_letters.push(record);
     }
 }
+
+/// An input record held in memory (a replay's log, an export file's line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    /// Topic family.
+    pub family: Family,
+    /// Topic name.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Record timestamp (milliseconds since the epoch).
+    pub timestamp: i64,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Payload.
+    pub payload: Vec<u8>,
+}
+
+impl LogRecord {
+    /// The record as a worker takes it.
+    pub fn as_input(&self) -> InputRecord<'_> {
+        InputRecord {
+            family: self.family,
+            topic: &self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            key: self.key.as_deref(),
+            payload: &self.payload,
+        }
+    }
+}
+
+/// Puts one partition's records from all its topics in the order the engine applies them: timestamp, then topic
+/// name, then offset (the live pipeline picks the smallest timestamp among the topics' heads, ties by topic name).
+pub fn replay_order(records: &mut [LogRecord]) {
+    records
+        .sort_by(|a, b| (a.timestamp, &a.topic, a.offset).cmp(&(b.timestamp, &b.topic, b.offset)));
+}

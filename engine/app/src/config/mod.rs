@@ -126,6 +126,32 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, LoadError> {
         ),
         message: e.to_string(),
     })?;
+    let (engine, source) = build_engine(path, &app.decisions)?;
+    Ok(Loaded {
+        app,
+        engine,
+        source,
+    })
+}
+
+/// Loads only the decision configuration a runtime file points to (its `[decisions]` section; other sections and
+/// environment overrides are ignored): a candidate for `mora replay`.
+pub fn load_decisions(path: &Path) -> Result<Engine, LoadError> {
+    #[derive(Deserialize)]
+    struct OnlyDecisions {
+        #[serde(default)]
+        decisions: DecisionsConfig,
+    }
+    let text = read(path)?;
+    let only: OnlyDecisions = parse(&path.display().to_string(), &text)?;
+    Ok(build_engine(Some(path), &only.decisions)?.0)
+}
+
+/// Compiles the decision configuration `decisions` of runtime file `path` (built-in defaults when `None`).
+fn build_engine(
+    path: Option<&Path>,
+    decisions_cfg: &DecisionsConfig,
+) -> Result<(Engine, String), LoadError> {
     let (decisions, policies, calendars, source) = match path {
         None => {
             let d = parse::<EngineConfig>("built-in decisions.toml", embedded::DECISIONS)?;
@@ -144,15 +170,15 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, LoadError> {
         }
         Some(p) => {
             let base = p.parent().unwrap_or(Path::new("."));
-            let dfile = base.join(&app.decisions.file);
+            let dfile = base.join(&decisions_cfg.file);
             let d = parse::<EngineConfig>(&dfile.display().to_string(), &read(&dfile)?)?;
             let mut policies = Vec::new();
-            for f in toml_files(&base.join(&app.decisions.policies_dir))? {
+            for f in toml_files(&base.join(&decisions_cfg.policies_dir))? {
                 let name = f.display().to_string();
                 policies.push((name.clone(), parse::<PolicyConfig>(&name, &read(&f)?)?));
             }
             let mut calendars = Vec::new();
-            for f in toml_files(&base.join(&app.decisions.holidays_dir))? {
+            for f in toml_files(&base.join(&decisions_cfg.holidays_dir))? {
                 calendars.push(parse::<HolidayCalendarConfig>(
                     &f.display().to_string(),
                     &read(&f)?,
@@ -173,17 +199,13 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, LoadError> {
                 Some(p) => p
                     .parent()
                     .unwrap_or(Path::new("."))
-                    .join(&app.decisions.file)
+                    .join(&decisions_cfg.file)
                     .display()
                     .to_string(),
             });
         LoadError::Invalid { path, error }
     })?;
-    Ok(Loaded {
-        app,
-        engine,
-        source,
-    })
+    Ok((engine, source))
 }
 
 fn read(p: &Path) -> Result<String, LoadError> {
