@@ -7,6 +7,7 @@ mod cql;
 mod demo;
 mod kafka;
 mod pipeline;
+mod replay;
 mod restore;
 mod services;
 mod state;

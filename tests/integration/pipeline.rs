@@ -15,7 +15,8 @@ use mora_domain::ids::Channel;
 use mora_domain::testkit::{self, ts};
 use mora_runtime::{CollectingSink, PartitionWorker, partition_for};
 use mora_schemas::{
-    Wire, decode_action, decode_audit, decode_dead_letter, encode_event, family_of,
+    Family, Wire, decode_action, decode_audit, decode_clock, decode_dead_letter, encode_event,
+    family_of,
 };
 use mora_sim::{PartitionSim, SimConfig, SimRecord};
 use rdkafka::ClientConfig;
@@ -494,4 +495,54 @@ fn topics_that_are_not_co_partitioned_are_refused_at_start() {
         matches!(&err, Some(PipelineError::Topics(m)) if m.contains("not co-partitioned") && m.contains(&format!("{topic}=5"))),
         "{err:?}"
     );
+}
+
+/// With `kafka.clock.source = "wall"`, an instance writes its wall time to the clock topic for each partition it
+/// owns every interval and applies those records like any input: time moves with no event at all, within about the
+/// interval of wall time.
+#[test]
+fn wall_clock_records_keep_time_moving_with_no_events() {
+    let mut cfg = fresh(2);
+    cfg.clock.source = ClockSource::Wall;
+    cfg.clock.interval = Duration::from_millis(200);
+    let h = run(cfg.clone(), engine()).expect("engine starts");
+    let deadline = Instant::now() + WAIT;
+    while h.stats().assigned.len() != 2 {
+        assert!(Instant::now() < deadline, "partitions not assigned");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let now = mora_connector_kafka::system_time();
+    let stats = h.stop().expect("clean stop");
+    assert!(
+        stats.clock_records_written >= 2 * 8,
+        "{} clock records written in 3 s at 200 ms for 2 partitions",
+        stats.clock_records_written
+    );
+    assert!(stats.records > 0, "the clock records were applied");
+    let records = utils::read_to_end(
+        &cfg.brokers,
+        &cfg.topics.input(Family::Clock),
+        "read_committed",
+    );
+    for p in 0..2 {
+        let ticks: Vec<_> = records
+            .iter()
+            .filter(|m| m.partition() == p)
+            .map(|m| decode_clock(m.payload().unwrap_or_default()).expect("valid clock record"))
+            .collect();
+        assert!(ticks.len() >= 8, "partition {p}: {} ticks", ticks.len());
+        assert!(ticks.iter().all(|t| t.partition == p && t.source == "wall"));
+        let gaps: Vec<i64> = ticks.windows(2).map(|w| w[1].at.0 - w[0].at.0).collect();
+        assert!(
+            gaps.iter().all(|g| *g > 0 && *g < 1_000),
+            "partition {p}: gaps between wall-clock records {gaps:?} ms"
+        );
+        let last = ticks.iter().map(|t| t.at).max().unwrap();
+        assert!(
+            now.0 - last.0 < 1_000,
+            "partition {p}: time lagged wall time by {} ms when the stop was asked",
+            now.0 - last.0
+        );
+    }
 }

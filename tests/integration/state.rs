@@ -12,10 +12,15 @@ use std::time::{Duration, Instant};
 use mora_connector_kafka::{ClockSource, KafkaConfig, LoadgenOptions, create_topics, loadgen};
 use mora_connector_scylla::{StateConfig, Store};
 use mora_domain::action::Action;
+use mora_domain::action::DecisionKind;
 use mora_domain::debtor::Debtor;
 use mora_domain::engine::Engine;
+use mora_domain::testkit::{self, ts};
+use mora_domain::time::Ts;
 use mora_runtime::{CollectingSink, InputRecord, Operator, PartitionWorker};
-use mora_schemas::decode_action;
+use mora_schemas::{
+    ClockTick, Family, Wire, decode_action, decode_audit, encode_clock, encode_event, family_of,
+};
 use rand::{Rng, SeedableRng};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -462,6 +467,112 @@ fn killed_with_sigkill_at_random_moments_every_action_once_and_state_equal_to_a_
         tail(&log)
     );
     w.verify();
+}
+
+/// A debtor's timers live in its stored state: an instance stopped before a promise's deadline and started again
+/// (restored from the database, not replayed) breaks the promise once, at its deadline, when a clock record moves
+/// the partition past it, with no further event for the debtor.
+#[test]
+fn timers_survive_a_restart_and_fire_once_at_their_instant() {
+    let w = World::new();
+    let id = "TIMER-1";
+    let p = mora_runtime::partition_for(id.as_bytes(), PARTITIONS as u32) as i32;
+    let start = ts("2026-02-20T14:00:00Z");
+    let events = [
+        testkit::debtor_upserted(id, "CO", "America/Bogota", start),
+        testkit::obligation(id, "L1", "COP", "400000", "2026-03-02", start),
+        testkit::promise(
+            id,
+            "P1",
+            "COP",
+            "400000",
+            "2026-03-06",
+            ts("2026-03-03T15:00:00Z"),
+        ),
+    ];
+    let producer: rdkafka::producer::BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &w.kafka.brokers)
+        .create()
+        .unwrap();
+    let send = |family: Family, key: &str, payload: Vec<u8>, at: i64| {
+        let topic = w.kafka.topics.input(family);
+        let rec = rdkafka::producer::BaseRecord::to(&topic)
+            .partition(p)
+            .key(key.as_bytes())
+            .payload(&payload)
+            .timestamp(at);
+        producer.send(rec).map_err(|(e, _)| e).unwrap();
+        rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30)).unwrap();
+    };
+    let clock = |at: Ts| {
+        let tick = ClockTick {
+            source: "test".into(),
+            partition: p,
+            at,
+        };
+        (encode_clock(&tick, Wire::Confluent).unwrap(), at.0)
+    };
+    for ev in &events {
+        let bytes = encode_event(ev, Wire::Confluent).unwrap();
+        send(family_of(&ev.kind).0, id, bytes, ev.occurred_at.0);
+    }
+    let (bytes, at) = clock(ts("2026-03-06T12:00:00Z"));
+    send(Family::Clock, "clock", bytes, at);
+
+    let mut engine = w.start_engine(1);
+    w.wait_consumed(&mut engine, Duration::from_secs(120));
+    w.stop_engine(engine, 1);
+    let broken = |w: &World| -> Vec<Ts> {
+        utils::read_to_end(&w.kafka.brokers, &w.kafka.topics.audit, "read_committed")
+            .iter()
+            .map(|m| decode_audit(m.payload().unwrap_or_default()).expect("valid audit"))
+            .filter(|r| r.debtor_id == id && r.kind == DecisionKind::PromiseBroken)
+            .map(|r| r.at)
+            .collect()
+    };
+    assert!(broken(&w).is_empty(), "not yet due before the restart");
+    let stored = w.stored();
+    let deadline = ts("2026-03-07T05:00:00Z"); // Saturday 00:00 in Bogota
+    assert!(
+        stored[id].next_wake <= deadline,
+        "the stored state holds the timer: {:?}",
+        stored[id].next_wake
+    );
+
+    // After the restart, only a clock record past the deadline (and past Saturday's 08:00 window opening).
+    let (bytes, at) = clock(ts("2026-03-07T14:00:00Z"));
+    send(Family::Clock, "clock", bytes, at);
+    let mut engine = w.start_engine(2);
+    w.wait_consumed(&mut engine, Duration::from_secs(120));
+    w.stop_engine(engine, 2);
+    let log = w.engine_log(2);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("restored from the state store")
+                && l.contains(&format!("partition={p}"))
+                && l.contains("debtors=1")),
+        "the second instance restored the debtor from the database:\n{}",
+        tail(&log)
+    );
+    assert_eq!(
+        broken(&w),
+        vec![deadline],
+        "broken once, at its deadline, by the clock record after the restart"
+    );
+    let follow_ups: Vec<Action> = w
+        .actions_out()
+        .into_iter()
+        .filter(|a| a.debtor_id == id && a.reason.step == "on_broken_promise")
+        .collect();
+    assert!(follow_ups.len() <= 1, "{follow_ups:?}");
+    for a in &follow_ups {
+        assert_eq!(
+            a.not_before,
+            ts("2026-03-07T13:00:00Z"),
+            "sent when the window opens"
+        );
+    }
+    assert_eq!(w.stored()[id].history.promises_broken, 1);
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! instant, with no event for the debtor. Records go through `Operator::process` exactly as the pipeline and a
 //! replay deliver them.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::sync::Arc;
 
 use mora_domain::action::DecisionKind;
