@@ -66,6 +66,8 @@ pub struct Summary {
     pub blocked_by_reason: BTreeMap<CompactString, u64>,
     /// Audit records by decision kind.
     pub decisions: BTreeMap<&'static str, u64>,
+    /// Per strategy and arm (champion/challenger): actions and decisions.
+    pub arms: BTreeMap<CompactString, BTreeMap<CompactString, mora_runtime::ArmStats>>,
     /// Portfolio figures at the end (amounts in the base currency; by_currency in each currency).
     pub portfolio: Portfolio,
     /// Debtors in the dialer queue.
@@ -123,6 +125,7 @@ impl Summary {
             actions_by_channel: stats.actions_by_channel.clone(),
             blocked_by_reason: stats.blocked_by_reason.clone(),
             decisions: stats.decisions.clone(),
+            arms: stats.arms.clone(),
             portfolio,
             dialer_queue_len: dialer_len,
             dialer_top10,
@@ -155,6 +158,25 @@ impl Summary {
         blocked.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         for (r, n) in blocked {
             let _ = writeln!(s, "  {:<24} {n:>10}", r.as_str());
+        }
+        if self.arms.values().any(|a| a.len() > 1) {
+            let _ = writeln!(
+                s,
+                "\nChampion/challenger (actions; promises kept / broken):"
+            );
+            for (strategy, arms) in self.arms.iter().filter(|(_, a)| a.len() > 1) {
+                for (arm, t) in arms {
+                    let d = |k: &str| t.decisions.get(k).copied().unwrap_or(0);
+                    let _ = writeln!(
+                        s,
+                        "  {:<32} {:>10} {:>7} / {}",
+                        format!("{strategy}/{arm}"),
+                        t.actions,
+                        d("promise_kept"),
+                        d("promise_broken")
+                    );
+                }
+            }
         }
         let table = |s: &mut String, title: &str, rows: &BTreeMap<String, Tally>| {
             let _ = writeln!(s, "\n{title}:");
