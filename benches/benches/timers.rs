@@ -12,82 +12,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Days;
 use criterion::{Criterion, criterion_group, criterion_main};
-use mora_benches::NullSink;
-use mora_domain::engine::Engine;
-use mora_domain::testkit;
-use mora_runtime::PartitionWorker;
+use mora_benches::{shipped_engine, synthetic_portfolio};
 
 /// Timers fired per step: 0.1 % of a million.
 const DUE_PER_STEP: usize = 1_000;
 
-const ZONES: [(&str, &str); 4] = [
-    ("CO", "America/Bogota"),
-    ("MX", "America/Mexico_City"),
-    ("CL", "America/Santiago"),
-    ("US", "America/New_York"),
-];
-
-fn engine() -> Arc<Engine> {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config");
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("config file");
-    let parse_dir = |dir: &str| {
-        let mut files: Vec<_> = std::fs::read_dir(format!("{root}/{dir}"))
-            .expect("config dir")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        files.sort();
-        files
-    };
-    let decisions = toml::from_str(&read(std::path::Path::new(&format!(
-        "{root}/decisions.toml"
-    ))))
-    .expect("decisions");
-    let policies: Vec<_> = parse_dir("policies")
-        .iter()
-        .map(|p| toml::from_str(&read(p)).expect("policy"))
-        .collect();
-    let calendars: Vec<_> = parse_dir("holidays")
-        .iter()
-        .map(|p| toml::from_str(&read(p)).expect("calendar"))
-        .collect();
-    Arc::new(Engine::new(&decisions, &policies, &calendars).expect("valid configuration"))
-}
-
-fn portfolio(engine: &Arc<Engine>, debtors: usize) -> PartitionWorker {
-    let mut w = PartitionWorker::new(0, engine.clone());
-    let mut sink = NullSink;
-    let at = testkit::ts("2026-03-02T12:00:00Z");
-    let first_due = chrono::NaiveDate::from_ymd_opt(2026, 3, 10).expect("date");
-    for i in 0..debtors {
-        let id = format!("D{i:08}");
-        let (country, tz) = ZONES[i % ZONES.len()];
-        let currency = match country {
-            "CO" => "COP",
-            "MX" => "MXN",
-            "CL" => "CLP",
-            _ => "USD",
-        };
-        let due = first_due + Days::new((i * 7919 % 1000) as u64);
-        let _ = w.on_event(&testkit::debtor_upserted(&id, country, tz, at), &mut sink);
-        let _ = w.on_event(
-            &testkit::obligation(&id, "L1", currency, "1000", &due.to_string(), at),
-            &mut sink,
-        );
-    }
-    w
-}
-
 fn advance(c: &mut Criterion) {
-    let engine = engine();
+    let engine = Arc::new(shipped_engine());
     let mut g = c.benchmark_group("mora_runtime::PartitionWorker::advance_to");
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
     for debtors in [100_000usize, 1_000_000] {
         let started = Instant::now();
-        let mut w = portfolio(&engine, debtors);
+        let mut w = synthetic_portfolio(&engine, debtors);
         eprintln!(
             "portfolio: {} debtors, {} timers pending, built in {:.1}s",
             w.len(),
@@ -99,7 +38,7 @@ fn advance(c: &mut Criterion) {
         let mut total = Duration::ZERO;
         g.bench_function(format!("step_firing_{DUE_PER_STEP}_of_{debtors}"), |b| {
             b.iter_custom(|iters| {
-                let mut sink = NullSink;
+                let mut sink = mora_benches::NullSink;
                 let mut spent = Duration::ZERO;
                 for _ in 0..iters {
                     let Some(to) = w.timers().nth(DUE_PER_STEP - 1) else {

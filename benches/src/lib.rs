@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use mora_domain::engine::Engine;
 use mora_domain::event::Envelope;
+use mora_domain::testkit;
 use mora_domain::time::{MINUTE_MS, Ts};
 use mora_runtime::{CollectingSink, PartitionWorker, Sink};
 use mora_sim::{PartitionSim, SimConfig, SimRecord};
@@ -103,4 +104,65 @@ pub fn resident_bytes() -> Option<u64> {
 /// The last instant of a log.
 pub fn last_instant(events: &[Envelope]) -> Ts {
     events.last().map_or(Ts(0), |e| e.occurred_at)
+}
+
+/// The zones of the synthetic portfolio.
+const ZONES: [(&str, &str); 4] = [
+    ("CO", "America/Bogota"),
+    ("MX", "America/Mexico_City"),
+    ("CL", "America/Santiago"),
+    ("US", "America/New_York"),
+];
+
+/// The shipped decision configuration, policies and calendars (deploy/config).
+pub fn shipped_engine() -> Engine {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("config file");
+    let parse_dir = |dir: &str| {
+        let mut files: Vec<_> = std::fs::read_dir(format!("{root}/{dir}"))
+            .expect("config dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        files
+    };
+    let decisions = toml::from_str(&read(std::path::Path::new(&format!(
+        "{root}/decisions.toml"
+    ))))
+    .expect("decisions");
+    let policies: Vec<_> = parse_dir("policies")
+        .iter()
+        .map(|p| toml::from_str(&read(p)).expect("policy"))
+        .collect();
+    let calendars: Vec<_> = parse_dir("holidays")
+        .iter()
+        .map(|p| toml::from_str(&read(p)).expect("calendar"))
+        .collect();
+    Engine::new(&decisions, &policies, &calendars).expect("valid configuration")
+}
+
+/// A synthetic portfolio: each debtor one obligation due on one of 1 000 days from 2026-03-10, across Bogotá,
+/// Mexico City, Santiago and New York.
+pub fn synthetic_portfolio(engine: &Arc<Engine>, debtors: usize) -> PartitionWorker {
+    let mut w = PartitionWorker::new(0, engine.clone());
+    let mut sink = NullSink;
+    let at = testkit::ts("2026-03-02T12:00:00Z");
+    let first_due = chrono::NaiveDate::from_ymd_opt(2026, 3, 10).expect("date");
+    for i in 0..debtors {
+        let id = format!("D{i:08}");
+        let (country, tz) = ZONES[i % ZONES.len()];
+        let currency = match country {
+            "CO" => "COP",
+            "MX" => "MXN",
+            "CL" => "CLP",
+            _ => "USD",
+        };
+        let due = first_due + chrono::Days::new((i * 7919 % 1000) as u64);
+        let _ = w.on_event(&testkit::debtor_upserted(&id, country, tz, at), &mut sink);
+        let _ = w.on_event(
+            &testkit::obligation(&id, "L1", currency, "1000", &due.to_string(), at),
+            &mut sink,
+        );
+    }
+    w
 }

@@ -3,6 +3,7 @@
 // Helpers outside #[test] functions panic on failure by design: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod api;
 mod cql;
 mod demo;
 mod kafka;

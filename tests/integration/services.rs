@@ -113,3 +113,41 @@ fn kubernetes_manifests_describe_the_engine_with_external_kafka_and_scylla() {
         }
     }
 }
+
+#[test]
+fn the_grafana_dashboard_uses_only_metrics_the_engine_exports() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{root}/deploy/grafana/mora-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let mut sources = String::new();
+    for dir in ["connectors/kafka/src", "engine/app/src"] {
+        for e in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "rs") {
+                sources += &std::fs::read_to_string(p).unwrap();
+            }
+        }
+    }
+    let mut names = Vec::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("mora_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                names.push(name.trim_end_matches("_bucket").to_string());
+            }
+        }
+    }
+    assert!(names.len() >= 10);
+    for n in names {
+        assert!(
+            sources.contains(&format!("\"{n}\"")),
+            "the dashboard uses {n}, which the engine does not export"
+        );
+    }
+}

@@ -30,7 +30,7 @@ use crate::utils;
 
 const PARTITIONS: i32 = 4;
 
-fn engine() -> Arc<Engine> {
+pub(crate) fn engine() -> Arc<Engine> {
     Arc::new(
         mora::config::load(None)
             .expect("built-in configuration")
@@ -52,17 +52,17 @@ fn mora_bin() -> PathBuf {
 }
 
 /// One test's world: unique topics, group, keyspace, and a configuration file for `mora run`.
-struct World {
-    kafka: KafkaConfig,
+pub(crate) struct World {
+    pub(crate) kafka: KafkaConfig,
     state: StateConfig,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Removes `dir` at the end, unless MORA_KEEP_TEST_LOGS is set.
     _cleanup: Option<tempfile::TempDir>,
-    config: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 impl World {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let p = utils::unique("s");
         let mut kafka = KafkaConfig::new(utils::kafka_brokers());
         kafka.group_id = format!("{p}-group");
@@ -141,7 +141,7 @@ max_lag = "5s"
     }
 
     /// Runs `mora migrate` on the world's configuration; returns what it printed.
-    fn migrate(&self) -> String {
+    pub(crate) fn migrate(&self) -> String {
         let out = Command::new(mora_bin())
             .args(["migrate", "--config"])
             .arg(&self.config)
@@ -156,7 +156,7 @@ max_lag = "5s"
     }
 
     /// Starts `mora run`; its log goes to a numbered file in the test's directory.
-    fn start_engine(&self, n: u32) -> Child {
+    pub(crate) fn start_engine(&self, n: u32) -> Child {
         let log = std::fs::File::create(self.dir.join(format!("engine-{n}.log"))).unwrap();
         Command::new(mora_bin())
             .args(["run", "--config"])
@@ -168,14 +168,14 @@ max_lag = "5s"
             .unwrap()
     }
 
-    fn engine_log(&self, n: u32) -> String {
+    pub(crate) fn engine_log(&self, n: u32) -> String {
         std::fs::read_to_string(self.dir.join(format!("engine-{n}.log"))).unwrap_or_default()
     }
 
     /// Produces `events` simulated records before the engine starts. (Produced while it runs, records of one
     /// topic can reach the engine after `max_idle` behind another topic's, and a run that applies them out of
     /// time order rightly differs from the clean reference; that trade-off is the pipeline tests' subject.)
-    fn loadgen(&self, events: u64) {
+    pub(crate) fn loadgen(&self, events: u64) {
         let opts = LoadgenOptions {
             debtors: 4000,
             events,
@@ -190,7 +190,7 @@ max_lag = "5s"
     }
 
     /// Waits until the engine's group has committed every input record.
-    fn wait_consumed(&self, engine: &mut Child, timeout: Duration) {
+    pub(crate) fn wait_consumed(&self, engine: &mut Child, timeout: Duration) {
         let c: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.kafka.brokers)
             .set("group.id", &self.kafka.group_id)
@@ -234,7 +234,7 @@ max_lag = "5s"
 
     /// Every input record, per partition, in the order the engine applies them: timestamp, then topic, then
     /// offset.
-    fn input_log(&self) -> BTreeMap<i32, Vec<OwnedMessage>> {
+    pub(crate) fn input_log(&self) -> BTreeMap<i32, Vec<OwnedMessage>> {
         let mut by_partition: BTreeMap<i32, Vec<OwnedMessage>> = BTreeMap::new();
         for t in self.kafka.topics.inputs() {
             for m in utils::read_to_end(&self.kafka.brokers, &t, "read_uncommitted") {
@@ -257,9 +257,21 @@ max_lag = "5s"
     }
 
     /// A clean, uninterrupted in-memory run over the input log: its actions and final debtor states.
-    fn reference(&self) -> (Vec<Action>, BTreeMap<String, Debtor>) {
-        let engine = engine();
+    pub(crate) fn reference(&self) -> (Vec<Action>, BTreeMap<String, Debtor>) {
         let (mut actions, mut debtors) = (Vec::new(), BTreeMap::new());
+        for (w, sink) in self.reference_workers() {
+            actions.extend(sink.actions);
+            for d in w.debtors() {
+                debtors.insert(d.id.to_string(), d.clone());
+            }
+        }
+        (actions, debtors)
+    }
+
+    /// The clean in-memory run's workers, one per partition, with what each decided.
+    pub(crate) fn reference_workers(&self) -> Vec<(PartitionWorker, CollectingSink)> {
+        let engine = engine();
+        let mut out = Vec::new();
         for (p, log) in self.input_log() {
             let mut w = PartitionWorker::new(p, engine.clone());
             let mut sink = CollectingSink::default();
@@ -274,16 +286,13 @@ max_lag = "5s"
                 };
                 w.process(&rec, &mut sink);
             }
-            actions.extend(sink.actions);
-            for d in w.debtors() {
-                debtors.insert(d.id.to_string(), d.clone());
-            }
+            out.push((w, sink));
         }
-        (actions, debtors)
+        out
     }
 
     /// Every debtor stored in the database.
-    fn stored(&self) -> BTreeMap<String, Debtor> {
+    pub(crate) fn stored(&self) -> BTreeMap<String, Debtor> {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let store = Store::connect(&self.state).await.expect("store");
@@ -298,7 +307,7 @@ max_lag = "5s"
     }
 
     /// Every action on the action topics, read with read_committed.
-    fn actions_out(&self) -> Vec<Action> {
+    pub(crate) fn actions_out(&self) -> Vec<Action> {
         mora_domain::ids::Channel::ALL
             .iter()
             .flat_map(|c| {
@@ -313,7 +322,7 @@ max_lag = "5s"
     }
 
     /// Asks the engine to stop (SIGTERM: final commit and flush) and waits for it.
-    fn stop_engine(&self, mut engine: Child, n: u32) {
+    pub(crate) fn stop_engine(&self, mut engine: Child, n: u32) {
         let _ = Command::new("kill")
             .args(["-TERM", &engine.id().to_string()])
             .status();
@@ -335,8 +344,40 @@ max_lag = "5s"
         }
     }
 
+    /// What the engines' logs say about ordering and restores (printed when a check fails).
+    pub(crate) fn diagnosis(&self) -> String {
+        let mut out = Vec::new();
+        for n in 0..32 {
+            let log = self.engine_log(n);
+            if log.is_empty() {
+                continue;
+            }
+            let notable: Vec<&str> = log
+                .lines()
+                .filter(|l| {
+                    l.contains("out of")
+                        || l.contains("restored from")
+                        || l.contains("WARN")
+                        || l.contains("ERROR")
+                })
+                .take(20)
+                .collect();
+            out.push(format!("engine {n}:\n  {}", notable.join("\n  ")));
+        }
+        let log = self.input_log();
+        for (p, recs) in &log {
+            let last = recs.last().map(|m| m.timestamp().to_millis().unwrap_or(0));
+            out.push(format!(
+                "input partition {p}: {} records, last at {:?}",
+                recs.len(),
+                last.map(mora_domain::time::Ts)
+            ));
+        }
+        out.join("\n")
+    }
+
     /// Checks the outputs and the stored state against the clean reference run.
-    fn verify(&self) {
+    pub(crate) fn verify(&self) {
         let (expected, expected_state) = self.reference();
         let out = self.actions_out();
         let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
@@ -380,6 +421,7 @@ max_lag = "5s"
                 .collect();
             lines.sort_by(|a, b| a[11..].cmp(&b[11..]));
             eprintln!("{}", lines[..lines.len().min(60)].join("\n"));
+            eprintln!("{}", self.diagnosis());
         }
         assert!(
             missing.is_empty() && extra.is_empty(),

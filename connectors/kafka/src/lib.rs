@@ -32,5 +32,5 @@ pub use config::{
 pub use error::PipelineError;
 pub use loadgen::{LoadgenOptions, LoadgenReport, loadgen};
 pub use log::read_partition_log;
-pub use run::{RunHandle, RunStats, run, run_with_state};
+pub use run::{InstanceView, ReloadReport, RunHandle, RunStats, run, run_with_state};
 pub use topics::{check_co_partitioned, create_topics};

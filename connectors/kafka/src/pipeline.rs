@@ -48,6 +48,8 @@ struct Slot {
     flushed: BTreeMap<String, i64>,
     /// Decisions since the last flush (only with a state store).
     ledger: Ledger,
+    /// Time from a record's arrival to its application (ordering waits included), seconds.
+    latency: metrics::Histogram,
 }
 
 impl Slot {
@@ -64,7 +66,7 @@ impl Slot {
         inputs: &[String],
         max_idle: Duration,
         lagging: &HashMap<String, bool>,
-    ) -> Option<OwnedMessage> {
+    ) -> Option<(Instant, OwnedMessage)> {
         let restoring: Vec<String> = self
             .restore_until
             .iter()
@@ -96,11 +98,7 @@ impl Slot {
                 }
             }
             let (_, topic) = best?;
-            return self
-                .buffers
-                .get_mut(&topic)
-                .and_then(VecDeque::pop_front)
-                .map(|(_, m)| m);
+            return self.buffers.get_mut(&topic).and_then(VecDeque::pop_front);
         }
         let heads: Vec<(&String, i64, Instant)> = self
             .buffers
@@ -134,10 +132,7 @@ impl Slot {
             }
         }
         let topic = (*topic).clone();
-        self.buffers
-            .get_mut(&topic)
-            .and_then(VecDeque::pop_front)
-            .map(|(_, m)| m)
+        self.buffers.get_mut(&topic).and_then(VecDeque::pop_front)
     }
 }
 
@@ -157,6 +152,8 @@ pub(crate) struct Pipeline {
     /// The state store, if configured (otherwise partitions are rebuilt by replaying from the beginning).
     durable: Option<Durable>,
     pub stats: RunStats,
+    /// Records applied per input topic (metric handles, looked up without allocating).
+    records_in: HashMap<String, metrics::Counter>,
 }
 
 impl Pipeline {
@@ -199,6 +196,7 @@ impl Pipeline {
             failed: None,
             durable,
             stats: RunStats::default(),
+            records_in: HashMap::new(),
         })
     }
 
@@ -242,6 +240,10 @@ impl Pipeline {
                         received: HashMap::new(),
                         flushed: restored.starts.clone(),
                         applied: restored.starts,
+                        latency: metrics::histogram!(
+                            "mora_processing_seconds",
+                            "partition" => p.to_string()
+                        ),
                         ledger: self
                             .durable
                             .as_ref()
@@ -404,7 +406,7 @@ impl Pipeline {
         for p in parts {
             let lag = lagging.get(&p).unwrap_or(&none_lag);
             loop {
-                let Some(msg) = self
+                let Some((arrived, msg)) = self
                     .slots
                     .get_mut(&p)
                     .and_then(|s| s.next_ready(&inputs, max_idle, lag))
@@ -412,6 +414,9 @@ impl Pipeline {
                     break;
                 };
                 self.apply(&msg)?;
+                if let Some(slot) = self.slots.get(&p) {
+                    slot.latency.record(arrived.elapsed().as_secs_f64());
+                }
             }
         }
         Ok(())
@@ -480,6 +485,14 @@ impl Pipeline {
             }
         }
         self.stats.records += 1;
+        match self.records_in.get(topic) {
+            Some(c) => c.increment(1),
+            None => {
+                let c = metrics::counter!("mora_records_in_total", "topic" => topic.to_string());
+                c.increment(1);
+                self.records_in.insert(topic.to_string(), c);
+            }
+        }
         if restoring {
             self.stats.restored += 1;
         } else {
@@ -522,6 +535,7 @@ impl Pipeline {
                     self.in_txn = false;
                     self.offsets.clear();
                     self.stats.commits += 1;
+                    metrics::counter!("mora_commits_total", "result" => "committed").increment(1);
                 }
                 Err(e) => return self.abort_and_rewind(consumer, e),
             }
@@ -532,6 +546,7 @@ impl Pipeline {
             consumer.commit(&tpl, CommitMode::Sync)?;
             self.offsets.clear();
             self.stats.commits += 1;
+            metrics::counter!("mora_commits_total", "result" => "committed").increment(1);
         }
         self.sync_stats();
         Ok(())
@@ -554,6 +569,7 @@ impl Pipeline {
             self.in_txn = false;
         }
         self.stats.aborts += 1;
+        metrics::counter!("mora_commits_total", "result" => "aborted").increment(1);
         self.offsets.clear();
         let assignment = consumer.assignment()?;
         self.slots.clear();
@@ -661,6 +677,41 @@ impl Pipeline {
     }
 
     /// Workers, for inspection.
+    /// Sets the gauges: consumer lag per input topic-partition, debtors, state-store lag.
+    pub(crate) fn export_gauges(&self, ends: &crate::context::EndOffsets) {
+        let ends = ends.lock().map(|e| e.clone()).unwrap_or_default();
+        for (p, slot) in &self.slots {
+            for (t, received) in &slot.received {
+                if let Some((_, end)) = ends.get(&(t.clone(), *p)) {
+                    metrics::gauge!(
+                        "mora_consumer_lag_records",
+                        "topic" => t.clone(),
+                        "partition" => p.to_string()
+                    )
+                    .set((*end - *received).max(0) as f64);
+                }
+            }
+        }
+        metrics::gauge!("mora_debtors").set(self.stats.debtors as f64);
+        metrics::gauge!("mora_partitions_owned").set(self.slots.len() as f64);
+        metrics::gauge!("mora_state_flush_lag_seconds").set(self.stats.state_lag_ms as f64 / 1e3);
+    }
+
+    pub(crate) fn engine(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
+
+    /// Swaps the configuration for new partitions and every owned one; returns (debtors, changed).
+    pub(crate) fn set_engine(&mut self, engine: Arc<Engine>) -> (u64, u64) {
+        self.engine = engine.clone();
+        let (mut debtors, mut changed) = (0, 0);
+        for slot in self.slots.values_mut() {
+            debtors += slot.worker.len() as u64;
+            changed += slot.worker.set_engine(engine.clone()) as u64;
+        }
+        (debtors, changed)
+    }
+
     pub(crate) fn workers(&self) -> impl Iterator<Item = &PartitionWorker> {
         self.slots.values().map(|s| &s.worker)
     }

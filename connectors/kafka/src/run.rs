@@ -6,6 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mora_domain::engine::Engine;
+use mora_runtime::PartitionWorker;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 use tracing::{info, warn};
@@ -66,11 +67,84 @@ pub struct RunStats {
 }
 
 /// A running instance.
-#[derive(Debug)]
 pub struct RunHandle {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<RunStats, PipelineError>>>,
     stats: Arc<Mutex<RunStats>>,
+    pipeline: Arc<Mutex<Pipeline>>,
+}
+
+impl std::fmt::Debug for RunHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunHandle")
+            .field("stopped", &self.stop.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Read access to a running instance's partitions, and configuration reloads.
+#[derive(Clone)]
+pub struct InstanceView {
+    pipeline: Arc<Mutex<Pipeline>>,
+    stats: Arc<Mutex<RunStats>>,
+}
+
+impl std::fmt::Debug for InstanceView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceView").finish_non_exhaustive()
+    }
+}
+
+impl InstanceView {
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> RunStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Runs `f` over the workers of the partitions this instance owns (the engine thread waits meanwhile: keep it
+    /// short).
+    pub fn with_workers<R>(&self, f: impl FnOnce(&[&PartitionWorker]) -> R) -> R {
+        let p = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
+        let workers: Vec<&PartitionWorker> = p.workers().collect();
+        f(&workers)
+    }
+
+    /// The configuration in force.
+    pub fn engine(&self) -> Arc<Engine> {
+        let p = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
+        p.engine()
+    }
+
+    /// Swaps in a new configuration, already validated: partitions assigned from now on use it, and every owned
+    /// debtor is re-segmented and re-prioritised with it before the next record is applied.
+    pub fn reload(&self, engine: Arc<Engine>) -> ReloadReport {
+        let started = Instant::now();
+        let mut p = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
+        let (debtors, changed) = p.set_engine(engine);
+        let report = ReloadReport {
+            debtors,
+            changed,
+            millis: started.elapsed().as_secs_f64() * 1e3,
+        };
+        info!(
+            debtors,
+            changed,
+            millis = report.millis,
+            "Configuration reloaded."
+        );
+        report
+    }
+}
+
+/// What a configuration reload did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReloadReport {
+    /// Debtors re-segmented and re-prioritised.
+    pub debtors: u64,
+    /// Of them, whose segment, priority, queues, stage or bucket changed.
+    pub changed: u64,
+    /// Time the swap took (the engine thread waits for it), in milliseconds.
+    pub millis: f64,
 }
 
 impl RunHandle {
@@ -104,6 +178,14 @@ impl RunHandle {
     pub fn stopper(&self) -> Arc<AtomicBool> {
         self.stop.clone()
     }
+
+    /// A cloneable view of the instance for queries and reloads (the HTTP API holds one).
+    pub fn view(&self) -> InstanceView {
+        InstanceView {
+            pipeline: self.pipeline.clone(),
+            stats: self.stats.clone(),
+        }
+    }
 }
 
 /// Checks the topics, then starts an engine instance in the consumer group on its own thread; partitions are
@@ -127,11 +209,12 @@ pub fn run_with_state(
     info!(brokers = %cfg.brokers, group = %cfg.group_id, partitions, mode = ?cfg.mode, "Input topics are co-partitioned.");
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Mutex::new(RunStats::default()));
-    let (stop2, stats2) = (stop.clone(), stats.clone());
+    let pipeline = Arc::new(Mutex::new(Pipeline::new(cfg.clone(), engine, state)?));
+    let (stop2, stats2, pipeline2) = (stop.clone(), stats.clone(), pipeline.clone());
     let thread = std::thread::Builder::new()
         .name("mora-pipeline".into())
         .spawn(move || {
-            let result = run_loop(cfg, engine, state, &stop2, &stats2);
+            let result = run_loop(cfg, pipeline2, &stop2, &stats2);
             if let (Err(e), Ok(mut s)) = (&result, stats2.lock()) {
                 tracing::error!(error = %e, "The pipeline stopped on an error.");
                 s.error = Some(e.to_string());
@@ -143,6 +226,7 @@ pub fn run_with_state(
         stop,
         thread: Some(thread),
         stats,
+        pipeline,
     })
 }
 
@@ -156,14 +240,12 @@ fn lock(p: &Mutex<Pipeline>) -> Result<std::sync::MutexGuard<'_, Pipeline>, Pipe
 
 fn run_loop(
     cfg: KafkaConfig,
-    engine: Arc<Engine>,
-    state: Option<StateConfig>,
+    pipeline: Arc<Mutex<Pipeline>>,
     stop: &AtomicBool,
     shared: &Mutex<RunStats>,
 ) -> Result<RunStats, PipelineError> {
     let interval = cfg.commit_interval;
     let inputs = cfg.topics.inputs();
-    let pipeline = Arc::new(Mutex::new(Pipeline::new(cfg.clone(), engine, state)?));
     let failure = Arc::new(Mutex::new(None));
     let ends = crate::context::EndOffsets::default();
     let ctx = EngineContext {
@@ -209,6 +291,7 @@ fn run_loop(
             let debtors = p.workers().map(|w| w.len() as u64).sum();
             p.stats.debtors = debtors;
             p.stats.buffered = p.buffered() as u64;
+            p.export_gauges(&ends);
             p.stats.clock_records_written = ticker.as_ref().map_or(0, |t| t.written);
             if let Ok(mut s) = shared.lock() {
                 *s = p.stats.clone();

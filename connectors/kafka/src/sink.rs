@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mora_domain::action::{Action, AuditRecord};
+use mora_domain::action::{Action, AuditRecord, DecisionKind};
 use mora_runtime::Sink;
 use mora_schemas::{DeadLetter, Wire, encode_action, encode_audit, encode_dead_letter};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -77,6 +77,8 @@ impl Sink for KafkaSink<'_> {
                     &bytes,
                 ) {
                     self.written.actions += 1;
+                    metrics::counter!("mora_actions_total", "channel" => action.channel.as_str())
+                        .increment(1);
                 }
             }
             Err(e) => {
@@ -91,6 +93,14 @@ impl Sink for KafkaSink<'_> {
         }
         if self.restoring {
             return;
+        }
+        if matches!(record.kind, DecisionKind::Deferred | DecisionKind::Dropped) {
+            metrics::counter!(
+                "mora_blocked_total",
+                "kind" => record.kind.as_str(),
+                "reason" => record.reason.to_string()
+            )
+            .increment(1);
         }
         if let Ok(bytes) = encode_audit(record, Wire::Confluent) {
             let topic = self.topics.audit.clone();
@@ -110,6 +120,11 @@ impl Sink for KafkaSink<'_> {
                 let key = record.key.clone().unwrap_or_default();
                 if self.send(&topic, &key, &bytes) {
                     self.written.dead_letters += 1;
+                    metrics::counter!(
+                        "mora_dead_letters_total",
+                        "error_kind" => record.error_kind.to_string()
+                    )
+                    .increment(1);
                 }
             }
             Err(e) => error!(error = %e, "A dead letter could not be encoded."),

@@ -10,7 +10,9 @@
 //! println!("{}", summary.render());
 //! ```
 
+pub mod api;
 pub mod config;
 pub mod demo;
 pub mod replay;
 pub mod stream;
+pub mod telemetry;

@@ -9,7 +9,7 @@
 //! mora replay --config FILE --candidate FILE --out DIR   # backtest a candidate configuration on the log
 //! ```
 
-use mora::{config, demo, replay, stream};
+use mora::{config, demo, replay, stream, telemetry};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +23,9 @@ use clap::{Parser, Subcommand};
     about = "Real-time collections engine: decides who to contact, how and when, as events arrive."
 )]
 struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "MORA_LOG_FORMAT", value_enum, default_value_t = telemetry::LogFormat::Text)]
+    log_format: telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,16 +51,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,apache_avro=error,scylla=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only for a terminal: log files and collectors get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    telemetry::init_logs(cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -73,12 +68,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => {
             let loaded = config::load(args.config.as_deref())?;
             tracing::info!(source = %loaded.source, out = %args.out.display(), "Starting the demo.");
-            let summary = demo::run(&args, loaded.engine)?;
+            let (summary, server) = demo::run_serving(&args, loaded.engine, args.config.clone())?;
             print!("{}", summary.render());
             println!(
                 "\nWrote {0}/actions/<channel>.jsonl and {0}/summary.json",
                 args.out.display()
             );
+            if let Some(server) = server {
+                if args.serve {
+                    println!(
+                        "Serving the API on http://{} until interrupted (GET /openapi.json).",
+                        server.addr
+                    );
+                    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let flag = stop.clone();
+                    ctrlc::set_handler(move || {
+                        flag.store(true, std::sync::atomic::Ordering::SeqCst)
+                    })?;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                    }
+                }
+                server.stop();
+            }
         }
         Command::Run(args) => stream::run_engine(&args)?,
         Command::Loadgen(args) => stream::run_loadgen(&args)?,

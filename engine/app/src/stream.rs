@@ -16,6 +16,12 @@ pub struct RunArgs {
     /// Runtime configuration file with a `[kafka]` section (e.g. deploy/mora.toml).
     #[arg(long)]
     pub config: PathBuf,
+    /// Where the HTTP API listens (default: `api.listen`, or 127.0.0.1:8080).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Do not start the HTTP API.
+    #[arg(long)]
+    pub no_api: bool,
 }
 
 /// Options of `mora migrate`.
@@ -85,6 +91,8 @@ pub struct LoadgenArgs {
 /// Runs the engine until SIGINT or SIGTERM.
 #[allow(clippy::print_stdout)]
 pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
+    // Before anything records a metric: handles taken earlier would stay detached from the exporter.
+    let metrics = crate::telemetry::prometheus();
     let loaded = config::load(Some(&args.config))?;
     let kafka = loaded.app.kafka.clone().with_context(|| {
         format!(
@@ -98,6 +106,22 @@ pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
         );
     }
     let handle = run_with_state(kafka, Arc::new(loaded.engine), loaded.app.state.clone())?;
+    let server = if args.no_api {
+        None
+    } else {
+        let mut api = loaded.app.api.clone().unwrap_or_default();
+        if let Some(l) = &args.listen {
+            api.listen.clone_from(l);
+        }
+        let backend: Arc<dyn crate::api::Backend> =
+            Arc::new(crate::api::KafkaBackend(handle.view()));
+        let reloader = crate::api::Reloader::new(Some(args.config.clone()));
+        let router = crate::api::router(backend.clone(), &api, reloader.clone(), metrics)?;
+        if api.watch {
+            reloader.watch(backend);
+        }
+        Some(crate::api::Server::start(&api.listen, router)?)
+    };
     let stop = handle.stopper();
     ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
         .context("cannot install the signal handler")?;
@@ -113,7 +137,11 @@ pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
         }
     }
     let mut handle = handle;
-    let stats = handle.join()?;
+    let stats = handle.join();
+    if let Some(s) = server {
+        s.stop();
+    }
+    let stats = stats?;
     println!("{}", serde_json::to_string_pretty(&stats)?);
     Ok(())
 }

@@ -18,6 +18,7 @@
 //! ```
 
 mod changes;
+mod kpis;
 mod operator;
 mod partitioner;
 mod portfolio;
@@ -28,6 +29,7 @@ mod timers;
 mod worker;
 
 pub use changes::{Fences, ViewKeys};
+pub use kpis::{Dim, KpiCounts, KpiRates, RETENTION_DAYS as KPI_RETENTION_DAYS, Rate, dim_label};
 pub use operator::Operator;
 pub use partitioner::{murmur2, partition_for};
 pub use portfolio::{Portfolio, Tally};

@@ -13,12 +13,17 @@ use mora_domain::time::Ts;
 use mora_schemas::{DeadLetter, Family, decode_clock, decode_event};
 
 use crate::changes::{ChangeSet, Fences, ViewKeys, fenced};
+use crate::kpis::{Before, Dim, KpiCounts, Kpis};
 use crate::operator::Operator;
 use crate::portfolio::Portfolio;
 use crate::sink::{InputRecord, Sink};
 use crate::stats::WorkerStats;
 use crate::store::DebtorStore;
 use crate::timers::TimerIndex;
+
+/// Audit records a partition keeps in memory for debtors' recent decisions (the audit topic and the state store's
+/// ledger keep them all).
+const RECENT_DECISIONS: usize = 20_000;
 
 /// Owns the debtors of one partition. Single-threaded by design: no locks on the hot path.
 #[derive(Debug)]
@@ -33,6 +38,9 @@ pub struct PartitionWorker {
     stats: WorkerStats,
     changes: ChangeSet,
     fences: Fences,
+    kpis: Kpis,
+    /// The partition's latest audit records, for a debtor's recent decisions (bounded).
+    recent: std::collections::VecDeque<mora_domain::action::AuditRecord>,
     /// Per input family (in `Family::ALL` order), the next offset after the last record processed.
     positions: [i64; mora_schemas::Family::ALL.len()],
 }
@@ -52,6 +60,8 @@ impl PartitionWorker {
             stats: WorkerStats::default(),
             changes: ChangeSet::default(),
             fences: Fences::new(),
+            kpis: Kpis::default(),
+            recent: std::collections::VecDeque::new(),
             positions: [0; mora_schemas::Family::ALL.len()],
         }
     }
@@ -188,6 +198,8 @@ impl PartitionWorker {
                     .engine
                     .process(&mut d, Input::Event(ev), now, &mut self.out);
                 if r.is_ok() {
+                    self.kpis
+                        .evaluated(now, Before::of(None), &d, Some(&ev.kind));
                     let slot = self.store.insert(d);
                     self.sync(slot, (0, 0, Ts::MAX));
                 }
@@ -220,10 +232,83 @@ impl PartitionWorker {
     fn apply(&mut self, slot: u32, input: Input<'_>, now: Ts) -> Result<(), Rejected> {
         let d = self.store.get(slot);
         let before = (d.derived.queues, d.derived.priority, d.next_wake);
+        let kpi_before = Before::of(Some(d));
         self.engine
             .process(self.store.get_mut(slot), input, now, &mut self.out)?;
+        let event = match input {
+            Input::Event(ev) => Some(&ev.kind),
+            Input::Wake => None,
+        };
+        self.kpis
+            .evaluated(now, kpi_before, self.store.get(slot), event);
         self.sync(slot, before);
         Ok(())
+    }
+
+    /// Swaps in a new configuration: every debtor is re-segmented and re-prioritised and the work queues rebuilt
+    /// (nothing is decided; strategy changes take effect at each debtor's next event or timer). Debtors whose
+    /// derived figures changed are marked for the state store. Returns how many changed.
+    pub fn set_engine(&mut self, engine: Arc<Engine>) -> usize {
+        self.queues = QueueBook::new(&engine.queues);
+        self.engine = engine;
+        let now = self.clock;
+        let mut changed = 0;
+        for slot in 0..self.store.len() as u32 {
+            let d = self.store.get_mut(slot);
+            let before = (
+                d.derived.segment,
+                d.derived.priority,
+                d.derived.queues,
+                d.derived.stage,
+                d.derived.bucket,
+            );
+            self.engine.reclassify(d, now);
+            let dv = &d.derived;
+            let (q, p) = (dv.queues, dv.priority);
+            if before != (dv.segment, dv.priority, dv.queues, dv.stage, dv.bucket) {
+                changed += 1;
+                self.changes.mark(slot);
+            }
+            self.queues.update(&slot, (0, 0), (q, p));
+        }
+        changed
+    }
+
+    /// A debtor's latest decisions still in the partition's bounded history, newest first.
+    pub fn recent_decisions(&self, id: &str, n: usize) -> Vec<&mora_domain::action::AuditRecord> {
+        self.recent
+            .iter()
+            .rev()
+            .filter(|r| r.debtor_id == id)
+            .take(n)
+            .collect()
+    }
+
+    /// The partition this worker owns.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// KPI counters over the `days` days up to the partition's clock, with current populations.
+    pub fn kpis(&self, days: i64) -> std::collections::BTreeMap<Dim, KpiCounts> {
+        self.kpis.window(self.clock, days, self.store.iter())
+    }
+
+    /// The work queue `name` in priority order, from after `cursor` (a previous page's last entry), at most `n`.
+    pub fn queue_page(
+        &self,
+        name: &str,
+        cursor: Option<(i64, u32)>,
+        n: usize,
+    ) -> Vec<(i64, u32, &Debtor)> {
+        let Some(i) = self.engine.queues.index(name) else {
+            return Vec::new();
+        };
+        self.queues
+            .iter_from(i, cursor.as_ref())
+            .take(n)
+            .map(|(p, slot)| (p, *slot, self.store.get(*slot)))
+            .collect()
     }
 
     /// Brings the queues and the timer index in line with the debtor's new derived state.
@@ -239,10 +324,26 @@ impl PartitionWorker {
     fn flush(&mut self, sink: &mut dyn Sink) {
         for a in &self.out.actions {
             self.stats.count_action(a);
+            if let Some(slot) = self.store.find(&a.debtor_id) {
+                self.kpis.action(self.clock, self.store.get(slot), a);
+            }
             sink.action(self.partition, a);
         }
         for r in &self.out.audits {
             self.stats.count_audit(r);
+            if matches!(
+                r.kind,
+                mora_domain::action::DecisionKind::PromiseKept
+                    | mora_domain::action::DecisionKind::PromiseBroken
+            ) {
+                if let Some(slot) = self.store.find(&r.debtor_id) {
+                    self.kpis.audit(self.clock, self.store.get(slot), r);
+                }
+            }
+            if self.recent.len() == RECENT_DECISIONS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(r.clone());
             sink.audit(self.partition, r);
         }
         self.out.clear();

@@ -27,6 +27,8 @@ pub struct AppConfig {
     /// The state store (ScyllaDB or Cassandra). Without it, `mora run` rebuilds partitions by replaying their
     /// input from the beginning.
     pub state: Option<mora_connector_scylla::StateConfig>,
+    /// The HTTP API (`mora run`, `mora demo`): listen address, tokens, file watching.
+    pub api: Option<crate::api::ApiConfig>,
 }
 
 /// Paths of the decision configuration, relative to the runtime configuration file.

@@ -5,14 +5,15 @@ mod partition;
 mod summary;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::NaiveDate;
 use indicatif::{ProgressBar, ProgressStyle};
 use mora_domain::engine::Engine;
+use mora_runtime::PartitionWorker;
 use mora_sim::SimConfig;
 
 pub use summary::{QueueEntry, Summary};
@@ -47,6 +48,15 @@ pub struct DemoArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Keep serving the HTTP API after the simulation, until interrupted.
+    #[arg(long)]
+    pub serve: bool,
+    /// Where the HTTP API listens while the demo runs.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Do not start the HTTP API.
+    #[arg(long, conflicts_with = "serve")]
+    pub no_api: bool,
 }
 
 impl DemoArgs {
@@ -62,12 +72,30 @@ impl DemoArgs {
             config: None,
             audit: false,
             no_progress: true,
+            serve: false,
+            listen: "127.0.0.1:0".into(),
+            no_api: true,
         }
     }
 }
 
 /// Runs the demo and returns its summary (also written to `out/summary.json`).
 pub fn run(args: &DemoArgs, engine: Engine) -> anyhow::Result<Summary> {
+    run_serving(args, engine, None).map(|(s, _)| s)
+}
+
+/// Runs the demo with the HTTP API up while it runs (unless `--no-api`); returns the summary and the server, still
+/// serving, for `--serve`. `config` is the runtime file reloads read (`None`: built-in defaults).
+pub fn run_serving(
+    args: &DemoArgs,
+    engine: Engine,
+    config: Option<PathBuf>,
+) -> anyhow::Result<(Summary, Option<crate::api::Server>)> {
+    let metrics = if args.no_api {
+        None
+    } else {
+        crate::telemetry::prometheus()
+    };
     if args.debtors == 0 || args.days == 0 {
         anyhow::bail!("--debtors and --days must be positive");
     }
@@ -82,6 +110,34 @@ pub fn run(args: &DemoArgs, engine: Engine) -> anyhow::Result<Summary> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let engine = Arc::new(engine);
+    let workers: Vec<Arc<Mutex<PartitionWorker>>> = (0..args.partitions)
+        .map(|p| Arc::new(Mutex::new(PartitionWorker::new(p as i32, engine.clone()))))
+        .collect();
+    let backend = crate::api::DemoBackend {
+        workers: workers.clone(),
+        engine: Arc::new(Mutex::new(engine.clone())),
+    };
+    let server = if args.no_api {
+        None
+    } else {
+        let api = crate::api::ApiConfig {
+            listen: args.listen.clone(),
+            ..Default::default()
+        };
+        let reloader = crate::api::Reloader::new(config);
+        let backend: Arc<dyn crate::api::Backend> = Arc::new(backend.clone());
+        let router = crate::api::router(backend.clone(), &api, reloader.clone(), metrics)?;
+        match crate::api::Server::start(&api.listen, router) {
+            Ok(s) => {
+                reloader.watch(backend);
+                Some(s)
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "The demo runs without its HTTP API.");
+                None
+            }
+        }
+    };
     let days_done = AtomicU64::new(0);
     let total = u64::from(args.days) * u64::from(args.partitions);
     let bar = if args.no_progress {
@@ -103,12 +159,16 @@ pub fn run(args: &DemoArgs, engine: Engine) -> anyhow::Result<Summary> {
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..args.partitions)
             .map(|p| {
-                let (engine, sim, dir, days_done) =
-                    (engine.clone(), &sim, parts[p as usize].clone(), &days_done);
+                let (worker, sim, dir, days_done) = (
+                    workers[p as usize].clone(),
+                    &sim,
+                    parts[p as usize].clone(),
+                    &days_done,
+                );
                 std::thread::Builder::new()
                     .name(format!("partition-{p}"))
                     .spawn_scoped(scope, move || {
-                        partition::run(p, sim, engine, &dir, args.audit, days_done)
+                        partition::run(p, sim, &worker, &dir, args.audit, days_done)
                     })
             })
             .collect();
@@ -137,5 +197,5 @@ pub fn run(args: &DemoArgs, engine: Engine) -> anyhow::Result<Summary> {
     let json = serde_json::to_string_pretty(&summary)?;
     std::fs::write(args.out.join("summary.json"), json + "\n")
         .context("cannot write summary.json")?;
-    Ok(summary)
+    Ok((summary, server))
 }

@@ -1,13 +1,12 @@
 //! One partition of the demo: simulator → Avro → partition worker → files, with actions fed back to the simulator.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mora_connector_files::JsonlSink;
 use mora_domain::action::{Action, AuditRecord};
 use mora_domain::debtor::Debtor;
-use mora_domain::engine::Engine;
 use mora_domain::time::{DAY_MS, MINUTE_MS};
 use mora_runtime::{InputRecord, Operator, PartitionWorker, Portfolio, Sink, WorkerStats};
 use mora_schemas::{DeadLetter, Wire, encode_event};
@@ -51,14 +50,13 @@ impl Sink for DemoSink {
 pub fn run(
     p: u32,
     cfg: &SimConfig,
-    engine: Arc<Engine>,
+    shared: &Mutex<PartitionWorker>,
     dir: &Path,
     audit: bool,
     days_done: &AtomicU64,
 ) -> anyhow::Result<PartitionResult> {
     let mut sim = PartitionSim::new(cfg, p);
     let partition = p as i32;
-    let mut worker = PartitionWorker::new(partition, engine);
     let mut sink = DemoSink {
         files: JsonlSink::create(dir, audit)?,
         feedback: Vec::new(),
@@ -73,6 +71,8 @@ pub fn run(
     let mut next_day = start.plus_ms(DAY_MS);
     while t < end {
         let tick = t.plus_ms(TICK_MS).min(end);
+        // Held for one simulated quarter hour at a time, so the API can read between ticks.
+        let mut worker = shared.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(rec) = sim.pop_until(tick) {
             let family = rec.family();
             let (key, bytes) = match &rec {
@@ -108,6 +108,7 @@ pub fn run(
         }
     }
     sink.files.finish()?;
+    let worker = shared.lock().unwrap_or_else(|e| e.into_inner());
     let dialer_top = worker
         .queue_top("dialer", 10)
         .into_iter()

@@ -1,0 +1,123 @@
+//! The HTTP API risk and collections teams query: debtors, the portfolio, KPIs, work queues, configuration reloads,
+//! health and Prometheus metrics. Versioned under `/v1`, JSON, bearer tokens with roles (see [`ApiConfig`]).
+//!
+//! It answers from the memory of the instance serving it: the partitions that instance owns (all of them with one
+//! instance, or in `mora demo`). Which partitions an answer covers is stated in every answer (`partitions`).
+
+mod auth;
+mod backend;
+mod config;
+mod handlers;
+mod reload;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+pub use backend::{Backend, DemoBackend, KafkaBackend};
+pub use config::{ApiConfig, Role, TokenConfig};
+pub use reload::Reloader;
+
+/// What handlers share.
+pub(crate) struct ApiState {
+    pub backend: Arc<dyn Backend>,
+    pub auth: auth::Auth,
+    pub reloader: Reloader,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// The router (public for tests that drive it without a socket).
+pub fn router(
+    backend: Arc<dyn Backend>,
+    cfg: &ApiConfig,
+    reloader: Reloader,
+    metrics: Option<PrometheusHandle>,
+) -> anyhow::Result<Router> {
+    let state = Arc::new(ApiState {
+        backend,
+        auth: auth::Auth::new(cfg)?,
+        reloader,
+        metrics,
+    });
+    let v1 = Router::new()
+        .route("/v1/debtors/{id}", get(handlers::debtor))
+        .route("/v1/portfolio", get(handlers::portfolio))
+        .route("/v1/kpis", get(handlers::kpis))
+        .route("/v1/queues/{name}", get(handlers::queue))
+        .route("/v1/admin/reload", post(handlers::reload))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ));
+    Ok(Router::new()
+        .merge(v1)
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .route("/openapi.json", get(handlers::openapi))
+        .with_state(state))
+}
+
+/// A running API server.
+#[derive(Debug)]
+pub struct Server {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts serving `router` on `listen` in a thread of its own (with its own small async runtime).
+    pub fn start(listen: &str, router: Router) -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mora-api")
+            .enable_all()
+            .build()
+            .context("cannot start the API runtime")?;
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(listen))
+            .with_context(|| format!("api.listen: cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("mora-api".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let shutdown = async move {
+                        while !stop2.load(Ordering::SeqCst) {
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                    };
+                    if let Err(e) = axum::serve(listener, router)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                    {
+                        tracing::error!(error = %e, "The API server stopped.");
+                    }
+                });
+            })?;
+        tracing::info!(%addr, "API listening (GET /openapi.json describes it).");
+        Ok(Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops serving and waits.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

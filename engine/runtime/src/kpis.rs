@@ -1,0 +1,385 @@
+//! Collections KPIs over rolling windows: daily counters per partition, by segment and by strategy arm, fed by every
+//! decision the worker applies. Counters are summed over a window at query time and merged across partitions; rates
+//! are computed from the sums (see [`KpiCounts::rates`]), so they are exact for the whole portfolio.
+
+use std::collections::BTreeMap;
+
+use mora_domain::action::{Action, AuditRecord, DecisionKind};
+use mora_domain::debtor::Debtor;
+use mora_domain::engine::Engine;
+use mora_domain::event::{EventKind, Outcome};
+use mora_domain::ids::Channel;
+use mora_domain::time::{DAY_MS, Ts};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+/// Days of counters kept per partition.
+pub const RETENTION_DAYS: i64 = 90;
+
+/// A dimension KPIs are broken down by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dim {
+    /// The whole partition.
+    All,
+    /// A segment (index in the segmentation).
+    Segment(u16),
+    /// A strategy arm (1-based index in the compiled strategies).
+    Arm(u16),
+}
+
+/// Counters of one day and dimension (or their sum over a window).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct KpiCounts {
+    /// Debtors moving between aging buckets, `from -> to` by bucket index (`from` 255: a new debtor).
+    pub transitions: BTreeMap<(u8, u8), u64>,
+    /// Debtors back to no days past due.
+    pub cures: u64,
+    /// Debtors falling past due.
+    pub new_delinquencies: u64,
+    /// Promises kept.
+    pub promises_kept: u64,
+    /// Promises broken.
+    pub promises_broken: u64,
+    /// Overdue amount paid (base currency).
+    pub recovered: Decimal,
+    /// Actions sent, per channel.
+    pub actions: BTreeMap<Channel, u64>,
+    /// Contacts that reached the debtor's device or phone (a message delivered, a call answered), per channel.
+    /// Gateways report progress per action (delivered, then read, then replied), so only the first step counts.
+    pub contacted: BTreeMap<Channel, u64>,
+    /// Right-party contacts, per channel.
+    pub right_party: BTreeMap<Channel, u64>,
+    /// Populations now (filled at query time): debtors per bucket.
+    pub population: BTreeMap<u8, u64>,
+    /// Debtors past due now.
+    pub delinquent: u64,
+    /// Overdue amount now (base currency).
+    pub overdue: Decimal,
+}
+
+impl KpiCounts {
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &KpiCounts) {
+        for (k, v) in &o.transitions {
+            *self.transitions.entry(*k).or_default() += v;
+        }
+        self.cures += o.cures;
+        self.new_delinquencies += o.new_delinquencies;
+        self.promises_kept += o.promises_kept;
+        self.promises_broken += o.promises_broken;
+        self.recovered += o.recovered;
+        for (map, other) in [
+            (&mut self.actions, &o.actions),
+            (&mut self.contacted, &o.contacted),
+            (&mut self.right_party, &o.right_party),
+        ] {
+            for (k, v) in other {
+                *map.entry(*k).or_default() += v;
+            }
+        }
+        for (k, v) in &o.population {
+            *self.population.entry(*k).or_default() += v;
+        }
+        self.delinquent += o.delinquent;
+        self.overdue += o.overdue;
+    }
+
+    /// The rates, with bucket names from `bucket_names`:
+    ///
+    /// - roll rate `a -> b`: moves from `a` to `b` in the window over the debtors in `a` at some point of it (there
+    ///   at its start, i.e. now minus what came in plus what went out, or entering it during the window);
+    /// - cure rate: cures over debtors past due at the window's start or falling past due in it;
+    /// - promise-kept rate: kept over kept and broken;
+    /// - recovery rate: overdue amount paid over that plus the overdue amount now;
+    /// - contact and right-party contact rates per channel: messages delivered or calls answered, and conversations
+    ///   with the debtor, over actions sent.
+    pub fn rates(&self, bucket_names: &[String]) -> KpiRates {
+        let name = |b: u8| {
+            bucket_names
+                .get(b as usize)
+                .cloned()
+                .unwrap_or_else(|| "(new)".to_string())
+        };
+        let ratio = |n: f64, d: f64| (d > 0.0).then(|| (n / d * 10_000.0).round() / 10_000.0);
+        let mut start: BTreeMap<u8, i64> = self
+            .population
+            .iter()
+            .map(|(b, n)| (*b, *n as i64))
+            .collect();
+        for ((from, to), n) in &self.transitions {
+            *start.entry(*to).or_default() -= *n as i64;
+            if *from != NEW {
+                *start.entry(*from).or_default() += *n as i64;
+            }
+        }
+        // Debtors that were in a bucket at some point of the window: there at its start, or entering it during it.
+        let mut exposure: BTreeMap<u8, i64> = start.clone();
+        for ((_, to), n) in &self.transitions {
+            *exposure.entry(*to).or_default() += *n as i64;
+        }
+        let roll_rates = self
+            .transitions
+            .iter()
+            .filter(|((from, to), _)| *from != NEW && from != to)
+            .map(|((from, to), n)| {
+                let base = exposure.get(from).copied().unwrap_or(0).max(*n as i64);
+                (
+                    format!("{} -> {}", name(*from), name(*to)),
+                    Rate {
+                        count: *n,
+                        rate: ratio(*n as f64, base as f64),
+                    },
+                )
+            })
+            .collect();
+        let at_start = (self.delinquent + self.cures).saturating_sub(self.new_delinquencies);
+        let per_channel = |num: &BTreeMap<Channel, u64>| {
+            self.actions
+                .iter()
+                .map(|(c, sent)| {
+                    let n = num.get(c).copied().unwrap_or(0);
+                    (
+                        c.as_str().to_string(),
+                        Rate {
+                            count: n,
+                            rate: ratio(n as f64, *sent as f64),
+                        },
+                    )
+                })
+                .collect()
+        };
+        let recovered = f64::try_from(self.recovered).unwrap_or(0.0);
+        let overdue = f64::try_from(self.overdue).unwrap_or(0.0);
+        KpiRates {
+            roll_rates,
+            cures: self.cures,
+            cure_rate: ratio(
+                self.cures as f64,
+                (at_start + self.new_delinquencies) as f64,
+            ),
+            promises_kept: self.promises_kept,
+            promises_broken: self.promises_broken,
+            promise_kept_rate: ratio(
+                self.promises_kept as f64,
+                (self.promises_kept + self.promises_broken) as f64,
+            ),
+            recovered_base: self.recovered.round_dp(2),
+            recovery_rate: ratio(recovered, recovered + overdue),
+            actions: self
+                .actions
+                .iter()
+                .map(|(c, n)| (c.as_str().to_string(), *n))
+                .collect(),
+            contact_rate: per_channel(&self.contacted),
+            right_party_contact_rate: per_channel(&self.right_party),
+            debtors_past_due: self.delinquent,
+            overdue_base: self.overdue.round_dp(2),
+        }
+    }
+}
+
+/// A count and its rate (`None` when the denominator is zero).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rate {
+    /// Numerator.
+    pub count: u64,
+    /// Ratio, four decimals.
+    pub rate: Option<f64>,
+}
+
+/// The KPIs of one dimension over one window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KpiRates {
+    /// Roll rates between buckets.
+    pub roll_rates: BTreeMap<String, Rate>,
+    /// Cures.
+    pub cures: u64,
+    /// Cure rate.
+    pub cure_rate: Option<f64>,
+    /// Promises kept.
+    pub promises_kept: u64,
+    /// Promises broken.
+    pub promises_broken: u64,
+    /// Promise-kept rate.
+    pub promise_kept_rate: Option<f64>,
+    /// Overdue amount paid, base currency.
+    pub recovered_base: Decimal,
+    /// Recovery rate.
+    pub recovery_rate: Option<f64>,
+    /// Actions per channel.
+    pub actions: BTreeMap<String, u64>,
+    /// Contact rate per channel.
+    pub contact_rate: BTreeMap<String, Rate>,
+    /// Right-party contact rate per channel.
+    pub right_party_contact_rate: BTreeMap<String, Rate>,
+    /// Debtors past due now.
+    pub debtors_past_due: u64,
+    /// Overdue amount now, base currency.
+    pub overdue_base: Decimal,
+}
+
+const NEW: u8 = u8::MAX;
+
+/// One partition's daily counters.
+#[derive(Clone, Debug, Default)]
+pub struct Kpis {
+    days: BTreeMap<i64, BTreeMap<Dim, KpiCounts>>,
+}
+
+/// What a decision changed, for the counters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Before {
+    /// Segment and arm the debtor was in: moves, cures and recoveries count for the treatment that was working it.
+    pub dims: Option<[Dim; 3]>,
+    pub bucket: Option<u8>,
+    pub past_due: bool,
+    pub overdue: Decimal,
+}
+
+impl Before {
+    pub(crate) fn of(d: Option<&Debtor>) -> Self {
+        Self {
+            dims: d.map(dims),
+            bucket: d.map(|d| d.derived.bucket),
+            past_due: d.is_some_and(|d| d.derived.dpd > 0),
+            overdue: d.map_or(Decimal::ZERO, |d| d.derived.overdue_base),
+        }
+    }
+}
+
+fn dims(d: &Debtor) -> [Dim; 3] {
+    [
+        Dim::All,
+        Dim::Segment(d.derived.segment),
+        Dim::Arm(d.cursor.strategy),
+    ]
+}
+
+impl Kpis {
+    fn day(&mut self, now: Ts) -> &mut BTreeMap<Dim, KpiCounts> {
+        let day = now.0.div_euclid(DAY_MS);
+        if self.days.len() as i64 > RETENTION_DAYS {
+            let keep_from = day - RETENTION_DAYS;
+            self.days.retain(|d, _| *d >= keep_from);
+        }
+        self.days.entry(day).or_default()
+    }
+
+    fn each(&mut self, now: Ts, d: &Debtor, f: impl Fn(&mut KpiCounts)) {
+        self.each_in(now, dims(d), f);
+    }
+
+    fn each_in(&mut self, now: Ts, dims: [Dim; 3], f: impl Fn(&mut KpiCounts)) {
+        let day = self.day(now);
+        for dim in dims {
+            f(day.entry(dim).or_default());
+        }
+    }
+
+    /// Counts what one evaluation of `d` changed (`event`: the event applied, if any).
+    pub(crate) fn evaluated(
+        &mut self,
+        now: Ts,
+        before: Before,
+        d: &Debtor,
+        event: Option<&EventKind>,
+    ) {
+        let after_bucket = d.derived.bucket;
+        let was = before.dims.unwrap_or_else(|| dims(d));
+        if before.bucket != Some(after_bucket) {
+            let from = before.bucket.unwrap_or(NEW);
+            self.each_in(now, was, |c| {
+                *c.transitions.entry((from, after_bucket)).or_default() += 1
+            });
+        }
+        let past_due = d.derived.dpd > 0;
+        if before.past_due && !past_due {
+            self.each_in(now, was, |c| c.cures += 1);
+        } else if !before.past_due && past_due {
+            self.each(now, d, |c| c.new_delinquencies += 1);
+        }
+        match event {
+            Some(EventKind::PaymentReceived { .. } | EventKind::CreditNote { .. }) => {
+                let paid = before.overdue - d.derived.overdue_base;
+                if paid > Decimal::ZERO {
+                    self.each_in(now, was, |c| c.recovered += paid);
+                }
+            }
+            Some(EventKind::ContactOutcome {
+                channel, outcome, ..
+            }) => {
+                let reached = matches!(outcome, Outcome::Delivered | Outcome::Answered);
+                let rpc = *outcome == Outcome::RightPartyContact;
+                self.each(now, d, |c| {
+                    if reached {
+                        *c.contacted.entry(*channel).or_default() += 1;
+                    }
+                    if rpc {
+                        *c.right_party.entry(*channel).or_default() += 1;
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts an action sent for `d`.
+    pub(crate) fn action(&mut self, now: Ts, d: &Debtor, a: &Action) {
+        self.each(now, d, |c| *c.actions.entry(a.channel).or_default() += 1);
+    }
+
+    /// Counts a promise kept or broken.
+    pub(crate) fn audit(&mut self, now: Ts, d: &Debtor, r: &AuditRecord) {
+        match r.kind {
+            DecisionKind::PromiseKept => self.each(now, d, |c| c.promises_kept += 1),
+            DecisionKind::PromiseBroken => self.each(now, d, |c| c.promises_broken += 1),
+            _ => {}
+        }
+    }
+
+    /// The counters of the `days` days up to `now`, per dimension, with the populations of `debtors` now.
+    pub fn window<'a>(
+        &self,
+        now: Ts,
+        days: i64,
+        debtors: impl Iterator<Item = &'a Debtor>,
+    ) -> BTreeMap<Dim, KpiCounts> {
+        let today = now.0.div_euclid(DAY_MS);
+        let mut out: BTreeMap<Dim, KpiCounts> = BTreeMap::new();
+        for (_, per_dim) in self.days.range(today - days + 1..=today) {
+            for (dim, c) in per_dim {
+                out.entry(*dim).or_default().add(c);
+            }
+        }
+        for d in debtors {
+            for dim in dims(d) {
+                let c = out.entry(dim).or_default();
+                *c.population.entry(d.derived.bucket).or_default() += 1;
+                if d.derived.dpd > 0 {
+                    c.delinquent += 1;
+                    c.overdue += d.derived.overdue_base;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A dimension's label for reports: `all`, `segment:<name>` or `arm:<strategy>/<arm>`.
+pub fn dim_label(engine: &Engine, dim: Dim) -> String {
+    match dim {
+        Dim::All => "all".to_string(),
+        Dim::Segment(s) => format!(
+            "segment:{}",
+            engine
+                .segmentation
+                .names()
+                .get(s as usize)
+                .map_or("?", String::as_str)
+        ),
+        Dim::Arm(i) => match engine.strategies.get(i) {
+            Some(s) => format!("arm:{}/{}", s.id, s.arm),
+            None => "arm:(none)".to_string(),
+        },
+    }
+}
