@@ -118,6 +118,9 @@ consistency = "one"
 flush_interval = "500ms"
 shards = 16
 max_lag = "5s"
+
+[api]
+listen = "127.0.0.1:0"
 "#,
             brokers = kafka.brokers,
             group = kafka.group_id,

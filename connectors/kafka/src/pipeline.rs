@@ -372,7 +372,18 @@ impl Pipeline {
             // that cannot deliver meanwhile.
             return Ok(());
         }
-        let inputs = self.cfg.topics.inputs();
+        // The clock topic never holds a partition back: a clock record that arrives after events with later
+        // timestamps changes nothing (those events already moved time past it, and timers fire at their own instants
+        // either way), so only event topics are waited for. A clock record at the head is still applied in timestamp
+        // order, never ahead of an earlier event.
+        let clock_topic = self.cfg.topics.input(mora_schemas::Family::Clock);
+        let inputs: Vec<String> = self
+            .cfg
+            .topics
+            .inputs()
+            .into_iter()
+            .filter(|t| *t != clock_topic)
+            .collect();
         let max_idle = self.cfg.max_idle;
         if self
             .slots
