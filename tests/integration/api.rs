@@ -297,5 +297,63 @@ tokens = [
         !text.contains(busiest.as_str()),
         "no debtor id in metric labels"
     );
+
+    // A second instance joins: each owns part of the partitions now; a debtor on the other's partitions is read
+    // from the state store.
+    let port2 = free_port();
+    let second = w.dir.join("mora-2.toml");
+    std::fs::write(
+        &second,
+        std::fs::read_to_string(&w.config)
+            .unwrap()
+            .replace("instance_id = \"engine-1\"", "instance_id = \"engine-2\"")
+            .replace(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{port2}")),
+    )
+    .unwrap();
+    let mut engine2 = std::process::Command::new(crate::state::mora_bin())
+        .args(["run", "--config"])
+        .arg(&second)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(w.dir.join("engine-2.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let api2 = Client::new(port2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let owned = |c: &Client| {
+        c.get("/v1/portfolio", Some(READ)).1["partitions"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    while !(owned(&api) == 2 && owned(&api2) == 2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the partitions were not split between the two instances"
+        );
+        assert!(
+            engine2.try_wait().unwrap().is_none(),
+            "the second instance stopped"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, mine) = api.get("/v1/portfolio", Some(READ));
+    let mine: Vec<i64> = mine["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_i64().unwrap())
+        .collect();
+    let (other_worker, _) = reference
+        .iter()
+        .find(|(rw, _)| !mine.contains(&i64::from(rw.partition())))
+        .unwrap();
+    let d = other_worker.debtors().next().unwrap();
+    let (s, body) = api.get(&format!("/v1/debtors/{}", d.id), Some(READ));
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["source"], "state_store");
+    assert_eq!(body["state"], serde_json::to_value(d).unwrap());
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &engine2.id().to_string()])
+        .status();
+    let _ = engine2.wait();
     w.stop_engine(engine, 1);
 }

@@ -39,7 +39,7 @@ pub(crate) fn engine() -> Arc<Engine> {
 }
 
 /// The `mora` binary of this build (deploy/test.sh builds it before the tests).
-fn mora_bin() -> PathBuf {
+pub(crate) fn mora_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
     let bin = dir.join("mora");

@@ -43,6 +43,8 @@ pub struct RunStats {
     pub backpressure_waits: u64,
     /// Partitions currently owned.
     pub assigned: Vec<i32>,
+    /// Partitions of the input topics (all instances together).
+    pub partitions_total: i32,
     /// Debtors in memory.
     pub debtors: u64,
     /// Records received and waiting to be applied in timestamp order.
@@ -209,7 +211,9 @@ pub fn run_with_state(
     info!(brokers = %cfg.brokers, group = %cfg.group_id, partitions, mode = ?cfg.mode, "Input topics are co-partitioned.");
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Mutex::new(RunStats::default()));
-    let pipeline = Arc::new(Mutex::new(Pipeline::new(cfg.clone(), engine, state)?));
+    let mut p = Pipeline::new(cfg.clone(), engine, state)?;
+    p.stats.partitions_total = partitions;
+    let pipeline = Arc::new(Mutex::new(p));
     let (stop2, stats2, pipeline2) = (stop.clone(), stats.clone(), pipeline.clone());
     let thread = std::thread::Builder::new()
         .name("mora-pipeline".into())

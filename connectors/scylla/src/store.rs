@@ -66,6 +66,7 @@ pub struct Store {
     put_checkpoint: PreparedStatement,
     get_checkpoint: PreparedStatement,
     scan_shard: PreparedStatement,
+    get_debtor: PreparedStatement,
 }
 
 async fn session(cfg: &StateConfig) -> Result<Session, StateError> {
@@ -272,6 +273,10 @@ impl Store {
             .await?,
             get_checkpoint: prep(format!(
                 "SELECT topic, next_offset, clock FROM {ks}.partition_checkpoint WHERE kafka_partition = ?"
+            ))
+            .await?,
+            get_debtor: prep(format!(
+                "SELECT format, state FROM {ks}.debtor_state WHERE kafka_partition = ? AND shard = ? AND debtor_id = ?"
             ))
             .await?,
             scan_shard,
@@ -491,6 +496,29 @@ impl Store {
             "Partition state restored from the database."
         );
         Ok(out)
+    }
+
+    /// One stored debtor of Kafka partition `partition` (for queries about a partition another instance owns).
+    pub async fn debtor(&self, partition: i32, id: &str) -> Result<Option<Debtor>, StateError> {
+        let shard = shard_of(id, self.shards);
+        let rows = self
+            .session
+            .execute_unpaged(&self.get_debtor, (partition, shard, id))
+            .await
+            .map_err(StateError::db)?
+            .into_rows_result()
+            .map_err(StateError::db)?;
+        let row = rows
+            .maybe_first_row::<(Option<i16>, Option<Vec<u8>>)>()
+            .map_err(StateError::db)?;
+        row.map(|(format, state)| {
+            codec::decode(
+                id,
+                format.unwrap_or(0),
+                state.as_deref().unwrap_or_default(),
+            )
+        })
+        .transpose()
     }
 
     async fn scan(

@@ -116,7 +116,13 @@ pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
         let backend: Arc<dyn crate::api::Backend> =
             Arc::new(crate::api::KafkaBackend(handle.view()));
         let reloader = crate::api::Reloader::new(Some(args.config.clone()));
-        let router = crate::api::router(backend.clone(), &api, reloader.clone(), metrics)?;
+        let router = crate::api::router(
+            backend.clone(),
+            &api,
+            reloader.clone(),
+            metrics,
+            loaded.app.state.clone(),
+        )?;
         if api.watch {
             reloader.watch(backend);
         }

@@ -16,6 +16,10 @@ pub trait Backend: Send + Sync + 'static {
     fn reload(&self, engine: Arc<Engine>) -> ReloadReport;
     /// Whether the instance is serving (partitions assigned and restored).
     fn ready(&self) -> bool;
+    /// Partitions of the input (all instances together), when known.
+    fn partitions_total(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// `mora run`: the Kafka pipeline's partitions.
@@ -35,6 +39,11 @@ impl Backend for KafkaBackend {
     fn ready(&self) -> bool {
         let s = self.0.stats();
         !s.assigned.is_empty() && s.error.is_none()
+    }
+    fn partitions_total(&self) -> Option<u32> {
+        u32::try_from(self.0.stats().partitions_total)
+            .ok()
+            .filter(|n| *n > 0)
     }
 }
 

@@ -80,7 +80,8 @@ struct Timers {
     deferred: Vec<serde_json::Value>,
 }
 
-/// `GET /v1/debtors/{id}`.
+/// `GET /v1/debtors/{id}`: from memory when this instance owns the debtor's partition, otherwise from the state
+/// store (when configured).
 pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response {
     let engine = s.backend.engine();
     let mut found: Option<(i32, Debtor, Vec<AuditRecord>)> = None;
@@ -94,16 +95,57 @@ pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response
             }
         }
     });
-    let Some((partition, d, recent)) = found else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!(
-                "no debtor `{id}` in the partitions this instance owns ({partitions:?}); ask the instance that owns its partition"
-            ),
-        )
-        .into_response();
-    };
+    if let Some((partition, d, recent)) = found {
+        return Json(debtor_json(&engine, partition, &d, &recent, "memory")).into_response();
+    }
+    if let (Some(cfg), Some(total)) = (&s.store, s.backend.partitions_total()) {
+        let partition = mora_runtime::partition_for(id.as_bytes(), total) as i32;
+        if !partitions.contains(&partition) {
+            let store = s
+                .store_session
+                .get_or_try_init(|| mora_connector_scylla::Store::connect(cfg))
+                .await;
+            let stored = match store {
+                Ok(store) => store.debtor(partition, &id).await,
+                Err(e) => Err(e),
+            };
+            return match stored {
+                Ok(Some(d)) => {
+                    Json(debtor_json(&engine, partition, &d, &[], "state_store")).into_response()
+                }
+                Ok(None) => error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    &format!("no debtor `{id}` (partition {partition}, read from the state store)"),
+                )
+                .into_response(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Reading a debtor from the state store failed.");
+                    error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "state_store_unavailable",
+                        "the debtor's partition is owned by another instance and the state store did not answer",
+                    )
+                    .into_response()
+                }
+            };
+        }
+    }
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!("no debtor `{id}` in the partitions this instance owns ({partitions:?})"),
+    )
+    .into_response()
+}
+
+fn debtor_json(
+    engine: &mora_domain::engine::Engine,
+    partition: i32,
+    d: &Debtor,
+    recent: &[AuditRecord],
+    source: &str,
+) -> serde_json::Value {
     let dv = &d.derived;
     let strategy = engine.strategies.get(d.cursor.strategy);
     let queues: Vec<&String> = engine
@@ -131,10 +173,10 @@ pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response
             })
             .collect(),
     };
-    Json(json!({
+    json!({
         "debtor_id": d.id,
         "partition": partition,
-        "source": "memory",
+        "source": source,
         "segment": engine.segmentation.names().get(dv.segment as usize),
         "stage": dv.stage.as_str(),
         "bucket": engine.aging.bucket_names().get(dv.bucket as usize),
@@ -148,8 +190,7 @@ pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response
         "timers": timers,
         "recent_decisions": recent,
         "state": d,
-    }))
-    .into_response()
+    })
 }
 
 /// `GET /v1/portfolio`.

@@ -2,7 +2,8 @@
 //! health and Prometheus metrics. Versioned under `/v1`, JSON, bearer tokens with roles (see [`ApiConfig`]).
 //!
 //! It answers from the memory of the instance serving it: the partitions that instance owns (all of them with one
-//! instance, or in `mora demo`). Which partitions an answer covers is stated in every answer (`partitions`).
+//! instance, or in `mora demo`). Which partitions an answer covers is stated in every answer (`partitions`). A debtor
+//! of a partition another instance owns is read from the state store when one is configured (`source`).
 
 mod auth;
 mod backend;
@@ -27,6 +28,9 @@ pub use reload::Reloader;
 /// What handlers share.
 pub(crate) struct ApiState {
     pub backend: Arc<dyn Backend>,
+    /// The state store, for debtors of partitions another instance owns.
+    pub store: Option<mora_connector_scylla::StateConfig>,
+    pub store_session: tokio::sync::OnceCell<mora_connector_scylla::Store>,
     pub auth: auth::Auth,
     pub reloader: Reloader,
     pub metrics: Option<PrometheusHandle>,
@@ -38,9 +42,12 @@ pub fn router(
     cfg: &ApiConfig,
     reloader: Reloader,
     metrics: Option<PrometheusHandle>,
+    store: Option<mora_connector_scylla::StateConfig>,
 ) -> anyhow::Result<Router> {
     let state = Arc::new(ApiState {
         backend,
+        store,
+        store_session: tokio::sync::OnceCell::new(),
         auth: auth::Auth::new(cfg)?,
         reloader,
         metrics,

@@ -126,7 +126,7 @@ pub fn run_serving(
         };
         let reloader = crate::api::Reloader::new(config);
         let backend: Arc<dyn crate::api::Backend> = Arc::new(backend.clone());
-        let router = crate::api::router(backend.clone(), &api, reloader.clone(), metrics)?;
+        let router = crate::api::router(backend.clone(), &api, reloader.clone(), metrics, None)?;
         match crate::api::Server::start(&api.listen, router) {
             Ok(s) => {
                 reloader.watch(backend);
