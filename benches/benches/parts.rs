@@ -1,0 +1,73 @@
+//! Engine parts on their own: a debtor's state encoded and decoded for the state store, and a work queue
+//! re-prioritised (a debtor's priority changing inside a queue of 1 000 000).
+//!
+//! `cargo bench -p mora-benches --bench parts`
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use mora_benches::{shipped_engine, synthetic_portfolio};
+use mora_domain::queues::QueueBook;
+
+fn state_codec(c: &mut Criterion) {
+    let engine = Arc::new(shipped_engine());
+    let mut w = synthetic_portfolio(&engine, 1_000);
+    w.advance_to(
+        mora_domain::testkit::ts("2026-06-01T00:00:00Z"),
+        &mut mora_benches::NullSink,
+    );
+    let d = w
+        .debtors()
+        .max_by_key(|d| d.obligations.len() + d.contacts.len())
+        .expect("a debtor")
+        .clone();
+    let bytes = mora_connector_scylla::encode(&d).expect("encodes");
+    eprintln!("state of {}: {} bytes", d.id, bytes.len());
+    let mut g = c.benchmark_group("mora_connector_scylla::codec");
+    g.throughput(Throughput::Elements(1))
+        .measurement_time(Duration::from_secs(3));
+    g.bench_function("encode_debtor", |b| {
+        b.iter(|| mora_connector_scylla::encode(&d))
+    });
+    g.bench_function("decode_debtor", |b| {
+        b.iter(|| mora_connector_scylla::decode(&d.id, mora_connector_scylla::FORMAT, &bytes))
+    });
+    g.finish();
+}
+
+fn queue_update(c: &mut Criterion) {
+    let engine = shipped_engine();
+    let mut book: QueueBook<u32> = QueueBook::new(&engine.queues);
+    let n = 1_000_000u32;
+    let mask = 1u32; // the first queue
+    let prio =
+        |slot: u32, round: u32| i64::from((slot.wrapping_mul(2_654_435_761) ^ round) % 100_000);
+    let mut current: Vec<i64> = (0..n).map(|s| prio(s, 0)).collect();
+    for slot in 0..n {
+        book.update(&slot, (0, 0), (mask, current[slot as usize]));
+    }
+    let mut g = c.benchmark_group("mora_domain::queues::QueueBook::update");
+    g.throughput(Throughput::Elements(1))
+        .measurement_time(Duration::from_secs(3));
+    let mut round = 0u32;
+    let mut slot = 0u32;
+    g.bench_function("reprioritise_in_queue_of_1000000", |b| {
+        b.iter_batched(
+            || {
+                slot = (slot + 7919) % n;
+                round += 1;
+                let new = prio(slot, round);
+                let old = std::mem::replace(&mut current[slot as usize], new);
+                (slot, old, new)
+            },
+            |(s, old, new)| book.update(&s, (mask, old), (mask, new)),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+    eprintln!("queue holds {} debtors after {round} moves", book.len(0));
+}
+
+criterion_group!(benches, state_codec, queue_update);
+criterion_main!(benches);
