@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use mora_benches::{NullSink, Workload, record, resident_bytes, warmed};
+use mora_benches::{NullSink, Workload, record, resident_bytes, shipped_engine, warmed};
 use mora_domain::debtor::{ContactMark, Debtor, MarkKind};
 use mora_domain::engine::Engine;
 use mora_domain::ids::Channel;
@@ -24,30 +24,6 @@ const BATCH: usize = 1_000;
 fn engine() -> Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
     ENGINE.get_or_init(|| Arc::new(shipped_engine())).clone()
-}
-
-/// The shipped decision configuration and policies (deploy/config), as the demo uses them.
-fn shipped_engine() -> Engine {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config");
-    let read = |p: String| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
-    let decisions = toml_parse(&read(format!("{root}/decisions.toml")));
-    let list = |dir: &str| {
-        let mut v: Vec<_> = std::fs::read_dir(format!("{root}/{dir}"))
-            .expect("config dir")
-            .map(|e| e.expect("dir entry").path())
-            .collect();
-        v.sort();
-        v.into_iter()
-            .map(|p| read(p.display().to_string()))
-            .collect::<Vec<_>>()
-    };
-    let policies: Vec<_> = list("policies").iter().map(|t| toml_parse(t)).collect();
-    let calendars: Vec<_> = list("holidays").iter().map(|t| toml_parse(t)).collect();
-    Engine::new(&decisions, &policies, &calendars).expect("shipped configuration is valid")
-}
-
-fn toml_parse<T: serde::de::DeserializeOwned>(text: &str) -> T {
-    toml::from_str(text).expect("shipped configuration parses")
 }
 
 fn debtors() -> u64 {

@@ -223,29 +223,19 @@ impl Report {
             let _ = writeln!(s, "| {name} | {x} | {y} | {:+} |", y - x);
         };
         row("actions", a.tally.actions as i64, b.tally.actions as i64);
-        let (ca, cb) = (by_channel(&a.tally), by_channel(&b.tally));
-        for k in ca
-            .keys()
-            .chain(cb.keys())
-            .collect::<std::collections::BTreeSet<_>>()
-        {
-            row(
-                &format!("actions: {k}"),
-                ca.get(k).copied().unwrap_or(0),
-                cb.get(k).copied().unwrap_or(0),
-            );
-        }
-        let (ra, rb) = (by_reason(&a.tally), by_reason(&b.tally));
-        for k in ra
-            .keys()
-            .chain(rb.keys())
-            .collect::<std::collections::BTreeSet<_>>()
-        {
-            row(
-                &format!("blocked: {k}"),
-                ra.get(k).copied().unwrap_or(0),
-                rb.get(k).copied().unwrap_or(0),
-            );
+        for (label, per) in [
+            ("actions", by_channel as fn(&Tally) -> BTreeMap<String, i64>),
+            ("blocked", by_reason),
+        ] {
+            let (x, y) = (per(&a.tally), per(&b.tally));
+            for k in x
+                .keys()
+                .chain(y.keys())
+                .collect::<std::collections::BTreeSet<_>>()
+            {
+                let get = |m: &BTreeMap<String, i64>| m.get(k).copied().unwrap_or(0);
+                row(&format!("{label}: {k}"), get(&x), get(&y));
+            }
         }
         row(
             "debtors contacted",
