@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mora_domain::action::DecisionKind;
 use mora_runtime::{Dim, KpiCounts, Portfolio};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::state::World;
 
@@ -98,6 +98,11 @@ fn every_endpoint_answers_what_the_events_imply_and_reloads_are_checked() {
     let toml = toml
         .replace(&deploy, &decisions.display().to_string())
         .replace("[api]\nlisten = \"127.0.0.1:0\"\n", "")
+        // Short queue heads, so that paging through partitions another instance owns reaches their end.
+        .replace(
+            "max_lag = \"5s\"\n",
+            "max_lag = \"5s\"\nsummary_interval = \"1s\"\nsummary_queue_depth = 50\n",
+        )
         + &format!(
             r#"
 [api]
@@ -115,7 +120,7 @@ tokens = [
     w.wait_consumed(&mut engine, Duration::from_secs(180));
     std::thread::sleep(Duration::from_secs(1));
     let api = Client::new(port);
-    let reference = w.reference_workers();
+    let mut reference = w.reference_workers();
 
     // Health, readiness, the description.
     assert_eq!(api.get("/healthz", None).0, 200);
@@ -153,6 +158,7 @@ tokens = [
     let got: Value = body["portfolio"].clone();
     assert_eq!(got, serde_json::to_value(&expected).unwrap());
     assert_eq!(body["partitions"].as_array().unwrap().len(), 4);
+    assert_eq!(body["sources"]["memory"].as_array().unwrap().len(), 4);
 
     // A debtor: state and derived figures as the clean run has them, with recent decisions.
     let (rw, sink) = reference
@@ -276,6 +282,10 @@ tokens = [
         body["report"]["debtors"].as_u64().unwrap() as usize,
         debtors
     );
+    // The reload re-derived every debtor at its partition's clock; so does the reference.
+    for (rw, _) in &mut reference {
+        rw.set_engine(crate::state::engine());
+    }
 
     // Metrics after traffic.
     let mut resp = ureq::get(format!("http://127.0.0.1:{port}/metrics"))
@@ -319,12 +329,13 @@ tokens = [
         .unwrap();
     let api2 = Client::new(port2);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let owned = |c: &Client| {
-        c.get("/v1/portfolio", Some(READ)).1["partitions"]
+    let memory = |c: &Client| -> Vec<i64> {
+        c.get("/v1/portfolio", Some(READ)).1["sources"]["memory"]
             .as_array()
-            .map_or(0, Vec::len)
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default()
     };
-    while !(owned(&api) == 2 && owned(&api2) == 2) {
+    while !(memory(&api).len() == 2 && memory(&api2).len() == 2) {
         assert!(
             std::time::Instant::now() < deadline,
             "the partitions were not split between the two instances"
@@ -335,22 +346,98 @@ tokens = [
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let (_, mine) = api.get("/v1/portfolio", Some(READ));
-    let mine: Vec<i64> = mine["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_i64().unwrap())
-        .collect();
+    // Both flush and publish their summaries at least once more.
+    std::thread::sleep(Duration::from_secs(3));
+    let mine = memory(&api);
     let (other_worker, _) = reference
         .iter()
         .find(|(rw, _)| !mine.contains(&i64::from(rw.partition())))
         .unwrap();
-    let d = other_worker.debtors().next().unwrap();
+    let d = other_worker
+        .debtors()
+        .max_by_key(|d| d.contacts.len())
+        .unwrap();
     let (s, body) = api.get(&format!("/v1/debtors/{}", d.id), Some(READ));
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["source"], "state_store");
     assert_eq!(body["state"], serde_json::to_value(d).unwrap());
+    let stored = body["recent_decisions"].as_array().unwrap();
+    assert!(!stored.is_empty(), "decisions from the audit ledger");
+
+    // Either instance gives the whole picture: its own partitions from memory (the second one's restored, KPI
+    // counters included), the others from the summaries and KPI days their owner published.
+    for (who, c) in [("first", &api), ("second", &api2)] {
+        let (_, body) = c.get("/v1/portfolio", Some(READ));
+        assert_eq!(
+            body["sources"]["state_store"].as_array().unwrap().len(),
+            2,
+            "{body}"
+        );
+        assert_eq!(
+            body["portfolio"],
+            serde_json::to_value(&expected).unwrap(),
+            "portfolio from the {who} instance"
+        );
+        let (_, k) = c.get("/v1/kpis?window=90d", Some(READ));
+        let k = &k["all"];
+        assert_eq!(
+            (&k["cures"], &k["promises_kept"], &k["promises_broken"]),
+            (
+                &json!(all.cures),
+                &json!(all.promises_kept),
+                &json!(all.promises_broken)
+            ),
+            "KPIs from the {who} instance"
+        );
+        let sent: u64 = k["actions"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(sent, all.actions.values().sum::<u64>(), "{who}");
+    }
+
+    // The queue across instances: exact priority order down to the end of the shortest published head (50 per
+    // partition here), where a page says it is incomplete.
+    let mut reference_order: Vec<i64> = reference
+        .iter()
+        .flat_map(|(rw, _)| rw.queue_top("dialer", usize::MAX))
+        .map(|(p, _)| p)
+        .collect();
+    reference_order.sort_unstable_by(|a, b| b.cmp(a));
+    let (mut seen, mut priorities) = (BTreeSet::new(), Vec::new());
+    let mut cursor: Option<String> = None;
+    let incomplete = loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/queues/dialer?limit=20&cursor={c}"),
+            None => "/v1/queues/dialer?limit=20".to_string(),
+        };
+        let (s, body) = api2.get(&path, Some(READ));
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(
+            body["total"].as_u64().unwrap() as usize,
+            expected_members.len()
+        );
+        for item in body["items"].as_array().unwrap() {
+            assert!(seen.insert(item["debtor_id"].as_str().unwrap().to_string()));
+            priorities.push(item["priority"].as_i64().unwrap());
+        }
+        if body.get("incomplete").is_some() {
+            break true;
+        }
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break false,
+        }
+    };
+    assert!(
+        incomplete,
+        "some partition's dialer queue is longer than 50"
+    );
+    assert!(priorities.len() >= 50);
+    assert_eq!(priorities, reference_order[..priorities.len()]);
+    assert!(seen.is_subset(&expected_members));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &engine2.id().to_string()])
         .status();

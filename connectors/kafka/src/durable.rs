@@ -27,6 +27,10 @@ pub(crate) struct Ledger {
     pub audits: Vec<AuditRecord>,
     /// Whether audit records are kept (`state.audit_ledger`).
     pub keep_audits: bool,
+    /// When the partition's summary was last published (`None`: not by this instance yet).
+    pub summary_at: Option<Instant>,
+    /// Whether the partition changed since its summary was last published.
+    pub summary_stale: bool,
 }
 
 /// A partition's worker as restored, and where reading resumes per input topic (`None`: from the beginning).
@@ -96,7 +100,15 @@ impl Durable {
             checkpoint = ?cp.offsets,
             "Partition restored from the state store."
         );
-        let worker = PartitionWorker::restore(p, engine.clone(), cp.clock, r.debtors, fences);
+        let mut worker = PartitionWorker::restore(p, engine.clone(), cp.clock, r.debtors, fences);
+        let dropped = worker.load_kpi_days(r.kpi_days);
+        if dropped > 0 {
+            warn!(
+                partition = p,
+                dropped,
+                "Stored KPI counters name segments or strategy arms the configuration no longer has."
+            );
+        }
         Ok(RestoredSlot {
             worker,
             starts: cp.offsets,
@@ -110,18 +122,26 @@ impl Durable {
     }
 
     /// Builds and starts a flush of every partition's changes since the last one. Call right after a commit.
+    /// Partitions changed since their summary was published publish it again every `state.summary_interval`, or now
+    /// with `final_flush` (partitions released, or the instance stopping).
     pub(crate) fn flush<'a>(
         &mut self,
         engine: &Engine,
+        final_flush: bool,
         sources: impl Iterator<Item = FlushSource<'a>>,
     ) -> Result<(), PipelineError> {
+        let cfg = self.handle.config();
+        let (interval, depth) = (cfg.summary_interval, cfg.summary_queue_depth);
         let mut flushes = Vec::new();
         for s in sources {
-            if s.worker.changed_count() == 0
-                && s.ledger.actions.is_empty()
-                && s.ledger.audits.is_empty()
-                && s.applied == s.flushed
-            {
+            let changed = s.worker.changed_count() > 0
+                || !s.ledger.actions.is_empty()
+                || !s.ledger.audits.is_empty()
+                || s.applied != s.flushed;
+            s.ledger.summary_stale |= changed;
+            let summary_due = s.ledger.summary_stale
+                && (final_flush || s.ledger.summary_at.is_none_or(|t| t.elapsed() >= interval));
+            if !changed && !summary_due {
                 continue;
             }
             let mut f = PartitionFlush {
@@ -137,6 +157,12 @@ impl Durable {
             for (d, before) in s.worker.take_changed() {
                 f.add(engine, d, before)
                     .map_err(|e| PipelineError::State(e.to_string()))?;
+            }
+            f.add_aggregates(s.worker, summary_due.then_some(depth))
+                .map_err(|e| PipelineError::State(e.to_string()))?;
+            if summary_due {
+                s.ledger.summary_at = Some(Instant::now());
+                s.ledger.summary_stale = false;
             }
             s.flushed.clone_from(s.applied);
             flushes.push(f);

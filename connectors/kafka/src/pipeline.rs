@@ -620,6 +620,7 @@ impl Pipeline {
         let engine = self.engine.clone();
         d.flush(
             &engine,
+            now,
             self.slots.iter_mut().map(|(p, s)| FlushSource {
                 partition: *p,
                 worker: &mut s.worker,

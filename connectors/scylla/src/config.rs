@@ -38,6 +38,14 @@ pub struct StateConfig {
     /// storing them too is most of the database's write volume (about one audit record per event).
     #[serde(default = "default_true")]
     pub audit_ledger: bool,
+    /// How often each partition's owner publishes its summary (portfolio, KPI populations, work queue heads) for
+    /// the other instances' queries. Each one walks the partition's debtors once.
+    #[serde(default = "default_summary_interval", with = "humantime_serde")]
+    pub summary_interval: Duration,
+    /// Entries per work queue and partition in a summary: other instances page through a queue exactly up to this
+    /// depth per partition, and say where a page stops short.
+    #[serde(default = "default_summary_queue_depth")]
+    pub summary_queue_depth: usize,
     /// Optional credentials.
     pub username: Option<String>,
     /// Optional credentials.
@@ -66,6 +74,14 @@ fn default_shards() -> u16 {
     64
 }
 
+fn default_summary_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_summary_queue_depth() -> usize {
+    1000
+}
+
 fn default_max_lag() -> Duration {
     Duration::from_secs(30)
 }
@@ -83,6 +99,8 @@ impl StateConfig {
             shards: default_shards(),
             max_lag: default_max_lag(),
             audit_ledger: true,
+            summary_interval: default_summary_interval(),
+            summary_queue_depth: default_summary_queue_depth(),
             username: None,
             password: None,
         }
@@ -112,6 +130,12 @@ impl StateConfig {
         }
         if self.flush_interval.is_zero() {
             return Err("state.flush_interval: must be positive".into());
+        }
+        if self.summary_interval.is_zero() {
+            return Err("state.summary_interval: must be positive".into());
+        }
+        if !(1..=100_000).contains(&self.summary_queue_depth) {
+            return Err("state.summary_queue_depth: must be between 1 and 100000".into());
         }
         if self.max_lag < self.flush_interval {
             return Err("state.max_lag: must be at least state.flush_interval".into());

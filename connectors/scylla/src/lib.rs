@@ -24,5 +24,7 @@ pub use codec::{FORMAT, decode, encode};
 pub use config::{ConsistencyLevel, Replication, StateConfig};
 pub use error::StateError;
 pub use rows::{Checkpoint, DebtorRow, Offsets, PartitionFlush, ViewChange};
-pub use store::{Restored, SCHEMA, Store, Written, migrate, schema_statements, shard_of};
+pub use store::{
+    Restored, SCHEMA, Store, StoredDecision, Written, migrate, schema_statements, shard_of,
+};
 pub use writer::{StateHandle, StateStats};

@@ -77,12 +77,32 @@ pub struct PartitionFlush {
     pub audits: Vec<AuditRecord>,
     /// The cut the rows reflect; written last, once every row is stored.
     pub checkpoint: Arc<Checkpoint>,
+    /// KPI days counted into since the last flush (day since the epoch, encoded counters); written with the
+    /// checkpoint, so they reflect the same cut.
+    pub kpi_days: Vec<(i64, Vec<u8>)>,
+    /// The partition's summary for other instances (encoded), when one is due.
+    pub summary: Option<Vec<u8>>,
 }
 
 impl PartitionFlush {
     /// Statements this flush issues (rows, views, ledger entries), checkpoint excluded.
     pub fn statements(&self) -> usize {
         self.rows.len() + self.views.len() + self.actions.len() + self.audits.len()
+    }
+
+    /// Adds the KPI days a worker counted into since the last flush, and its summary when `summary_depth` is given.
+    pub fn add_aggregates(
+        &mut self,
+        worker: &mut mora_runtime::PartitionWorker,
+        summary_depth: Option<usize>,
+    ) -> Result<(), StateError> {
+        for (day, counters) in worker.take_kpi_days() {
+            self.kpi_days.push((day, codec::encode_kpi_day(&counters)?));
+        }
+        if let Some(depth) = summary_depth {
+            self.summary = Some(codec::encode_summary(&worker.summary(depth))?);
+        }
+        Ok(())
     }
 
     /// Adds a changed debtor: its row, and view changes against the keys it was last stored under.

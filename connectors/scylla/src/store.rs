@@ -11,6 +11,7 @@ use mora_domain::action::{Action, AuditRecord};
 use mora_domain::debtor::Debtor;
 use mora_domain::ids::DebtorId;
 use mora_domain::time::Ts;
+use mora_runtime::{LabelledDay, PartitionSummary};
 use mora_schemas::{Wire, encode_action};
 use rust_decimal::Decimal;
 use scylla::client::execution_profile::ExecutionProfile;
@@ -39,7 +40,13 @@ pub struct Restored {
     /// Debtors stored ahead of the checkpoint, with their `applied` cut (a flush wrote them, then stopped before
     /// advancing the checkpoint).
     pub ahead: Vec<(DebtorId, Offsets)>,
+    /// Stored KPI days (days since the epoch), newest first.
+    pub kpi_days: Vec<(i64, LabelledDay)>,
 }
+
+/// Encoded KPI days above this size are written before the checkpoint's batch rather than in it (the database
+/// refuses batches past 50 KiB by default). Only a backfill spanning many days gets there.
+const KPI_BATCH_BYTES: usize = 32 * 1024;
 
 /// What one flush wrote.
 #[derive(Clone, Copy, Debug, Default)]
@@ -67,6 +74,30 @@ pub struct Store {
     get_checkpoint: PreparedStatement,
     scan_shard: PreparedStatement,
     get_debtor: PreparedStatement,
+    put_kpi_day: PreparedStatement,
+    get_kpi_days: PreparedStatement,
+    put_summary: PreparedStatement,
+    get_summary: PreparedStatement,
+    get_audits: PreparedStatement,
+}
+
+/// A decision as the audit ledger stores it (`audit_by_debtor`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StoredDecision {
+    /// When.
+    pub at: Ts,
+    /// Kind of decision.
+    pub kind: String,
+    /// Rule.
+    pub rule: String,
+    /// Reason code.
+    pub reason: String,
+    /// The action concerned, if any.
+    pub action_id: Option<String>,
+    /// Its channel, if any.
+    pub channel: Option<String>,
+    /// For deferrals: when the guard will be asked again.
+    pub until: Option<Ts>,
 }
 
 async fn session(cfg: &StateConfig) -> Result<Session, StateError> {
@@ -196,6 +227,47 @@ fn fingerprint(r: &AuditRecord) -> i64 {
     h.digest() as i64
 }
 
+/// The values of one `partition_kpis` insert.
+fn kpi_values(
+    partition: i32,
+    day: i64,
+    counters: &[u8],
+    now: CqlTimestamp,
+    write_time: i64,
+) -> (i32, i32, i16, &[u8], CqlTimestamp, i64) {
+    (
+        partition,
+        i32::try_from(day).unwrap_or(i32::MAX),
+        codec::AGGREGATE_FORMAT,
+        counters,
+        now,
+        write_time,
+    )
+}
+
+/// The values of one statement of the checkpoint's batch.
+enum BatchRow<'a> {
+    Checkpoint((i32, &'a str, i64, i64, CqlTimestamp, i64)),
+    Kpis((i32, i32, i16, &'a [u8], CqlTimestamp, i64)),
+}
+
+impl scylla::serialize::row::SerializeRow for BatchRow<'_> {
+    fn serialize(
+        &self,
+        ctx: &scylla::serialize::row::RowSerializationContext<'_>,
+        writer: &mut scylla::serialize::writers::RowWriter,
+    ) -> Result<(), scylla::serialize::SerializationError> {
+        match self {
+            BatchRow::Checkpoint(v) => v.serialize(ctx, writer),
+            BatchRow::Kpis(v) => v.serialize(ctx, writer),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
+}
+
 /// Adds a debtor to a membership view (`segment_members`, `queue_members`) keyed by `key`.
 fn join_view(ks: &str, table: &str, key: &str) -> String {
     format!(
@@ -279,6 +351,29 @@ impl Store {
                 "SELECT format, state FROM {ks}.debtor_state WHERE kafka_partition = ? AND shard = ? AND debtor_id = ?"
             ))
             .await?,
+            put_kpi_day: prep(format!(
+                "INSERT INTO {ks}.partition_kpis (kafka_partition, day, format, counters, updated_at) \
+                 VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            ))
+            .await?,
+            get_kpi_days: prep(format!(
+                "SELECT day, format, counters FROM {ks}.partition_kpis WHERE kafka_partition = ? AND day >= ?"
+            ))
+            .await?,
+            put_summary: prep(format!(
+                "INSERT INTO {ks}.partition_summary (kafka_partition, format, summary, clock, updated_at) \
+                 VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            ))
+            .await?,
+            get_summary: prep(format!(
+                "SELECT format, summary FROM {ks}.partition_summary WHERE kafka_partition = ?"
+            ))
+            .await?,
+            get_audits: prep(format!(
+                "SELECT at, kind, rule, reason, action_id, channel, until FROM {ks}.audit_by_debtor \
+                 WHERE debtor_id = ? AND month = ? LIMIT ?"
+            ))
+            .await?,
             scan_shard,
             session: s,
         })
@@ -315,19 +410,46 @@ impl Store {
             r?;
         }
         let cp = &f.checkpoint;
-        let mut batch = Batch::new(BatchType::Logged);
-        let mut values = Vec::with_capacity(cp.offsets.len());
         let now = CqlTimestamp(write_time / 1000);
+        // KPI days go in the checkpoint's batch, so the counters a restore loads reflect exactly its cut; a backfill
+        // spanning many days is written just before it instead (a crash in between may count that flush twice).
+        let kpi_bytes: usize = f.kpi_days.iter().map(|(_, b)| b.len()).sum();
+        let kpis_in_batch = kpi_bytes <= KPI_BATCH_BYTES;
+        if !kpis_in_batch {
+            for (day, counters) in &f.kpi_days {
+                self.session
+                    .execute_unpaged(
+                        &self.put_kpi_day,
+                        kpi_values(f.partition, *day, counters, now, write_time),
+                    )
+                    .await
+                    .map_err(StateError::db)?;
+            }
+        }
+        let mut batch = Batch::new(BatchType::Logged);
+        let mut values: Vec<BatchRow<'_>> = Vec::with_capacity(cp.offsets.len() + f.kpi_days.len());
         for (topic, next) in &cp.offsets {
             batch.append_statement(self.put_checkpoint.clone());
-            values.push((
+            values.push(BatchRow::Checkpoint((
                 f.partition,
                 topic.as_str(),
                 *next,
                 cp.clock.0,
                 now,
                 write_time,
-            ));
+            )));
+        }
+        if kpis_in_batch {
+            for (day, counters) in &f.kpi_days {
+                batch.append_statement(self.put_kpi_day.clone());
+                values.push(BatchRow::Kpis(kpi_values(
+                    f.partition,
+                    *day,
+                    counters,
+                    now,
+                    write_time,
+                )));
+            }
         }
         if !values.is_empty() {
             self.session
@@ -335,9 +457,28 @@ impl Store {
                 .await
                 .map_err(StateError::db)?;
         }
+        if let Some(summary) = &f.summary {
+            self.session
+                .execute_unpaged(
+                    &self.put_summary,
+                    (
+                        f.partition,
+                        codec::AGGREGATE_FORMAT,
+                        summary.as_slice(),
+                        cp.clock.0,
+                        now,
+                        write_time,
+                    ),
+                )
+                .await
+                .map_err(StateError::db)?;
+        }
         Ok(Written {
             rows: f.rows.len() as u64,
-            statements: f.statements() as u64 + cp.offsets.len() as u64,
+            statements: f.statements() as u64
+                + cp.offsets.len() as u64
+                + f.kpi_days.len() as u64
+                + u64::from(f.summary.is_some()),
         })
     }
 
@@ -472,8 +613,15 @@ impl Store {
             .await?;
         let mut all: Vec<(Debtor, Option<Offsets>)> = parts.into_iter().flatten().collect();
         all.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        let today = checkpoint
+            .as_ref()
+            .map_or(0, |c| c.clock.0.div_euclid(mora_domain::time::DAY_MS));
+        let kpi_days = self
+            .kpi_days(partition, today - mora_runtime::KPI_RETENTION_DAYS)
+            .await?;
         let mut out = Restored {
             checkpoint,
+            kpi_days,
             ..Restored::default()
         };
         for (d, applied) in all {
@@ -517,6 +665,102 @@ impl Store {
                 format.unwrap_or(0),
                 state.as_deref().unwrap_or_default(),
             )
+        })
+        .transpose()
+    }
+
+    /// The stored KPI days of `partition` from `from_day` on (days since the epoch), newest first.
+    pub async fn kpi_days(
+        &self,
+        partition: i32,
+        from_day: i64,
+    ) -> Result<Vec<(i64, LabelledDay)>, StateError> {
+        let from = i32::try_from(from_day).unwrap_or(i32::MIN);
+        let rows = self
+            .session
+            .execute_unpaged(&self.get_kpi_days, (partition, from))
+            .await
+            .map_err(StateError::db)?
+            .into_rows_result()
+            .map_err(StateError::db)?;
+        let mut out = Vec::new();
+        for row in rows
+            .rows::<(i32, Option<i16>, Option<Vec<u8>>)>()
+            .map_err(StateError::db)?
+        {
+            let (day, format, counters) = row.map_err(StateError::db)?;
+            let counters = codec::decode_kpi_day(
+                format.unwrap_or(0),
+                counters.as_deref().unwrap_or_default(),
+            )?;
+            out.push((i64::from(day), counters));
+        }
+        Ok(out)
+    }
+
+    /// A debtor's latest `n` stored decisions, newest first, from the month of `now` and the one before.
+    pub async fn recent_decisions(
+        &self,
+        debtor: &str,
+        now: Ts,
+        n: usize,
+    ) -> Result<Vec<StoredDecision>, StateError> {
+        let this = month(now);
+        let before = if this % 100 == 1 { this - 89 } else { this - 1 };
+        let limit = i32::try_from(n).unwrap_or(i32::MAX);
+        let mut out = Vec::new();
+        for m in [this, before] {
+            if out.len() >= n {
+                break;
+            }
+            let rows = self
+                .session
+                .execute_unpaged(&self.get_audits, (debtor, m, limit))
+                .await
+                .map_err(StateError::db)?
+                .into_rows_result()
+                .map_err(StateError::db)?;
+            type Row = (
+                CqlTimestamp,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<CqlTimestamp>,
+            );
+            for row in rows.rows::<Row>().map_err(StateError::db)? {
+                let (at, kind, rule, reason, action_id, channel, until) =
+                    row.map_err(StateError::db)?;
+                out.push(StoredDecision {
+                    at: Ts(at.0),
+                    kind: kind.unwrap_or_default(),
+                    rule: rule.unwrap_or_default(),
+                    reason: reason.unwrap_or_default(),
+                    action_id,
+                    channel,
+                    until: until.map(|u| Ts(u.0)),
+                });
+            }
+        }
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// The summary `partition`'s owner last published, if any.
+    pub async fn summary(&self, partition: i32) -> Result<Option<PartitionSummary>, StateError> {
+        let rows = self
+            .session
+            .execute_unpaged(&self.get_summary, (partition,))
+            .await
+            .map_err(StateError::db)?
+            .into_rows_result()
+            .map_err(StateError::db)?;
+        let row = rows
+            .maybe_first_row::<(Option<i16>, Option<Vec<u8>>)>()
+            .map_err(StateError::db)?;
+        row.map(|(format, bytes)| {
+            codec::decode_summary(format.unwrap_or(0), bytes.as_deref().unwrap_or_default())
         })
         .transpose()
     }
@@ -570,7 +814,7 @@ mod tests {
                 .iter()
                 .all(|s| !s.contains('{') || s.starts_with("CREATE KEYSPACE"))
         );
-        assert_eq!(stmts.len(), 8);
+        assert_eq!(stmts.len(), 10);
     }
 
     #[test]

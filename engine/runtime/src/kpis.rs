@@ -2,7 +2,7 @@
 //! decision the worker applies. Counters are summed over a window at query time and merged across partitions; rates
 //! are computed from the sums (see [`KpiCounts::rates`]), so they are exact for the whole portfolio.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mora_domain::action::{Action, AuditRecord, DecisionKind};
 use mora_domain::debtor::Debtor;
@@ -11,7 +11,7 @@ use mora_domain::event::{EventKind, Outcome};
 use mora_domain::ids::Channel;
 use mora_domain::time::{DAY_MS, Ts};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Days of counters kept per partition.
 pub const RETENTION_DAYS: i64 = 90;
@@ -28,7 +28,7 @@ pub enum Dim {
 }
 
 /// Counters of one day and dimension (or their sum over a window).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct KpiCounts {
     /// Debtors moving between aging buckets, `from -> to` by bucket index (`from` 255: a new debtor).
     pub transitions: BTreeMap<(u8, u8), u64>,
@@ -224,7 +224,13 @@ const NEW: u8 = u8::MAX;
 #[derive(Clone, Debug, Default)]
 pub struct Kpis {
     days: BTreeMap<i64, BTreeMap<Dim, KpiCounts>>,
+    /// Days counted into since the last [`Kpis::take_dirty`] (what the next state flush writes).
+    dirty: BTreeSet<i64>,
 }
+
+/// One day's counters keyed by dimension label (see [`dim_label`]): the form they are stored and exchanged in, which
+/// survives a reload that reorders segments or strategies.
+pub type LabelledDay = BTreeMap<String, KpiCounts>;
 
 /// What a decision changed, for the counters.
 #[derive(Clone, Copy, Debug)]
@@ -262,7 +268,43 @@ impl Kpis {
             let keep_from = day - RETENTION_DAYS;
             self.days.retain(|d, _| *d >= keep_from);
         }
+        self.dirty.insert(day);
         self.days.entry(day).or_default()
+    }
+
+    /// The days counted into since the last call, with their whole counters, labelled with `engine`'s names.
+    pub(crate) fn take_dirty(&mut self, engine: &Engine) -> Vec<(i64, LabelledDay)> {
+        std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter_map(|day| {
+                let dims = self.days.get(&day)?;
+                Some((day, label_dims(engine, dims)))
+            })
+            .collect()
+    }
+
+    /// Loads stored days (a restore); labels `engine` does not know any more are dropped, and so are days beyond
+    /// the retention before `today`. Loading is not a change: nothing is marked for writing back.
+    pub(crate) fn load(
+        &mut self,
+        engine: &Engine,
+        today: i64,
+        days: impl IntoIterator<Item = (i64, LabelledDay)>,
+    ) -> usize {
+        let mut dropped = 0;
+        for (day, labelled) in days {
+            if day < today - RETENTION_DAYS {
+                continue;
+            }
+            let slot = self.days.entry(day).or_default();
+            for (label, c) in labelled {
+                match dim_of_label(engine, &label) {
+                    Some(dim) => slot.entry(dim).or_default().add(&c),
+                    None => dropped += 1,
+                }
+            }
+        }
+        dropped
     }
 
     fn each(&mut self, now: Ts, d: &Debtor, f: impl Fn(&mut KpiCounts)) {
@@ -345,24 +387,76 @@ impl Kpis {
         debtors: impl Iterator<Item = &'a Debtor>,
     ) -> BTreeMap<Dim, KpiCounts> {
         let today = now.0.div_euclid(DAY_MS);
-        let mut out: BTreeMap<Dim, KpiCounts> = BTreeMap::new();
+        let mut out = populations(debtors);
         for (_, per_dim) in self.days.range(today - days + 1..=today) {
             for (dim, c) in per_dim {
                 out.entry(*dim).or_default().add(c);
             }
         }
-        for d in debtors {
-            for dim in dims(d) {
-                let c = out.entry(dim).or_default();
-                *c.population.entry(d.derived.bucket).or_default() += 1;
-                if d.derived.dpd > 0 {
-                    c.delinquent += 1;
-                    c.overdue += d.derived.overdue_base;
-                }
-            }
-        }
         out
     }
+}
+
+/// Populations now per dimension (debtors per bucket, past due, overdue amount): the part of a window's counters
+/// that is a picture of the present rather than a count of moves.
+pub fn populations<'a>(debtors: impl Iterator<Item = &'a Debtor>) -> BTreeMap<Dim, KpiCounts> {
+    let mut out: BTreeMap<Dim, KpiCounts> = BTreeMap::new();
+    for d in debtors {
+        for dim in dims(d) {
+            let c = out.entry(dim).or_default();
+            *c.population.entry(d.derived.bucket).or_default() += 1;
+            if d.derived.dpd > 0 {
+                c.delinquent += 1;
+                c.overdue += d.derived.overdue_base;
+            }
+        }
+    }
+    out
+}
+
+/// Counters keyed by dimension label.
+pub fn label_dims(engine: &Engine, dims: &BTreeMap<Dim, KpiCounts>) -> LabelledDay {
+    let mut out = LabelledDay::new();
+    for (dim, c) in dims {
+        out.entry(dim_label(engine, *dim)).or_default().add(c);
+    }
+    out
+}
+
+/// Sums labelled daily counters over the `days` days up to `today` (days since the epoch).
+pub fn window_of_days<'a>(
+    stored: impl IntoIterator<Item = (&'a i64, &'a LabelledDay)>,
+    today: i64,
+    days: i64,
+) -> LabelledDay {
+    let mut out = LabelledDay::new();
+    for (day, labelled) in stored {
+        if (today - days + 1..=today).contains(day) {
+            for (label, c) in labelled {
+                out.entry(label.clone()).or_default().add(c);
+            }
+        }
+    }
+    out
+}
+
+/// The dimension a label names in `engine`, if it still exists there.
+pub fn dim_of_label(engine: &Engine, label: &str) -> Option<Dim> {
+    if label == "all" {
+        return Some(Dim::All);
+    }
+    if let Some(name) = label.strip_prefix("segment:") {
+        let i = engine.segmentation.names().iter().position(|n| n == name)?;
+        return u16::try_from(i).ok().map(Dim::Segment);
+    }
+    let arm = label.strip_prefix("arm:")?;
+    if arm == "(none)" {
+        return Some(Dim::Arm(0));
+    }
+    (1..=u16::MAX)
+        .map_while(|i| engine.strategies.get(i).map(|s| (i, s)))
+        .find(|(_, s)| format!("{}/{}", s.id, s.arm) == arm)
+        .map(|(i, _)| Dim::Arm(i))
 }
 
 /// A dimension's label for reports: `all`, `segment:<name>` or `arm:<strategy>/<arm>`.

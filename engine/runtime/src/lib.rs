@@ -25,16 +25,21 @@ mod portfolio;
 mod sink;
 mod stats;
 mod store;
+mod summary;
 mod timers;
 mod worker;
 
 pub use changes::{Fences, ViewKeys};
-pub use kpis::{Dim, KpiCounts, KpiRates, RETENTION_DAYS as KPI_RETENTION_DAYS, Rate, dim_label};
+pub use kpis::{
+    Dim, KpiCounts, KpiRates, LabelledDay, RETENTION_DAYS as KPI_RETENTION_DAYS, Rate, dim_label,
+    dim_of_label, label_dims, window_of_days,
+};
 pub use operator::Operator;
 pub use partitioner::{murmur2, partition_for};
 pub use portfolio::{Portfolio, Tally};
 pub use sink::{CollectingSink, InputRecord, LogRecord, Sink, replay_order};
 pub use stats::{ArmStats, WorkerStats};
 pub use store::DebtorStore;
+pub use summary::{PartitionSummary, QueueEntry, QueueHead};
 pub use timers::TimerIndex;
 pub use worker::PartitionWorker;

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A count of debtors and the amount they owe (base currency unless keyed by currency).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     /// Debtors.
     pub count: u64,
@@ -27,7 +27,7 @@ impl Tally {
 }
 
 /// The portfolio of one partition, or of several merged.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Portfolio {
     /// Debtors known.
     pub debtors: u64,

@@ -13,12 +13,13 @@ use mora_domain::time::Ts;
 use mora_schemas::{DeadLetter, Family, decode_clock, decode_event};
 
 use crate::changes::{ChangeSet, Fences, ViewKeys, fenced};
-use crate::kpis::{Before, Dim, KpiCounts, Kpis};
+use crate::kpis::{Before, Dim, KpiCounts, Kpis, LabelledDay, label_dims, populations};
 use crate::operator::Operator;
 use crate::portfolio::Portfolio;
 use crate::sink::{InputRecord, Sink};
 use crate::stats::WorkerStats;
 use crate::store::DebtorStore;
+use crate::summary::{PartitionSummary, QueueEntry, QueueHead};
 use crate::timers::TimerIndex;
 
 /// Audit records a partition keeps in memory for debtors' recent decisions (the audit topic and the state store's
@@ -292,6 +293,50 @@ impl PartitionWorker {
     /// KPI counters over the `days` days up to the partition's clock, with current populations.
     pub fn kpis(&self, days: i64) -> std::collections::BTreeMap<Dim, KpiCounts> {
         self.kpis.window(self.clock, days, self.store.iter())
+    }
+
+    /// KPI days counted into since the last call, labelled (for the state store).
+    pub fn take_kpi_days(&mut self) -> Vec<(i64, LabelledDay)> {
+        self.kpis.take_dirty(&self.engine)
+    }
+
+    /// Loads KPI days stored by an earlier owner of the partition; returns how many counters named a segment or arm
+    /// the configuration no longer has (dropped).
+    pub fn load_kpi_days(&mut self, days: impl IntoIterator<Item = (i64, LabelledDay)>) -> usize {
+        let today = self.clock.0.div_euclid(mora_domain::time::DAY_MS);
+        self.kpis.load(&self.engine, today, days)
+    }
+
+    /// The partition's picture for other instances: portfolio, KPI populations, and the first `queue_depth` entries
+    /// of every work queue.
+    pub fn summary(&self, queue_depth: usize) -> PartitionSummary {
+        let e = &self.engine;
+        let queues = e
+            .queues
+            .names()
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let entries = self
+                    .queues
+                    .iter_from(i, None)
+                    .take(queue_depth)
+                    .map(|(p, slot)| QueueEntry::of(e, p, *slot, self.store.get(*slot)))
+                    .collect();
+                let head = QueueHead {
+                    len: self.queues.len(i) as u64,
+                    entries,
+                };
+                (name.clone(), head)
+            })
+            .collect();
+        PartitionSummary {
+            partition: self.partition,
+            clock: self.clock,
+            portfolio: self.portfolio(),
+            populations: label_dims(e, &populations(self.store.iter())),
+            queues,
+        }
     }
 
     /// The work queue `name` in priority order, from after `cursor` (a previous page's last entry), at most `n`.

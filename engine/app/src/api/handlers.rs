@@ -9,12 +9,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mora_domain::action::AuditRecord;
 use mora_domain::debtor::Debtor;
+use mora_domain::time::DAY_MS;
 use mora_domain::time::Ts;
-use mora_runtime::{Dim, KpiCounts, Portfolio, dim_label};
+use mora_runtime::{LabelledDay, Portfolio, label_dims, window_of_days};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ApiState;
+use super::{ApiState, remote};
 
 type Shared = State<Arc<ApiState>>;
 
@@ -90,28 +91,29 @@ pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response
         for w in workers {
             partitions.push(w.partition());
             if let Some(d) = w.debtor(&id) {
-                let recent = w.recent_decisions(&id, 50).into_iter().cloned().collect();
+                let recent = w
+                    .recent_decisions(&id, RECENT)
+                    .into_iter()
+                    .cloned()
+                    .collect();
                 found = Some((w.partition(), d.clone(), recent));
             }
         }
     });
     if let Some((partition, d, recent)) = found {
-        return Json(debtor_json(&engine, partition, &d, &recent, "memory")).into_response();
+        return Json(debtor_json(&engine, partition, &d, json!(recent), "memory")).into_response();
     }
-    if let (Some(cfg), Some(total)) = (&s.store, s.backend.partitions_total()) {
+    if let (Some(_), Some(total)) = (&s.store, s.backend.partitions_total()) {
         let partition = mora_runtime::partition_for(id.as_bytes(), total) as i32;
         if !partitions.contains(&partition) {
-            let store = s
-                .store_session
-                .get_or_try_init(|| mora_connector_scylla::Store::connect(cfg))
-                .await;
-            let stored = match store {
-                Ok(store) => store.debtor(partition, &id).await,
-                Err(e) => Err(e),
+            let stored = match remote::store(&s).await {
+                Some(Ok(store)) => stored_debtor(store, partition, &id).await,
+                Some(Err(e)) => Err(e),
+                None => Ok(None),
             };
             return match stored {
-                Ok(Some(d)) => {
-                    Json(debtor_json(&engine, partition, &d, &[], "state_store")).into_response()
+                Ok(Some((d, recent))) => {
+                    Json(debtor_json(&engine, partition, &d, recent, "state_store")).into_response()
                 }
                 Ok(None) => error(
                     StatusCode::NOT_FOUND,
@@ -139,11 +141,39 @@ pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response
     .into_response()
 }
 
+/// A debtor of a partition another instance owns: its stored row, and its latest decisions from the audit ledger.
+async fn stored_debtor(
+    store: &mora_connector_scylla::Store,
+    partition: i32,
+    id: &str,
+) -> Result<Option<(Debtor, serde_json::Value)>, String> {
+    let Some(d) = store
+        .debtor(partition, id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let now = store
+        .checkpoint(partition)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_or(Ts(0), |c| c.clock);
+    let recent = store
+        .recent_decisions(id, now, RECENT)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Some((d, json!(recent))))
+}
+
+/// Recent decisions shown with a debtor.
+const RECENT: usize = 50;
+
 fn debtor_json(
     engine: &mora_domain::engine::Engine,
     partition: i32,
     d: &Debtor,
-    recent: &[AuditRecord],
+    recent: serde_json::Value,
     source: &str,
 ) -> serde_json::Value {
     let dv = &d.derived;
@@ -193,17 +223,25 @@ fn debtor_json(
     })
 }
 
-/// `GET /v1/portfolio`.
+/// `GET /v1/portfolio`: owned partitions from memory, the others from their owners' published summaries.
 pub(crate) async fn portfolio(State(s): Shared) -> Json<serde_json::Value> {
     let mut total = Portfolio::default();
-    let mut partitions = Vec::new();
+    let mut memory = Vec::new();
     s.backend.visit(&mut |workers| {
         for w in workers {
-            partitions.push(w.partition());
+            memory.push(w.partition());
             total.merge(&w.portfolio());
         }
     });
-    Json(json!({ "partitions": partitions, "portfolio": total }))
+    let (foreign, _) = remote::foreign(&s, &memory, None).await;
+    for summary in &foreign.summaries {
+        total.merge(&summary.portfolio);
+    }
+    Json(json!({
+        "partitions": foreign.covered(&memory),
+        "sources": foreign.sources(&memory),
+        "portfolio": total,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -211,7 +249,8 @@ pub(crate) struct KpiQuery {
     window: Option<String>,
 }
 
-/// `GET /v1/kpis?window=30d`.
+/// `GET /v1/kpis?window=30d`: counters summed over the window up to each partition's clock, merged across
+/// partitions (owned ones from memory, the others from the state store), then turned into rates.
 pub(crate) async fn kpis(State(s): Shared, Query(q): Query<KpiQuery>) -> Response {
     let window = q.window.unwrap_or_else(|| "30d".into());
     let days = window
@@ -230,145 +269,49 @@ pub(crate) async fn kpis(State(s): Shared, Query(q): Query<KpiQuery>) -> Respons
         .into_response();
     };
     let engine = s.backend.engine();
-    let mut sums: BTreeMap<Dim, KpiCounts> = BTreeMap::new();
-    let mut partitions = Vec::new();
+    let mut sums: LabelledDay = LabelledDay::new();
+    let mut memory = Vec::new();
     let mut until = Ts::MIN;
     s.backend.visit(&mut |workers| {
         for w in workers {
-            partitions.push(w.partition());
+            memory.push(w.partition());
             until = until.max(w.clock());
-            for (dim, c) in w.kpis(days) {
-                sums.entry(dim).or_default().add(&c);
+            for (label, c) in label_dims(&engine, &w.kpis(days)) {
+                sums.entry(label).or_default().add(&c);
             }
         }
     });
+    let (foreign, stored_days) = remote::foreign(&s, &memory, Some(days)).await;
+    for (summary, stored) in foreign.summaries.iter().zip(&stored_days) {
+        until = until.max(summary.clock);
+        let today = summary.clock.0.div_euclid(DAY_MS);
+        let counted = window_of_days(stored.iter().map(|(d, c)| (d, c)), today, days);
+        for (label, c) in counted.iter().chain(&summary.populations) {
+            sums.entry(label.clone()).or_default().add(c);
+        }
+    }
     let names = engine.aging.bucket_names();
     let mut by_segment = BTreeMap::new();
     let mut by_arm = BTreeMap::new();
     let mut all = None;
-    for (dim, c) in &sums {
+    for (label, c) in &sums {
         let rates = c.rates(names);
-        match dim {
-            Dim::All => all = Some(rates),
-            Dim::Segment(_) => {
-                by_segment.insert(dim_label(&engine, *dim), rates);
-            }
-            Dim::Arm(_) => {
-                by_arm.insert(dim_label(&engine, *dim), rates);
-            }
+        if label == "all" {
+            all = Some(rates);
+        } else if label.starts_with("segment:") {
+            by_segment.insert(label.clone(), rates);
+        } else {
+            by_arm.insert(label.clone(), rates);
         }
     }
     Json(json!({
         "window_days": days,
         "until": (until != Ts::MIN).then_some(until),
-        "partitions": partitions,
+        "partitions": foreign.covered(&memory),
+        "sources": foreign.sources(&memory),
         "all": all,
         "by_segment": by_segment,
         "by_arm": by_arm,
-    }))
-    .into_response()
-}
-
-#[derive(Deserialize)]
-pub(crate) struct QueueQuery {
-    limit: Option<usize>,
-    cursor: Option<String>,
-}
-
-/// A position in a merged queue: priority, partition, slot.
-fn parse_cursor(c: &str) -> Option<(i64, i32, u32)> {
-    let mut it = c.split('.');
-    let p = it.next()?.parse().ok()?;
-    let part = it.next()?.parse().ok()?;
-    let slot = it.next()?.parse().ok()?;
-    it.next().is_none().then_some((p, part, slot))
-}
-
-/// `GET /v1/queues/{name}?limit=&cursor=`: the queue in priority order (highest first; ties by partition, then
-/// arrival), across owned partitions.
-pub(crate) async fn queue(
-    State(s): Shared,
-    Path(name): Path<String>,
-    Query(q): Query<QueueQuery>,
-) -> Response {
-    let engine = s.backend.engine();
-    if engine.queues.index(&name).is_none() {
-        return error(
-            StatusCode::NOT_FOUND,
-            "unknown_queue",
-            &format!(
-                "no queue `{name}`; queues: {}",
-                engine.queues.names().join(", ")
-            ),
-        )
-        .into_response();
-    }
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let cursor = match q.cursor.as_deref().map(parse_cursor) {
-        None => None,
-        Some(Some(c)) => Some(c),
-        Some(None) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_cursor",
-                "cursor is not one this API gave",
-            )
-            .into_response();
-        }
-    };
-    let mut items: Vec<(i64, i32, u32, serde_json::Value)> = Vec::new();
-    let mut total = 0usize;
-    let mut partitions = Vec::new();
-    s.backend.visit(&mut |workers| {
-        for w in workers {
-            let part = w.partition();
-            partitions.push(part);
-            total += w.queue_len(&name);
-            // Entries after the cursor in (priority desc, partition, slot) order: within the cursor's own partition
-            // strictly after it; in others, from the first entry of equal priority on, later partitions only.
-            let from = cursor.map(|(p, cp, cs)| {
-                if part == cp {
-                    (p, cs)
-                } else if part > cp {
-                    (p.saturating_add(1), u32::MAX)
-                } else {
-                    (p, u32::MAX)
-                }
-            });
-            for (prio, slot, d) in w.queue_page(&name, from, limit) {
-                let dv = &d.derived;
-                items.push((
-                    prio,
-                    part,
-                    slot,
-                    json!({
-                        "debtor_id": d.id,
-                        "priority": prio,
-                        "partition": part,
-                        "dpd": dv.dpd,
-                        "stage": dv.stage.as_str(),
-                        "segment": engine.segmentation.names().get(dv.segment as usize),
-                        "overdue_base": dv.overdue_base,
-                    }),
-                ));
-            }
-        }
-    });
-    items.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    items.truncate(limit);
-    let next = (items.len() == limit)
-        .then(|| {
-            items
-                .last()
-                .map(|(p, part, slot, _)| format!("{p}.{part}.{slot}"))
-        })
-        .flatten();
-    Json(json!({
-        "queue": name,
-        "partitions": partitions,
-        "total": total,
-        "items": items.into_iter().map(|(_, _, _, v)| v).collect::<Vec<_>>(),
-        "next_cursor": next,
     }))
     .into_response()
 }

@@ -1,15 +1,19 @@
 //! The HTTP API risk and collections teams query: debtors, the portfolio, KPIs, work queues, configuration reloads,
 //! health and Prometheus metrics. Versioned under `/v1`, JSON, bearer tokens with roles (see [`ApiConfig`]).
 //!
-//! It answers from the memory of the instance serving it: the partitions that instance owns (all of them with one
-//! instance, or in `mora demo`). Which partitions an answer covers is stated in every answer (`partitions`). A debtor
-//! of a partition another instance owns is read from the state store when one is configured (`source`).
+//! Any instance gives the whole picture. It answers for the partitions it owns from memory (all of them with one
+//! instance, or in `mora demo`) and, when a state store is configured, for the others from the state store: a
+//! debtor's stored row, and the summaries (portfolio, KPI populations, work queue heads) and KPI days each partition's
+//! owner publishes there (see [`remote`]). Every answer states where each partition came from (`sources`, or
+//! `source` for a debtor) and how old a stored summary is (`as_of`, the partition's clock).
 
 mod auth;
 mod backend;
 mod config;
 mod handlers;
+mod queues;
 mod reload;
+mod remote;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +32,7 @@ pub use reload::Reloader;
 /// What handlers share.
 pub(crate) struct ApiState {
     pub backend: Arc<dyn Backend>,
-    /// The state store, for debtors of partitions another instance owns.
+    /// The state store, for partitions another instance owns.
     pub store: Option<mora_connector_scylla::StateConfig>,
     pub store_session: tokio::sync::OnceCell<mora_connector_scylla::Store>,
     pub auth: auth::Auth,
@@ -56,7 +60,7 @@ pub fn router(
         .route("/v1/debtors/{id}", get(handlers::debtor))
         .route("/v1/portfolio", get(handlers::portfolio))
         .route("/v1/kpis", get(handlers::kpis))
-        .route("/v1/queues/{name}", get(handlers::queue))
+        .route("/v1/queues/{name}", get(queues::queue))
         .route("/v1/admin/reload", post(handlers::reload))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

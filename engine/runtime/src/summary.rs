@@ -1,0 +1,84 @@
+//! What a partition publishes for the instances that do not own it: its portfolio figures, the present populations
+//! its KPIs are computed against, and the head of each work queue. The owner writes it to the state store every
+//! few seconds; any instance answers portfolio, KPI and queue queries for partitions it does not own from it.
+
+use std::collections::BTreeMap;
+
+use mora_domain::debtor::Debtor;
+use mora_domain::engine::Engine;
+use mora_domain::time::Ts;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::kpis::LabelledDay;
+use crate::portfolio::Portfolio;
+
+/// One partition's published picture, as of its clock.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionSummary {
+    /// The partition.
+    pub partition: i32,
+    /// The partition's clock when the picture was taken.
+    pub clock: Ts,
+    /// Portfolio figures.
+    pub portfolio: Portfolio,
+    /// Populations now per KPI dimension label (debtors per bucket, past due, overdue).
+    pub populations: LabelledDay,
+    /// Per work queue, its length and first entries in priority order.
+    pub queues: BTreeMap<String, QueueHead>,
+}
+
+/// The head of one work queue of one partition.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueHead {
+    /// Debtors in the queue (all of them, not only those in `entries`).
+    pub len: u64,
+    /// The first entries, in priority order.
+    pub entries: Vec<QueueEntry>,
+}
+
+impl QueueHead {
+    /// Whether `entries` stops short of the queue's end.
+    pub fn truncated(&self) -> bool {
+        (self.entries.len() as u64) < self.len
+    }
+}
+
+/// One debtor in a work queue, with what a collector's list shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// Priority (hundredths).
+    pub priority: i64,
+    /// The debtor's slot in its partition (the tie-break after priority: first seen first).
+    pub slot: u32,
+    /// Debtor id.
+    pub debtor_id: String,
+    /// Days past due.
+    pub dpd: u16,
+    /// Stage name.
+    pub stage: String,
+    /// Segment name.
+    pub segment: Option<String>,
+    /// Overdue, base currency.
+    pub overdue_base: Decimal,
+}
+
+impl QueueEntry {
+    /// The entry of `d` at `priority` and `slot`, with names from `engine`.
+    pub fn of(engine: &Engine, priority: i64, slot: u32, d: &Debtor) -> Self {
+        let dv = &d.derived;
+        Self {
+            priority,
+            slot,
+            debtor_id: d.id.to_string(),
+            dpd: dv.dpd,
+            stage: dv.stage.as_str().to_string(),
+            segment: engine
+                .segmentation
+                .names()
+                .get(dv.segment as usize)
+                .cloned(),
+            overdue_base: dv.overdue_base,
+        }
+    }
+}
