@@ -1,5 +1,6 @@
-//! Engine parts on their own: a debtor's state encoded and decoded for the state store, and a work queue
-//! re-prioritised (a debtor's priority changing inside a queue of 1 000 000).
+//! Engine parts on their own: a debtor's state encoded and decoded for the state store, a work queue
+//! re-prioritised (a debtor's priority changing inside a queue of 1 000 000), and the summary a partition of
+//! 100 000 debtors publishes for other instances (taken on the engine thread every `state.summary_interval`).
 //!
 //! `cargo bench -p mora-benches --bench parts`
 
@@ -69,5 +70,29 @@ fn queue_update(c: &mut Criterion) {
     eprintln!("queue holds {} debtors after {round} moves", book.len(0));
 }
 
-criterion_group!(benches, state_codec, queue_update);
+fn partition_summary(c: &mut Criterion) {
+    let engine = Arc::new(shipped_engine());
+    let mut w = synthetic_portfolio(&engine, 100_000);
+    w.advance_to(
+        mora_domain::testkit::ts("2026-06-01T00:00:00Z"),
+        &mut mora_benches::NullSink,
+    );
+    let s = w.summary(1000);
+    let bytes = mora_connector_scylla::encode_summary(&s).expect("encodes");
+    eprintln!(
+        "summary of {} debtors: {} bytes encoded",
+        w.len(),
+        bytes.len()
+    );
+    let mut g = c.benchmark_group("mora_runtime::PartitionWorker::summary");
+    g.sample_size(20).measurement_time(Duration::from_secs(5));
+    g.bench_function("take_and_encode_100000_debtors_depth_1000", |b| {
+        b.iter(|| mora_connector_scylla::encode_summary(&w.summary(1000)))
+    });
+    g.bench_function("portfolio_100000_debtors", |b| b.iter(|| w.portfolio()));
+    g.bench_function("kpis_100000_debtors", |b| b.iter(|| w.kpis(30)));
+    g.finish();
+}
+
+criterion_group!(benches, state_codec, queue_update, partition_summary);
 criterion_main!(benches);

@@ -20,7 +20,10 @@ mod rows;
 mod store;
 mod writer;
 
-pub use codec::{FORMAT, decode, encode};
+pub use codec::{
+    AGGREGATE_FORMAT, FORMAT, decode, decode_kpi_day, decode_summary, encode, encode_kpi_day,
+    encode_summary,
+};
 pub use config::{ConsistencyLevel, Replication, StateConfig};
 pub use error::StateError;
 pub use rows::{Checkpoint, DebtorRow, Offsets, PartitionFlush, ViewChange};

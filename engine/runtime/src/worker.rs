@@ -15,7 +15,7 @@ use mora_schemas::{DeadLetter, Family, decode_clock, decode_event};
 use crate::changes::{ChangeSet, Fences, ViewKeys, fenced};
 use crate::kpis::{Before, Dim, KpiCounts, Kpis, LabelledDay, label_dims, populations};
 use crate::operator::Operator;
-use crate::portfolio::Portfolio;
+use crate::portfolio::{Portfolio, Tally};
 use crate::sink::{InputRecord, Sink};
 use crate::stats::WorkerStats;
 use crate::store::DebtorStore;
@@ -439,10 +439,15 @@ impl PartitionWorker {
         );
     }
 
-    /// Portfolio figures of this partition.
+    /// Portfolio figures of this partition. Tallied by index in one pass (no allocation per debtor), named after.
     pub fn portfolio(&self) -> Portfolio {
+        use std::collections::BTreeMap;
         let e = &self.engine;
         let mut p = Portfolio::default();
+        let mut by_bucket: BTreeMap<u8, Tally> = BTreeMap::new();
+        let mut by_stage: BTreeMap<&'static str, Tally> = BTreeMap::new();
+        let mut by_segment: BTreeMap<u16, Tally> = BTreeMap::new();
+        let mut by_currency: BTreeMap<mora_domain::ids::Currency, Tally> = BTreeMap::new();
         for d in self.store.iter() {
             p.debtors += 1;
             if !d.owes() {
@@ -452,22 +457,39 @@ impl PartitionWorker {
             p.owing += 1;
             p.outstanding_base += dv.outstanding_base;
             p.overdue_base += dv.overdue_base;
-            p.by_bucket
-                .entry(e.aging.bucket_names()[dv.bucket as usize].clone())
+            by_bucket
+                .entry(dv.bucket)
                 .or_default()
                 .add(dv.outstanding_base);
-            p.by_stage
-                .entry(dv.stage.as_str().to_string())
+            by_stage
+                .entry(dv.stage.as_str())
                 .or_default()
                 .add(dv.outstanding_base);
-            p.by_segment
-                .entry(e.segmentation.names()[dv.segment as usize].clone())
+            by_segment
+                .entry(dv.segment)
                 .or_default()
                 .add(dv.outstanding_base);
             for (c, amount) in d.outstanding().iter() {
-                p.by_currency.entry(c.to_string()).or_default().add(amount);
+                by_currency.entry(c).or_default().add(amount);
             }
         }
+        let name = |names: &[String], i: usize| names.get(i).cloned().unwrap_or_else(|| "?".into());
+        p.by_bucket = by_bucket
+            .into_iter()
+            .map(|(b, t)| (name(e.aging.bucket_names(), b as usize), t))
+            .collect();
+        p.by_stage = by_stage
+            .into_iter()
+            .map(|(s, t)| (s.to_string(), t))
+            .collect();
+        p.by_segment = by_segment
+            .into_iter()
+            .map(|(i, t)| (name(e.segmentation.names(), i as usize), t))
+            .collect();
+        p.by_currency = by_currency
+            .into_iter()
+            .map(|(c, t)| (c.to_string(), t))
+            .collect();
         p
     }
 
