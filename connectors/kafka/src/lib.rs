@@ -30,7 +30,7 @@ pub use config::{
     ClockConfig, ClockSource, DeliveryMode, KafkaConfig, SecurityConfig, TopicsConfig,
 };
 pub use error::PipelineError;
-pub use loadgen::{LoadgenOptions, LoadgenReport, loadgen};
+pub use loadgen::{GeneratedRecord, LoadgenOptions, LoadgenReport, generate, loadgen};
 pub use log::read_partition_log;
 pub use run::{InstanceView, ReloadReport, RunHandle, RunStats, run, run_with_state};
 pub use topics::{check_co_partitioned, create_topics};

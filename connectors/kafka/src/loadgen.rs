@@ -53,26 +53,38 @@ pub struct LoadgenReport {
     pub clock_records: u64,
 }
 
-/// Produces the simulated log to the input topics of `cfg` (which must exist and be co-partitioned).
-pub fn loadgen(
-    cfg: &KafkaConfig,
+/// One record of the simulated log, ready to produce.
+#[derive(Clone, Debug)]
+pub struct GeneratedRecord {
+    /// Topic partition (every input topic is co-partitioned).
+    pub partition: i32,
+    /// Input family: the topic is `cfg.topics.input(family)`.
+    pub family: Family,
+    /// Record key: the debtor id (the partition number for clock records).
+    pub key: String,
+    /// Confluent-framed Avro.
+    pub payload: Vec<u8>,
+    /// Simulated instant (the record's timestamp in `mora loadgen`).
+    pub at: Ts,
+}
+
+/// Generates the simulated log of `partitions` partitions in time order (15-minute slices, partition by partition
+/// inside each), with a clock record per partition after every simulated hour, and hands each record to `emit`
+/// until it returns `false` or the simulated days run out. Returns the records generated, clock records included.
+pub fn generate(
     opts: &LoadgenOptions,
+    partitions: u32,
     engine: Arc<Engine>,
-) -> Result<LoadgenReport, PipelineError> {
-    let partitions = check_co_partitioned(cfg)?;
+    mut emit: impl FnMut(GeneratedRecord) -> Result<bool, PipelineError>,
+) -> Result<u64, PipelineError> {
     let sim_cfg = SimConfig {
         debtors: opts.debtors,
         days: opts.days,
         seed: opts.seed,
-        partitions: partitions as u32,
+        partitions,
         ..SimConfig::default()
     };
-    let producer: BaseProducer = client::plain(cfg)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "20")
-        .set("queue.buffering.max.messages", "200000")
-        .create()?;
-    let mut parts: Vec<(PartitionSim, PartitionWorker)> = (0..partitions as u32)
+    let mut parts: Vec<(PartitionSim, PartitionWorker)> = (0..partitions)
         .map(|p| {
             (
                 PartitionSim::new(&sim_cfg, p),
@@ -80,60 +92,61 @@ pub fn loadgen(
             )
         })
         .collect();
-    let topics: Vec<String> = mora_schemas::Family::ALL
-        .iter()
-        .map(|f| cfg.topics.input(*f))
-        .collect();
-    let clock_topic = cfg.topics.input(Family::Clock);
-    let mut report = LoadgenReport::default();
-    let started = Instant::now();
+    let mut n = 0u64;
     let mut t = sim_cfg.start_ts();
     let mut sink = CollectingSink::default();
-    'outer: while t < sim_cfg.end() {
+    while t < sim_cfg.end() {
         let tick = t.plus_ms(15 * MINUTE_MS);
         for (p, (sim, worker)) in parts.iter_mut().enumerate() {
             while let Some(rec) = sim.pop_until(tick) {
-                if report.total >= opts.events {
-                    break 'outer;
-                }
                 let family = rec.family();
-                let (key, bytes) = match &rec {
+                let (key, payload) = match &rec {
                     SimRecord::Event(ev) => {
                         let _ = worker.on_event(ev, &mut sink);
                         let bytes = encode_event(ev, Wire::Confluent)
                             .map_err(|e| PipelineError::Config(e.to_string()))?;
-                        (ev.debtor_id.clone(), bytes)
+                        (ev.debtor_id.to_string(), bytes)
                     }
-                    SimRecord::Poison { key, bytes, .. } => (key.clone(), bytes.clone()),
+                    SimRecord::Poison { key, bytes, .. } => (key.to_string(), bytes.clone()),
                 };
-                let topic = &topics[mora_schemas::Family::ALL
-                    .iter()
-                    .position(|f| *f == family)
-                    .unwrap_or(0)];
-                let record = BaseRecord::to(topic)
-                    .partition(p as i32)
-                    .key(key.as_bytes())
-                    .payload(&bytes)
-                    .timestamp(rec.at().0);
-                send(&producer, record)?;
-                *report.per_topic.entry(topic.clone()).or_default() += 1;
-                report.total += 1;
-                report.last_event_at = Some(rec.at());
+                n += 1;
+                let go_on = emit(GeneratedRecord {
+                    partition: p as i32,
+                    family,
+                    key,
+                    payload,
+                    at: rec.at(),
+                })?;
+                if !go_on {
+                    return Ok(n);
+                }
                 for a in sink.actions.drain(..) {
                     sim.react(&a);
                 }
                 sink.audits.clear();
-                if let Some(rate) = opts.rate.filter(|r| *r > 0) {
-                    let due = Duration::from_secs_f64(report.total as f64 / rate as f64);
-                    if let Some(wait) = due.checked_sub(started.elapsed()) {
-                        std::thread::sleep(wait);
-                    }
-                }
             }
             worker.on_tick(tick, &mut sink);
             if (tick.0 - sim_cfg.start_ts().0) % HOUR_MS == 0 {
-                write_clock(&producer, &clock_topic, p as i32, tick)?;
-                report.clock_records += 1;
+                let payload = encode_clock(
+                    &ClockTick {
+                        source: "sim".into(),
+                        partition: p as i32,
+                        at: tick,
+                    },
+                    Wire::Confluent,
+                )
+                .map_err(|e| PipelineError::Config(e.to_string()))?;
+                n += 1;
+                let go_on = emit(GeneratedRecord {
+                    partition: p as i32,
+                    family: Family::Clock,
+                    key: p.to_string(),
+                    payload,
+                    at: tick,
+                })?;
+                if !go_on {
+                    return Ok(n);
+                }
             }
             for a in sink.actions.drain(..) {
                 sim.react(&a);
@@ -142,35 +155,57 @@ pub fn loadgen(
         }
         t = tick;
     }
+    Ok(n)
+}
+
+/// Produces the simulated log to the input topics of `cfg` (which must exist and be co-partitioned).
+pub fn loadgen(
+    cfg: &KafkaConfig,
+    opts: &LoadgenOptions,
+    engine: Arc<Engine>,
+) -> Result<LoadgenReport, PipelineError> {
+    let partitions = check_co_partitioned(cfg)?;
+    let producer: BaseProducer = client::plain(cfg)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "200000")
+        .create()?;
+    let topics: Vec<String> = Family::ALL.iter().map(|f| cfg.topics.input(*f)).collect();
+    let mut report = LoadgenReport::default();
+    let started = Instant::now();
+    generate(opts, partitions as u32, engine, |rec| {
+        if rec.family != Family::Clock && report.total >= opts.events {
+            return Ok(false);
+        }
+        let topic = &topics[family_index(rec.family)];
+        let record = BaseRecord::to(topic)
+            .partition(rec.partition)
+            .key(rec.key.as_bytes())
+            .payload(&rec.payload)
+            .timestamp(rec.at.0);
+        send(&producer, record)?;
+        if rec.family == Family::Clock {
+            report.clock_records += 1;
+            return Ok(true);
+        }
+        *report.per_topic.entry(topic.clone()).or_default() += 1;
+        report.total += 1;
+        report.last_event_at = Some(rec.at);
+        if let Some(rate) = opts.rate.filter(|r| *r > 0) {
+            let due = Duration::from_secs_f64(report.total as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        Ok(true)
+    })?;
     producer.flush(Duration::from_secs(60))?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
-fn write_clock(
-    producer: &BaseProducer,
-    topic: &str,
-    partition: i32,
-    at: Ts,
-) -> Result<(), PipelineError> {
-    let clock = encode_clock(
-        &ClockTick {
-            source: "sim".into(),
-            partition,
-            at,
-        },
-        Wire::Confluent,
-    )
-    .map_err(|e| PipelineError::Config(e.to_string()))?;
-    let key = partition.to_string();
-    send(
-        producer,
-        BaseRecord::to(topic)
-            .partition(partition)
-            .key(key.as_bytes())
-            .payload(&clock)
-            .timestamp(at.0),
-    )
+fn family_index(f: Family) -> usize {
+    Family::ALL.iter().position(|x| *x == f).unwrap_or(0)
 }
 
 fn send(
