@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench -p mora-benches` (set `MORA_BENCH_DEBTORS` to change the portfolio size, default 1 000 000).
 
+pub mod e2e;
+
 use std::sync::Arc;
 
 use mora_domain::engine::Engine;

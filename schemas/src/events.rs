@@ -9,7 +9,7 @@ use mora_domain::ids::ChannelSet;
 
 use crate::codec::{self, Fields, as_channel, money, opt, record, string, symbol};
 use crate::error::{DecodeError, EncodeError};
-use crate::registry::{Family, SchemaKind, Wire};
+use crate::registry::{Family, Registry, SchemaKind, Wire};
 
 /// The topic family an event kind travels in, and its branch index in that family's payload union.
 pub fn family_of(kind: &EventKind) -> (Family, usize) {
@@ -64,8 +64,26 @@ fn branch_index(family: Family, name: &str) -> Option<usize> {
         .and_then(|(_, names)| names.iter().position(|n| *n == name))
 }
 
-/// Decodes an input record of topic family `family` (raw Avro or Confluent framing).
+/// Decodes an input record of topic family `family` (raw Avro or Confluent framing). Records written with the
+/// family's current schema take the fast path (straight from the Avro binary); others are read through Avro schema
+/// resolution ([`decode_event_generic`]).
 pub fn decode_event(family: Family, bytes: &[u8]) -> Result<Envelope, DecodeError> {
+    if family != Family::Clock {
+        let current = Registry::global().current(SchemaKind::Event(family)).0;
+        match bytes {
+            [0, a, b, c, d, body @ ..] if u32::from_be_bytes([*a, *b, *c, *d]) == current => {
+                return crate::fast::decode_current(family, body);
+            }
+            [first, ..] if *first != 0 => return crate::fast::decode_current(family, bytes),
+            _ => {}
+        }
+    }
+    decode_event_generic(family, bytes)
+}
+
+/// Decodes an input record through apache-avro's generic values and Avro schema resolution: any known writer
+/// schema of the family. [`decode_event`] uses it for records not written with the current schema.
+pub fn decode_event_generic(family: Family, bytes: &[u8]) -> Result<Envelope, DecodeError> {
     if family == Family::Clock {
         return Err(DecodeError::Invalid {
             field: "family",

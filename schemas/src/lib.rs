@@ -19,12 +19,13 @@ mod clock;
 mod codec;
 mod error;
 mod events;
+mod fast;
 mod outputs;
 mod registry;
 
 pub use clock::{ClockTick, decode_clock, encode_clock};
 pub use error::{DecodeError, EncodeError};
-pub use events::{decode_event, encode_event, family_of};
+pub use events::{decode_event, decode_event_generic, encode_event, family_of};
 pub use outputs::{
     DeadLetter, decode_action, decode_audit, decode_dead_letter, encode_action, encode_audit,
     encode_dead_letter,

@@ -355,15 +355,17 @@ listen = "127.0.0.1:0"
             if log.is_empty() {
                 continue;
             }
+            // The engine's own warnings (the database driver's reconnection chatter during an outage is left out).
             let notable: Vec<&str> = log
                 .lines()
                 .filter(|l| {
-                    l.contains("out of")
+                    (l.contains("out of")
                         || l.contains("restored from")
                         || l.contains("WARN")
-                        || l.contains("ERROR")
+                        || l.contains("ERROR"))
+                        && !l.contains(" scylla::")
                 })
-                .take(20)
+                .take(40)
                 .collect();
             out.push(format!("engine {n}:\n  {}", notable.join("\n  ")));
         }

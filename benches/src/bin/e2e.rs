@@ -1,0 +1,134 @@
+//! `cargo run --release -p mora-benches --bin e2e -- [OPTIONS]`: mora end to end against the real broker (and state
+//! store), side by side with a Kafka Streams peer. Start the services first (`deploy/services.sh up`), or use
+//! `benches/e2e.sh`, which does. See `benches/RESULTS.md` for figures and how they were made.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use mora_benches::e2e::{self, Mode, System};
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "mora end to end: sustained events/s and event→action latency under load, beside a Kafka Streams peer"
+)]
+struct Args {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "MORA_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// CQL contact points of the state store for mora (comma-separated).
+    #[arg(long, env = "MORA_CQL_NODES", default_value = "127.0.0.1:9042")]
+    cql: String,
+    /// Run mora without the state store.
+    #[arg(long)]
+    no_state: bool,
+    /// Debtors in the simulated portfolio.
+    #[arg(long, default_value_t = 1_000_000)]
+    debtors: u64,
+    /// Partitions of every topic.
+    #[arg(long, default_value_t = 6)]
+    partitions: u32,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Simulated days produced as the backlog that measures the maximum sustainable rate.
+    #[arg(long, default_value_t = 2.0)]
+    warmup_days: f64,
+    /// Seconds of each load step.
+    #[arg(long, default_value_t = 30.0)]
+    step_seconds: f64,
+    /// Loads, as percentages of the maximum sustainable rate.
+    #[arg(long, value_delimiter = ',', default_value = "25,50,75,100")]
+    loads: Vec<f64>,
+    /// Systems to run: mora, peer.
+    #[arg(long, value_delimiter = ',', default_value = "mora,peer")]
+    systems: Vec<String>,
+    /// Delivery modes: eos, alo.
+    #[arg(long, value_delimiter = ',', default_value = "eos,alo")]
+    modes: Vec<String>,
+    /// The peer's Maven project.
+    #[arg(long, default_value = "benches/peers/kafka-streams")]
+    peer_dir: PathBuf,
+    /// Where the report and plots go.
+    #[arg(long, default_value = "out/e2e")]
+    out: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut runs = Vec::new();
+    for s in &args.systems {
+        let system = match s.as_str() {
+            "mora" => System::Mora,
+            "peer" => System::Peer,
+            other => anyhow::bail!("--systems: `{other}` is not mora or peer"),
+        };
+        for m in &args.modes {
+            let mode = match m.as_str() {
+                "eos" => Mode::ExactlyOnce,
+                "alo" => Mode::AtLeastOnce,
+                other => anyhow::bail!("--modes: `{other}` is not eos or alo"),
+            };
+            runs.push((system, mode));
+        }
+    }
+    anyhow::ensure!(
+        args.loads.iter().all(|l| *l > 0.0 && *l <= 200.0),
+        "--loads: percentages between 0 and 200"
+    );
+    let opts = e2e::Options {
+        brokers: args.brokers.clone(),
+        state_nodes: (!args.no_state)
+            .then(|| args.cql.split(',').map(|s| s.trim().to_string()).collect()),
+        debtors: args.debtors,
+        partitions: args.partitions,
+        seed: args.seed,
+        warmup_days: args.warmup_days,
+        step_seconds: args.step_seconds,
+        loads: args.loads.iter().map(|l| l / 100.0).collect(),
+        runs,
+        peer_dir: args.peer_dir.clone(),
+        out: args.out.clone(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let engine = Arc::new(
+        mora::config::load(None)
+            .context("the built-in configuration")?
+            .engine,
+    );
+    let report = e2e::run(&opts, engine)?;
+    for r in &report.runs {
+        let name = format!("{:?} {}", r.system, r.mode.short()).to_lowercase();
+        if let Some(e) = &r.error {
+            eprintln!("{name}: failed: {e}");
+            continue;
+        }
+        eprintln!(
+            "{name}: max {:.0} events/s; {} actions, {} duplicates",
+            r.warmup.max_rate, r.actions, r.duplicates
+        );
+        for s in &r.steps {
+            eprintln!(
+                "  {:>4.0}% ({:>6.0}/s offered, {:>6.0}/s consumed): p50 {:>7.1} ms  p99 {:>7.1} ms  p99.9 {:>7.1} ms  ({} timed)",
+                s.load * 100.0,
+                s.offered_rate,
+                s.consumed_rate,
+                s.latency_ms.p50,
+                s.latency_ms.p99,
+                s.latency_ms.p999,
+                s.latency_ms.count
+            );
+        }
+    }
+    for ratio in &report.ratios {
+        eprintln!(
+            "mora / peer ({}): throughput ×{:.2}; peer p99 over mora p99 by load: {:?}",
+            ratio.mode.short(),
+            ratio.throughput,
+            ratio.p99_peer_over_mora
+        );
+    }
+    eprintln!("report: {}", args.out.join("report.json").display());
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! The reader at the end of the line: a `read_committed` consumer of the system's output topics that times every
+//! action from the produce time of the record that triggered it to the moment it became readable.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mora_runtime::partition_for;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+
+use super::kafka::{SendIndex, WARMUP, now_us};
+
+/// How to read an output record: the debtor, the decision's simulated instant, and an identity for duplicates.
+#[derive(Clone, Copy, Debug)]
+pub enum OutputFormat {
+    /// mora's contact actions (Avro).
+    MoraAction,
+    /// The peer's JSON actions: `{"debtor_id", "at", "bucket", "segment"}`.
+    PeerJson,
+}
+
+/// What to read and how.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeSpec<'a> {
+    pub brokers: &'a str,
+    pub group: &'a str,
+    pub topics: &'a [String],
+    pub format: OutputFormat,
+    /// Input partitions (an action's debtor maps to one).
+    pub partitions: u32,
+    /// Load steps to keep histograms for.
+    pub steps: usize,
+}
+
+/// Latencies per step (microseconds), and counts.
+#[derive(Debug)]
+pub struct Probe {
+    pub steps: Vec<Mutex<Histogram<u64>>>,
+    pub actions: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub untimed: AtomicU64,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Probe {
+    /// Starts reading `spec.topics` from the beginning.
+    pub fn start(
+        spec: ProbeSpec<'_>,
+        index: Arc<SendIndex>,
+        origin: Instant,
+    ) -> anyhow::Result<Arc<Self>> {
+        let ProbeSpec {
+            brokers,
+            group,
+            topics,
+            format,
+            partitions,
+            steps,
+        } = spec;
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "5")
+            .create()?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names)?;
+        let probe = Arc::new(Self {
+            steps: (0..steps)
+                .map(|_| {
+                    Mutex::new(
+                        Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| {
+                            Histogram::new(3).unwrap_or_else(|_| unreachable!())
+                        }),
+                    )
+                })
+                .collect(),
+            actions: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            untimed: AtomicU64::new(0),
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: Mutex::new(None),
+        });
+        let p = probe.clone();
+        let thread = std::thread::Builder::new()
+            .name("e2e-probe".into())
+            .spawn(move || p.read(consumer, format, partitions, &index, origin))?;
+        *probe.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+        Ok(probe)
+    }
+
+    fn read(
+        &self,
+        consumer: BaseConsumer,
+        format: OutputFormat,
+        partitions: u32,
+        index: &SendIndex,
+        origin: Instant,
+    ) {
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) else {
+                continue;
+            };
+            let read_at = now_us(origin);
+            let Some(payload) = m.payload() else { continue };
+            let Some((debtor, at, identity)) = parse(format, payload) else {
+                self.untimed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            self.actions.fetch_add(1, Ordering::Relaxed);
+            if !seen.insert(identity) {
+                self.duplicates.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let partition = partition_for(debtor.as_bytes(), partitions) as usize;
+            match index.trigger(partition, at) {
+                Some((sent, step)) if step != WARMUP => {
+                    if let Some(h) = self.steps.get(step as usize) {
+                        let mut h = h.lock().unwrap_or_else(|e| e.into_inner());
+                        let _ = h.record(read_at.saturating_sub(sent).max(1));
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    self.untimed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// A copy of step `i`'s histogram.
+    pub fn histogram(&self, i: usize) -> Option<Histogram<u64>> {
+        self.steps
+            .get(i)
+            .map(|h| h.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// Stops reading.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Debtor, decision instant (ms) and identity of an output record.
+fn parse(format: OutputFormat, payload: &[u8]) -> Option<(String, i64, Vec<u8>)> {
+    match format {
+        OutputFormat::MoraAction => {
+            let a = mora_schemas::decode_action(payload).ok()?;
+            Some((
+                a.debtor_id.to_string(),
+                a.created_at.0,
+                a.action_id.0.as_bytes().to_vec(),
+            ))
+        }
+        OutputFormat::PeerJson => {
+            let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+            let debtor = v.get("debtor_id")?.as_str()?.to_string();
+            let at = v.get("at")?.as_i64()?;
+            Some((debtor, at, payload.to_vec()))
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The harness's report: what ran, on what machine, and the figures, as JSON.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::systems::{Mode, System};
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub command: String,
+    pub debtors: u64,
+    pub partitions: u32,
+    pub seed: u64,
+    pub state_store: bool,
+    pub warmup_records: usize,
+    pub warmup_simulated_until: String,
+    pub step_seconds: f64,
+    pub loads: Vec<f64>,
+    pub runs: Vec<RunReport>,
+    pub ratios: Vec<Ratio>,
+}
+
+/// The machine the figures come from.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub os: String,
+}
+
+impl Machine {
+    pub fn here() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map_or_else(|| "unknown".to_string(), |s| s.trim().to_string());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let kb: f64 = meminfo
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        Self {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            memory_gib: (kb / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+            os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        }
+    }
+}
+
+/// One system in one mode.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub system: System,
+    pub mode: Mode,
+    /// The backlog run: events consumed per second between 10% and 90% of it (the maximum sustainable rate).
+    pub warmup: Warmup,
+    pub steps: Vec<Step>,
+    /// Actions read, duplicates among them (same action id twice), and outputs that could not be timed.
+    pub actions: u64,
+    pub duplicates: u64,
+    pub untimed: u64,
+    /// Peak resident memory of the system's process seen during the run (mora's includes the harness).
+    pub peak_resident_mib: Option<f64>,
+    /// Progress over time.
+    pub series: Vec<Sample>,
+    /// mora's own counters at the end (records, actions, commits, aborts...).
+    pub engine: Option<serde_json::Value>,
+    /// What went wrong, if the run did not finish.
+    pub error: Option<String>,
+}
+
+/// The backlog run.
+#[derive(Debug, Default, Serialize)]
+pub struct Warmup {
+    pub events: u64,
+    pub seconds: f64,
+    pub max_rate: f64,
+}
+
+/// One load step.
+#[derive(Debug, Serialize)]
+pub struct Step {
+    /// Share of the maximum sustainable rate.
+    pub load: f64,
+    /// Records per second offered.
+    pub offered_rate: f64,
+    pub events: u64,
+    /// Events consumed per second from the step's start until it was drained (or the drain limit).
+    pub consumed_rate: f64,
+    /// Seconds after the last record was produced until everything was consumed (`None`: not within the limit).
+    pub drained_after: Option<f64>,
+    pub latency_ms: Percentiles,
+}
+
+/// Latency percentiles, milliseconds.
+#[derive(Debug, Default, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let ms = |us: u64| (us as f64 / 100.0).round() / 10.0;
+        Self {
+            count: h.len(),
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+            mean: (h.mean() / 100.0).round() / 10.0,
+        }
+    }
+}
+
+/// Progress at one moment of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Seconds since the run's system started.
+    pub t: f64,
+    pub phase: String,
+    pub produced: u64,
+    pub consumed: u64,
+    pub actions: u64,
+}
+
+/// mora against the peer, per mode.
+#[derive(Debug, Serialize)]
+pub struct Ratio {
+    pub mode: Mode,
+    /// mora's maximum sustainable rate over the peer's.
+    pub throughput: f64,
+    /// Per load step: the peer's p99 over mora's (above 1: mora's is lower).
+    pub p99_peer_over_mora: Vec<(f64, Option<f64>)>,
+}
+
+/// Ratios of every mode both systems ran in.
+pub fn ratios(runs: &[RunReport]) -> Vec<Ratio> {
+    let mut out = Vec::new();
+    for mode in [Mode::ExactlyOnce, Mode::AtLeastOnce] {
+        let find = |s| {
+            runs.iter()
+                .find(|r| r.system == s && r.mode == mode && r.error.is_none())
+        };
+        let (Some(m), Some(p)) = (find(System::Mora), find(System::Peer)) else {
+            continue;
+        };
+        let throughput = if p.warmup.max_rate > 0.0 {
+            (m.warmup.max_rate / p.warmup.max_rate * 100.0).round() / 100.0
+        } else {
+            0.0
+        };
+        let p99 = m
+            .steps
+            .iter()
+            .zip(&p.steps)
+            .map(|(a, b)| {
+                let r = (a.latency_ms.p99 > 0.0 && b.latency_ms.count > 0)
+                    .then(|| (b.latency_ms.p99 / a.latency_ms.p99 * 100.0).round() / 100.0);
+                (a.load, r)
+            })
+            .collect();
+        out.push(Ratio {
+            mode,
+            throughput,
+            p99_peer_over_mora: p99,
+        });
+    }
+    out
+}

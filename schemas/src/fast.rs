@@ -1,0 +1,408 @@
+//! The fast path: input records written with their family's *current* schema (every record a producer on the
+//! current contract sends) are read straight from the Avro binary into domain events, without building
+//! apache-avro's generic value tree. Records written with an older schema go through the generic path and Avro
+//! schema resolution ([`crate::events::decode_event_generic`]). Both paths accept and refuse the same bytes and give
+//! the same events; `tests::fast_and_generic_paths_agree` checks that on every event kind and on mutated bytes.
+
+use chrono::NaiveDate;
+use compact_str::CompactString;
+use mora_domain::event::{
+    CustomerType, DebtorFlags, DisputeOutcome, Envelope, EventKind, Installment, ObligationOpened,
+    Outcome, Profile,
+};
+use mora_domain::ids::{Channel, ChannelSet, Currency};
+use mora_domain::time::Ts;
+use rust_decimal::Decimal;
+
+use crate::codec::MONEY_SCALE;
+use crate::error::DecodeError;
+use crate::registry::Family;
+
+/// Symbols of the `Channel` enum, in schema order.
+const CHANNELS: [&str; 7] = [
+    "DIALER", "SMS", "WHATSAPP", "EMAIL", "LETTER", "AGENCY", "LEGAL",
+];
+/// Symbols of the `Outcome` enum, in schema order.
+const OUTCOMES: [&str; 9] = [
+    "DELIVERED",
+    "FAILED",
+    "READ",
+    "REPLIED",
+    "ANSWERED",
+    "RIGHT_PARTY_CONTACT",
+    "NO_ANSWER",
+    "WRONG_NUMBER",
+    "OPT_OUT",
+];
+/// Branches of each family's payload union in the current schemas.
+const BRANCH_COUNT: [(Family, u64); 6] = [
+    (Family::Account, 5),
+    (Family::Obligation, 3),
+    (Family::Payment, 3),
+    (Family::Promise, 1),
+    (Family::Dispute, 2),
+    (Family::ContactOutcome, 1),
+];
+
+/// A cursor over an Avro body.
+struct Body<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+fn truncated() -> DecodeError {
+    DecodeError::Malformed("record truncated".into())
+}
+
+fn malformed(what: &str) -> DecodeError {
+    DecodeError::Malformed(what.to_string())
+}
+
+impl<'a> Body<'a> {
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        let b = *self.bytes.get(self.pos).ok_or_else(truncated)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// A zigzag varint of at most ten bytes.
+    fn long(&mut self) -> Result<i64, DecodeError> {
+        let mut raw: u64 = 0;
+        for i in 0..10 {
+            let b = self.byte()?;
+            raw |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+            }
+        }
+        Err(malformed("integer overflow"))
+    }
+
+    fn int(&mut self) -> Result<i32, DecodeError> {
+        i32::try_from(self.long()?).map_err(|_| malformed("int out of range"))
+    }
+
+    fn boolean(&mut self) -> Result<bool, DecodeError> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(DecodeError::Malformed(format!("invalid boolean {b}"))),
+        }
+    }
+
+    fn raw(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = usize::try_from(self.long()?).map_err(|_| malformed("negative length"))?;
+        let end = self.pos.checked_add(len).ok_or_else(truncated)?;
+        let out = self.bytes.get(self.pos..end).ok_or_else(truncated)?;
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn str(&mut self) -> Result<&'a str, DecodeError> {
+        std::str::from_utf8(self.raw()?).map_err(|_| malformed("string is not UTF-8"))
+    }
+
+    fn string(&mut self) -> Result<CompactString, DecodeError> {
+        self.str().map(CompactString::from)
+    }
+
+    fn id(&mut self, field: &'static str) -> Result<CompactString, DecodeError> {
+        let s = self.string()?;
+        if s.is_empty() {
+            return Err(DecodeError::Invalid {
+                field,
+                reason: "must not be empty".into(),
+            });
+        }
+        Ok(s)
+    }
+
+    /// A `["null", T]` union's branch: `false` for null.
+    fn present(&mut self) -> Result<bool, DecodeError> {
+        match self.long()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            i => Err(DecodeError::Malformed(format!(
+                "union index {i} out of range"
+            ))),
+        }
+    }
+
+    fn opt_string(&mut self) -> Result<Option<CompactString>, DecodeError> {
+        self.present()?.then(|| self.string()).transpose()
+    }
+
+    fn symbol(&mut self, symbols: &'static [&'static str]) -> Result<&'static str, DecodeError> {
+        let i = self.int()?;
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| symbols.get(i).copied())
+            .ok_or_else(|| DecodeError::Malformed(format!("enum index {i} out of range")))
+    }
+
+    fn channel(&mut self, field: &'static str) -> Result<Channel, DecodeError> {
+        let s = self.symbol(&CHANNELS)?;
+        Channel::parse(&s.to_ascii_lowercase()).ok_or_else(|| DecodeError::Invalid {
+            field,
+            reason: format!("unknown channel {s}"),
+        })
+    }
+
+    fn currency(&mut self, field: &'static str) -> Result<Currency, DecodeError> {
+        let s = self.str()?;
+        Currency::parse(s).ok_or_else(|| DecodeError::Invalid {
+            field,
+            reason: format!("`{s}` is not an ISO 4217 code"),
+        })
+    }
+
+    fn money(&mut self, field: &'static str) -> Result<Decimal, DecodeError> {
+        let bytes = self.raw()?;
+        if bytes.is_empty() || bytes.len() > 16 {
+            return Err(DecodeError::Invalid {
+                field,
+                reason: format!("decimal of {} bytes", bytes.len()),
+            });
+        }
+        let fill = if bytes[0] & 0x80 != 0 { 0xff } else { 0 };
+        let mut buf = [fill; 16];
+        buf[16 - bytes.len()..].copy_from_slice(bytes);
+        Decimal::try_from_i128_with_scale(i128::from_be_bytes(buf), MONEY_SCALE).map_err(|_| {
+            DecodeError::Invalid {
+                field,
+                reason: "amount out of range".into(),
+            }
+        })
+    }
+
+    fn date(&mut self, field: &'static str) -> Result<NaiveDate, DecodeError> {
+        let days = self.int()?;
+        NaiveDate::from_ymd_opt(1970, 1, 1)
+            .and_then(|e| e.checked_add_signed(chrono::Duration::days(days.into())))
+            .ok_or_else(|| DecodeError::Invalid {
+                field,
+                reason: format!("date {days} out of range"),
+            })
+    }
+
+    fn ts(&mut self, field: &'static str) -> Result<Ts, DecodeError> {
+        let ms = self.long()?;
+        if Ts(ms).to_utc().is_none() || !(0..=253_402_300_799_999).contains(&ms) {
+            return Err(DecodeError::Invalid {
+                field,
+                reason: format!("instant {ms} out of range"),
+            });
+        }
+        Ok(Ts(ms))
+    }
+
+    /// An array's items, block by block (a negative count is followed by the block's size in bytes).
+    fn array<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        let mut out = Vec::new();
+        loop {
+            let mut count = self.long()?;
+            if count == 0 {
+                return Ok(out);
+            }
+            if count < 0 {
+                count = count
+                    .checked_neg()
+                    .ok_or_else(|| malformed("array block count"))?;
+                let _size = self.long()?;
+            }
+            // Every item takes at least one byte: a count beyond what is left is garbage, not a reason to allocate.
+            let count = usize::try_from(count).map_err(|_| malformed("array block count"))?;
+            if count > self.bytes.len() - self.pos {
+                return Err(truncated());
+            }
+            out.reserve(count);
+            for _ in 0..count {
+                out.push(item(self)?);
+            }
+        }
+    }
+}
+
+/// Decodes a body written with `family`'s current schema.
+pub(crate) fn decode_current(family: Family, body: &[u8]) -> Result<Envelope, DecodeError> {
+    let mut b = Body {
+        bytes: body,
+        pos: 0,
+    };
+    let event_id = b.id("event_id")?;
+    let debtor_id = b.id("debtor_id")?;
+    let occurred_at = b.ts("occurred_at")?;
+    let branch = b.long()?;
+    let branches = BRANCH_COUNT
+        .iter()
+        .find(|(f, _)| *f == family)
+        .map_or(0, |(_, n)| *n);
+    if !(0..branches as i64).contains(&branch) {
+        return Err(DecodeError::Malformed(format!(
+            "union index {branch} out of range"
+        )));
+    }
+    let kind = match (family, branch) {
+        (Family::Account, 0) => EventKind::DebtorUpserted(profile(&mut b)?),
+        (Family::Account, 1) => EventKind::ConsentChanged {
+            channel: b.channel("channel")?,
+            granted: b.boolean()?,
+        },
+        (Family::Account, 2) => EventKind::ChargedOff {
+            reason: b.string()?,
+        },
+        (Family::Account, 3) => EventKind::AgencyPlaced {
+            agency_id: b.id("agency_id")?,
+        },
+        (Family::Account, 4) => EventKind::AgencyRecalled {
+            agency_id: b.id("agency_id")?,
+        },
+        (Family::Obligation, 0) => EventKind::ObligationOpened(ObligationOpened {
+            obligation_id: b.id("obligation_id")?,
+            product: b.string()?,
+            currency: b.currency("currency")?,
+            amount: b.money("amount")?,
+            due_date: b.date("due_date")?,
+        }),
+        (Family::Obligation, 1) => EventKind::ObligationUpdated {
+            obligation_id: b.id("obligation_id")?,
+            amount: b.present()?.then(|| b.money("amount")).transpose()?,
+            due_date: b.present()?.then(|| b.date("due_date")).transpose()?,
+        },
+        (Family::Obligation, 2) => EventKind::PaymentPlanAgreed {
+            plan_id: b.id("plan_id")?,
+            currency: b.currency("currency")?,
+            installments: b.array(|b| {
+                Ok(Installment {
+                    due_date: b.date("due_date")?,
+                    amount: b.money("amount")?,
+                })
+            })?,
+        },
+        (Family::Payment, 0) => EventKind::PaymentReceived {
+            payment_id: b.id("payment_id")?,
+            currency: b.currency("currency")?,
+            amount: b.money("amount")?,
+            obligation_id: b.opt_string()?,
+        },
+        (Family::Payment, 1) => EventKind::PaymentReversed {
+            payment_id: b.id("payment_id")?,
+            reason: b.string()?,
+        },
+        (Family::Payment, 2) => EventKind::CreditNote {
+            note_id: b.id("note_id")?,
+            currency: b.currency("currency")?,
+            amount: b.money("amount")?,
+            obligation_id: b.opt_string()?,
+        },
+        (Family::Promise, 0) => EventKind::PromiseToPay {
+            promise_id: b.id("promise_id")?,
+            currency: b.currency("currency")?,
+            amount: b.money("amount")?,
+            promised_by: b.date("promised_by")?,
+            taken_by: b.string()?,
+        },
+        (Family::Dispute, 0) => EventKind::DisputeOpened {
+            dispute_id: b.id("dispute_id")?,
+            obligation_id: b.opt_string()?,
+            reason: b.string()?,
+        },
+        (Family::Dispute, 1) => {
+            let dispute_id = b.id("dispute_id")?;
+            let outcome = match b.symbol(&["UPHELD", "REJECTED", "WITHDRAWN"])? {
+                "UPHELD" => DisputeOutcome::Upheld,
+                "REJECTED" => DisputeOutcome::Rejected,
+                _ => DisputeOutcome::Withdrawn,
+            };
+            EventKind::DisputeResolved {
+                dispute_id,
+                outcome,
+            }
+        }
+        (Family::ContactOutcome, 0) => {
+            let action_id = b.id("action_id")?;
+            let channel = b.channel("channel")?;
+            let sym = b.symbol(&OUTCOMES)?.to_ascii_lowercase();
+            let outcome = Outcome::ALL
+                .into_iter()
+                .find(|o| o.as_str() == sym)
+                .ok_or_else(|| DecodeError::Invalid {
+                    field: "outcome",
+                    reason: format!("unknown symbol {sym}"),
+                })?;
+            EventKind::ContactOutcome {
+                action_id,
+                channel,
+                outcome,
+            }
+        }
+        _ => return Err(DecodeError::Field("payload")),
+    };
+    match body.len() - b.pos {
+        0 => Ok(Envelope {
+            event_id,
+            debtor_id,
+            occurred_at,
+            kind,
+        }),
+        left => Err(DecodeError::TrailingBytes(left)),
+    }
+}
+
+fn profile(b: &mut Body<'_>) -> Result<Profile, DecodeError> {
+    let country = b.string()?;
+    let region = b.opt_string()?;
+    let tz_name = b.str()?;
+    let time_zone = tz_name.parse().map_err(|_| DecodeError::Invalid {
+        field: "time_zone",
+        reason: format!("`{tz_name}` is not an IANA zone"),
+    })?;
+    let zone = b.string()?;
+    let customer_type = match b.symbol(&["INDIVIDUAL", "SMALL_BUSINESS", "CORPORATE"])? {
+        "INDIVIDUAL" => CustomerType::Individual,
+        "SMALL_BUSINESS" => CustomerType::SmallBusiness,
+        _ => CustomerType::Corporate,
+    };
+    let credit_limit = b.money("credit_limit")?;
+    let credit_currency = b.currency("credit_currency")?;
+    let risk = b.int()?;
+    let risk_score = u16::try_from(risk)
+        .ok()
+        .filter(|r| *r <= 1000)
+        .ok_or_else(|| DecodeError::Invalid {
+            field: "risk_score",
+            reason: format!("{risk} is outside 0..=1000"),
+        })?;
+    let preferred_channel = b
+        .present()?
+        .then(|| b.channel("preferred_channel"))
+        .transpose()?;
+    let consent = b
+        .array(|b| b.channel("consent"))?
+        .into_iter()
+        .collect::<ChannelSet>();
+    let flags = DebtorFlags {
+        deceased: b.boolean()?,
+        bankruptcy: b.boolean()?,
+        cease_and_desist: b.boolean()?,
+        lawsuit_served: b.boolean()?,
+        attorney: b.boolean()?,
+        vip: b.boolean()?,
+    };
+    Ok(Profile {
+        country,
+        region,
+        time_zone,
+        zone,
+        customer_type,
+        credit_limit,
+        credit_currency,
+        risk_score,
+        preferred_channel,
+        consent,
+        flags,
+    })
+}
