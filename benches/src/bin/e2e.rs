@@ -33,8 +33,11 @@ struct Args {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Simulated days produced as the backlog that measures the maximum sustainable rate.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 10.0)]
     warmup_days: f64,
+    /// Records after the backlog produced flat out to measure the maximum sustainable rate.
+    #[arg(long, default_value_t = 1_000_000)]
+    capacity_records: usize,
     /// Seconds of each load step.
     #[arg(long, default_value_t = 30.0)]
     step_seconds: f64,
@@ -57,6 +60,14 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The engine's own logs (RUST_LOG, default warnings), on stderr with the progress display.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let mut runs = Vec::new();
     for s in &args.systems {
         let system = match s.as_str() {
@@ -85,6 +96,7 @@ fn main() -> anyhow::Result<()> {
         partitions: args.partitions,
         seed: args.seed,
         warmup_days: args.warmup_days,
+        capacity_records: args.capacity_records,
         step_seconds: args.step_seconds,
         loads: args.loads.iter().map(|l| l / 100.0).collect(),
         runs,
@@ -105,8 +117,8 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         eprintln!(
-            "{name}: max {:.0} events/s; {} actions, {} duplicates",
-            r.warmup.max_rate, r.actions, r.duplicates
+            "{name}: backlog {:.0} events/s, capacity {:.0} events/s; {} actions, {} duplicates",
+            r.warmup.max_rate, r.capacity.max_rate, r.actions, r.duplicates
         );
         for s in &r.steps {
             eprintln!(

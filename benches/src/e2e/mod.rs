@@ -42,6 +42,8 @@ pub struct Options {
     pub seed: u64,
     /// Simulated days produced as the backlog.
     pub warmup_days: f64,
+    /// Records after the backlog produced flat out to measure the maximum sustainable rate.
+    pub capacity_records: usize,
     /// Seconds of each load step.
     pub step_seconds: f64,
     /// Shares of the maximum sustainable rate, one step each.
@@ -125,6 +127,7 @@ pub fn run(opts: &Options, engine: Arc<Engine>) -> anyhow::Result<Report> {
         seed: opts.seed,
         state_store: state.is_some(),
         warmup_records: log.warmup,
+        capacity_records: opts.capacity_records,
         warmup_simulated_until: format!("{}", log.warmup_until()),
         step_seconds: opts.step_seconds,
         loads: opts.loads.clone(),
@@ -161,6 +164,7 @@ fn one_run(
         system,
         mode,
         warmup: Warmup::default(),
+        capacity: Warmup::default(),
         steps: Vec::new(),
         actions: 0,
         duplicates: 0,
@@ -246,7 +250,6 @@ fn measure(
         partitions,
     )?;
     let run_start = Instant::now();
-    let mut produced = 0u64;
     let sample = |r: &mut RunReport, phase: &str, produced: u64, consumed: u64| {
         r.series.push(Sample {
             t: (run_start.elapsed().as_secs_f64() * 100.0).round() / 100.0,
@@ -256,63 +259,70 @@ fn measure(
             actions: probe.actions.load(std::sync::atomic::Ordering::Relaxed),
         });
     };
+    let bar_style =
+        ProgressStyle::with_template("{prefix:>12} {msg:<30} [{bar:40}] {pos}/{len} ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
 
-    // The backlog, produced flat out, then consumed flat out.
-    let backlog = log.events_in(0..log.warmup);
-    let bar = ProgressBar::new(backlog).with_style(
-        ProgressStyle::with_template("{prefix:>12} {msg:<28} [{bar:40}] {pos}/{len} ({per_sec})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_prefix(title.to_string());
-    bar.set_message("producing the backlog");
-    sender.send(log, 0..log.warmup, WARMUP, None, |n| {
-        bar.set_position(n.min(backlog))
-    })?;
-    produced += backlog;
-    bar.set_position(0);
-    bar.reset_eta();
-    bar.set_message("consuming the backlog");
-    let consume_start = Instant::now();
-    // When 10% and 90% of the backlog were consumed: (seconds, events).
-    let mut at_10: Option<(f64, u64)> = None;
-    let mut at_90: Option<(f64, u64)> = None;
-    let limit = Duration::from_secs(3600);
-    loop {
-        let c = progress.committed();
-        let t = consume_start.elapsed().as_secs_f64();
-        sample(r, "backlog", produced, c);
-        bar.set_position(c.min(backlog));
-        if at_10.is_none() && c >= backlog / 10 {
-            at_10 = Some((t, c));
+    // Two stretches of the log produced flat out and consumed as fast as the system can: the backlog builds the
+    // portfolio (not timed), the capacity stretch that follows measures the maximum sustainable rate on a portfolio
+    // in its stride (between 10% and 90% of it, so that start-up and the tail do not count).
+    let capacity_end = log.warmup + opts.capacity_records;
+    log.ensure(capacity_end)?;
+    let mut produced = 0u64;
+    let mut flat_out = |r: &mut RunReport,
+                        range: std::ops::Range<usize>,
+                        phase: &str|
+     -> anyhow::Result<Warmup> {
+        let events = log.events_in(range.clone());
+        let bar = ProgressBar::new(events).with_style(bar_style.clone());
+        bar.set_prefix(title.to_string());
+        bar.set_message(format!("producing the {phase}"));
+        let before = progress.committed();
+        sender.send(log, range, WARMUP, None, |n| bar.set_position(n.min(events)))?;
+        produced += events;
+        bar.set_position(0);
+        bar.reset_eta();
+        bar.set_message(format!("consuming the {phase}"));
+        let started_at = Instant::now();
+        let (mut at_10, mut at_90): (Option<(f64, u64)>, Option<(f64, u64)>) = (None, None);
+        loop {
+            let c = progress.committed().saturating_sub(before);
+            let t = started_at.elapsed().as_secs_f64();
+            sample(r, phase, produced, c + before);
+            bar.set_position(c.min(events));
+            if at_10.is_none() && c >= events / 10 {
+                at_10 = Some((t, c));
+            }
+            if at_90.is_none() && c >= events * 9 / 10 {
+                at_90 = Some((t, c));
+            }
+            if c >= events {
+                break;
+            }
+            anyhow::ensure!(started.running.alive(), "the system stopped during the {phase}");
+            anyhow::ensure!(
+                started_at.elapsed() < Duration::from_secs(3600),
+                "the {phase} was not consumed within an hour"
+            );
+            track_memory(started, r);
+            std::thread::sleep(Duration::from_millis(250));
         }
-        if at_90.is_none() && c >= backlog * 9 / 10 {
-            at_90 = Some((t, c));
-        }
-        if c >= backlog {
-            break;
-        }
-        anyhow::ensure!(
-            started.running.alive(),
-            "the system stopped during the backlog"
-        );
-        anyhow::ensure!(
-            consume_start.elapsed() < limit,
-            "the backlog was not consumed within an hour"
-        );
-        track_memory(started, r);
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let seconds = consume_start.elapsed().as_secs_f64();
-    let max_rate = match (at_10, at_90) {
-        (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => (c1 - c0) as f64 / (t1 - t0),
-        _ => backlog as f64 / seconds,
+        let seconds = started_at.elapsed().as_secs_f64();
+        let rate = match (at_10, at_90) {
+            (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => (c1 - c0) as f64 / (t1 - t0),
+            _ => events as f64 / seconds,
+        };
+        bar.finish_with_message(format!("{phase}: {rate:.0} events/s"));
+        Ok(Warmup {
+            events,
+            seconds: (seconds * 100.0).round() / 100.0,
+            max_rate: rate.round(),
+        })
     };
-    r.warmup = Warmup {
-        events: backlog,
-        seconds: (seconds * 100.0).round() / 100.0,
-        max_rate: max_rate.round(),
-    };
-    bar.finish_with_message(format!("backlog at {:.0} events/s", max_rate));
+    r.warmup = flat_out(r, 0..log.warmup, "backlog")?;
+    r.capacity = flat_out(r, log.warmup..capacity_end, "capacity stretch")?;
+    let max_rate = r.capacity.max_rate;
+    let backlog = log.events_in(0..capacity_end);
 
     // The load steps: the log continues at a share of the maximum rate each.
     let sizes: Vec<usize> = opts
@@ -320,8 +330,8 @@ fn measure(
         .iter()
         .map(|f| (f * max_rate * opts.step_seconds).ceil() as usize)
         .collect();
-    log.ensure(log.warmup + sizes.iter().sum::<usize>())?;
-    let mut next = log.warmup;
+    log.ensure(capacity_end + sizes.iter().sum::<usize>())?;
+    let mut next = capacity_end;
     let mut consumed_target = backlog;
     for (i, (load, n)) in opts.loads.iter().zip(sizes).enumerate() {
         let rate = load * max_rate;

@@ -15,7 +15,7 @@ use rdkafka::message::Message;
 
 use super::kafka::{SendIndex, WARMUP, now_us};
 
-/// How to read an output record: the debtor, the decision's simulated instant, and an identity for duplicates.
+/// How to read an output record: the debtor, the simulated instant it was sent at, and an identity for duplicates.
 #[derive(Clone, Copy, Debug)]
 pub enum OutputFormat {
     /// mora's contact actions (Avro).
@@ -67,7 +67,7 @@ impl Probe {
             .set("bootstrap.servers", brokers)
             .set("group.id", group)
             .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
+            .set("isolation.level", std::env::var("E2E_ISOLATION").unwrap_or_else(|_| "read_committed".into()))
             .set("enable.auto.commit", "false")
             .set("fetch.wait.max.ms", "5")
             .create()?;
@@ -106,6 +106,11 @@ impl Probe {
         origin: Instant,
     ) {
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        // Every timed action as a CSV line (read µs, produced µs, step, debtor, decision instant), for digging.
+        let mut dump = std::env::var("E2E_DUMP")
+            .ok()
+            .and_then(|p| std::fs::File::create(p).ok())
+            .map(std::io::BufWriter::new);
         while !self.stop.load(Ordering::Relaxed) {
             let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) else {
                 continue;
@@ -124,6 +129,10 @@ impl Probe {
             let partition = partition_for(debtor.as_bytes(), partitions) as usize;
             match index.trigger(partition, at) {
                 Some((sent, step)) if step != WARMUP => {
+                    if let Some(f) = dump.as_mut() {
+                        use std::io::Write;
+                        let _ = writeln!(f, "{read_at},{sent},{step},{debtor},{at}");
+                    }
                     if let Some(h) = self.steps.get(step as usize) {
                         let mut h = h.lock().unwrap_or_else(|e| e.into_inner());
                         let _ = h.record(read_at.saturating_sub(sent).max(1));
@@ -158,9 +167,11 @@ fn parse(format: OutputFormat, payload: &[u8]) -> Option<(String, i64, Vec<u8>)>
     match format {
         OutputFormat::MoraAction => {
             let a = mora_schemas::decode_action(payload).ok()?;
+            // Sent at `not_before`: the decision instant, or for an action the compliance guard deferred, the instant
+            // it was released (`created_at` stays the original decision's).
             Some((
                 a.debtor_id.to_string(),
-                a.created_at.0,
+                a.not_before.0,
                 a.action_id.0.as_bytes().to_vec(),
             ))
         }

@@ -15,6 +15,7 @@ pub struct Report {
     pub seed: u64,
     pub state_store: bool,
     pub warmup_records: usize,
+    pub capacity_records: usize,
     pub warmup_simulated_until: String,
     pub step_seconds: f64,
     pub loads: Vec<f64>,
@@ -60,8 +61,11 @@ impl Machine {
 pub struct RunReport {
     pub system: System,
     pub mode: Mode,
-    /// The backlog run: events consumed per second between 10% and 90% of it (the maximum sustainable rate).
+    /// The backlog that builds the portfolio (not timed).
     pub warmup: Warmup,
+    /// The stretch after it, produced flat out: its consumption rate (between 10% and 90% of it) is the maximum
+    /// sustainable rate the load steps are shares of.
+    pub capacity: Warmup,
     pub steps: Vec<Step>,
     /// Actions read, duplicates among them (same action id twice), and outputs that could not be timed.
     pub actions: u64,
@@ -77,7 +81,7 @@ pub struct RunReport {
     pub error: Option<String>,
 }
 
-/// The backlog run.
+/// A stretch of the log produced flat out and consumed as fast as the system could.
 #[derive(Debug, Default, Serialize)]
 pub struct Warmup {
     pub events: u64,
@@ -162,8 +166,8 @@ pub fn ratios(runs: &[RunReport]) -> Vec<Ratio> {
         let (Some(m), Some(p)) = (find(System::Mora), find(System::Peer)) else {
             continue;
         };
-        let throughput = if p.warmup.max_rate > 0.0 {
-            (m.warmup.max_rate / p.warmup.max_rate * 100.0).round() / 100.0
+        let throughput = if p.capacity.max_rate > 0.0 {
+            (m.capacity.max_rate / p.capacity.max_rate * 100.0).round() / 100.0
         } else {
             0.0
         };

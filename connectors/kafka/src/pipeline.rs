@@ -392,7 +392,9 @@ impl Pipeline {
         {
             return Ok(());
         }
-        // For topics that hold a partition back (nothing buffered while others wait): whether the broker has more.
+        // Per input topic: whether the broker holds records for it this instance has not received yet. Known for
+        // every topic, including those with records buffered now: draining can empty a buffer, and the topic then
+        // holds the partition back only if more of it is on the way (an unknown status would make it wait long).
         let mut lagging: BTreeMap<i32, HashMap<String, bool>> = BTreeMap::new();
         let ends = ends.lock().map(|e| e.clone()).unwrap_or_default();
         for (p, slot) in &self.slots {
@@ -400,9 +402,6 @@ impl Pipeline {
                 continue;
             }
             for t in &inputs {
-                if slot.buffers.get(t).is_some_and(|q| !q.is_empty()) {
-                    continue;
-                }
                 let received = slot.received.get(t).copied().unwrap_or(0);
                 let behind = match ends.get(&(t.clone(), *p)) {
                     // Records before the log start are gone: nothing to wait for there.
