@@ -269,56 +269,59 @@ fn measure(
     let capacity_end = log.warmup + opts.capacity_records;
     log.ensure(capacity_end)?;
     let mut produced = 0u64;
-    let mut flat_out = |r: &mut RunReport,
-                        range: std::ops::Range<usize>,
-                        phase: &str|
-     -> anyhow::Result<Warmup> {
-        let events = log.events_in(range.clone());
-        let bar = ProgressBar::new(events).with_style(bar_style.clone());
-        bar.set_prefix(title.to_string());
-        bar.set_message(format!("producing the {phase}"));
-        let before = progress.committed();
-        sender.send(log, range, WARMUP, None, |n| bar.set_position(n.min(events)))?;
-        produced += events;
-        bar.set_position(0);
-        bar.reset_eta();
-        bar.set_message(format!("consuming the {phase}"));
-        let started_at = Instant::now();
-        let (mut at_10, mut at_90): (Option<(f64, u64)>, Option<(f64, u64)>) = (None, None);
-        loop {
-            let c = progress.committed().saturating_sub(before);
-            let t = started_at.elapsed().as_secs_f64();
-            sample(r, phase, produced, c + before);
-            bar.set_position(c.min(events));
-            if at_10.is_none() && c >= events / 10 {
-                at_10 = Some((t, c));
+    let mut flat_out =
+        |r: &mut RunReport, range: std::ops::Range<usize>, phase: &str| -> anyhow::Result<Warmup> {
+            let events = log.events_in(range.clone());
+            let bar = ProgressBar::new(events).with_style(bar_style.clone());
+            bar.set_prefix(title.to_string());
+            bar.set_message(format!("producing the {phase}"));
+            let before = progress.committed();
+            sender.send(log, range, WARMUP, None, |n| {
+                bar.set_position(n.min(events))
+            })?;
+            produced += events;
+            bar.set_position(0);
+            bar.reset_eta();
+            bar.set_message(format!("consuming the {phase}"));
+            let started_at = Instant::now();
+            let (mut at_10, mut at_90): (Option<(f64, u64)>, Option<(f64, u64)>) = (None, None);
+            loop {
+                let c = progress.committed().saturating_sub(before);
+                let t = started_at.elapsed().as_secs_f64();
+                sample(r, phase, produced, c + before);
+                bar.set_position(c.min(events));
+                if at_10.is_none() && c >= events / 10 {
+                    at_10 = Some((t, c));
+                }
+                if at_90.is_none() && c >= events * 9 / 10 {
+                    at_90 = Some((t, c));
+                }
+                if c >= events {
+                    break;
+                }
+                anyhow::ensure!(
+                    started.running.alive(),
+                    "the system stopped during the {phase}"
+                );
+                anyhow::ensure!(
+                    started_at.elapsed() < Duration::from_secs(3600),
+                    "the {phase} was not consumed within an hour"
+                );
+                track_memory(started, r);
+                std::thread::sleep(Duration::from_millis(250));
             }
-            if at_90.is_none() && c >= events * 9 / 10 {
-                at_90 = Some((t, c));
-            }
-            if c >= events {
-                break;
-            }
-            anyhow::ensure!(started.running.alive(), "the system stopped during the {phase}");
-            anyhow::ensure!(
-                started_at.elapsed() < Duration::from_secs(3600),
-                "the {phase} was not consumed within an hour"
-            );
-            track_memory(started, r);
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        let seconds = started_at.elapsed().as_secs_f64();
-        let rate = match (at_10, at_90) {
-            (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => (c1 - c0) as f64 / (t1 - t0),
-            _ => events as f64 / seconds,
+            let seconds = started_at.elapsed().as_secs_f64();
+            let rate = match (at_10, at_90) {
+                (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => (c1 - c0) as f64 / (t1 - t0),
+                _ => events as f64 / seconds,
+            };
+            bar.finish_with_message(format!("{phase}: {rate:.0} events/s"));
+            Ok(Warmup {
+                events,
+                seconds: (seconds * 100.0).round() / 100.0,
+                max_rate: rate.round(),
+            })
         };
-        bar.finish_with_message(format!("{phase}: {rate:.0} events/s"));
-        Ok(Warmup {
-            events,
-            seconds: (seconds * 100.0).round() / 100.0,
-            max_rate: rate.round(),
-        })
-    };
     r.warmup = flat_out(r, 0..log.warmup, "backlog")?;
     r.capacity = flat_out(r, log.warmup..capacity_end, "capacity stretch")?;
     let max_rate = r.capacity.max_rate;

@@ -67,7 +67,10 @@ impl Probe {
             .set("bootstrap.servers", brokers)
             .set("group.id", group)
             .set("auto.offset.reset", "earliest")
-            .set("isolation.level", std::env::var("E2E_ISOLATION").unwrap_or_else(|_| "read_committed".into()))
+            .set(
+                "isolation.level",
+                std::env::var("E2E_ISOLATION").unwrap_or_else(|_| "read_committed".into()),
+            )
             .set("enable.auto.commit", "false")
             .set("fetch.wait.max.ms", "5")
             .create()?;
