@@ -284,7 +284,9 @@ fn measure(
             bar.reset_eta();
             bar.set_message(format!("consuming the {phase}"));
             let started_at = Instant::now();
-            let (mut at_10, mut at_90): (Option<(f64, u64)>, Option<(f64, u64)>) = (None, None);
+            // When 10% and 90% of it were consumed: (seconds, events).
+            let mut at_10: Option<(f64, u64)> = None;
+            let mut at_90: Option<(f64, u64)> = None;
             loop {
                 let c = progress.committed().saturating_sub(before);
                 let t = started_at.elapsed().as_secs_f64();
