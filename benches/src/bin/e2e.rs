@@ -33,13 +33,13 @@ struct Args {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Simulated days produced as the backlog that measures the maximum sustainable rate.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 5.0)]
     warmup_days: f64,
     /// Records after the backlog produced flat out to measure the maximum sustainable rate.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 600_000)]
     capacity_records: usize,
     /// Seconds of each load step.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 20.0)]
     step_seconds: f64,
     /// Loads, as percentages of the maximum sustainable rate.
     #[arg(long, value_delimiter = ',', default_value = "25,50,75,100")]
