@@ -244,11 +244,7 @@ impl Fields {
     }
 
     pub(crate) fn currency(&mut self, name: &'static str) -> Result<Currency, DecodeError> {
-        let s = self.string(name)?;
-        Currency::parse(&s).ok_or_else(|| DecodeError::Invalid {
-            field: name,
-            reason: format!("`{s}` is not an ISO 4217 code"),
-        })
+        currency_of(&self.string(name)?, name)
     }
 
     pub(crate) fn channel(&mut self, name: &'static str) -> Result<Channel, DecodeError> {
@@ -278,39 +274,89 @@ pub(crate) fn as_symbol(v: Value, name: &'static str) -> Result<String, DecodeEr
 }
 
 pub(crate) fn as_channel(v: Value, name: &'static str) -> Result<Channel, DecodeError> {
-    let s = as_symbol(v, name)?;
-    Channel::parse(&s.to_ascii_lowercase()).ok_or_else(|| DecodeError::Invalid {
+    channel_of(&as_symbol(v, name)?, name)
+}
+
+/// A `Channel` enum symbol as the domain's channel.
+pub(crate) fn channel_of(symbol: &str, name: &'static str) -> Result<Channel, DecodeError> {
+    Channel::parse(&symbol.to_ascii_lowercase()).ok_or_else(|| DecodeError::Invalid {
         field: name,
-        reason: format!("unknown channel {s}"),
+        reason: format!("unknown channel {symbol}"),
+    })
+}
+
+/// An `Outcome` enum symbol as the domain's contact outcome.
+pub(crate) fn outcome_of(symbol: &str) -> Result<mora_domain::event::Outcome, DecodeError> {
+    let sym = symbol.to_ascii_lowercase();
+    mora_domain::event::Outcome::ALL
+        .into_iter()
+        .find(|o| o.as_str() == sym)
+        .ok_or_else(|| DecodeError::Invalid {
+            field: "outcome",
+            reason: format!("unknown symbol {sym}"),
+        })
+}
+
+/// A risk score, 0 to 1 000.
+pub(crate) fn risk_score_of(risk: i32) -> Result<u16, DecodeError> {
+    u16::try_from(risk)
+        .ok()
+        .filter(|r| *r <= 1000)
+        .ok_or_else(|| DecodeError::Invalid {
+            field: "risk_score",
+            reason: format!("{risk} is outside 0..=1000"),
+        })
+}
+
+/// An IANA time zone name.
+pub(crate) fn time_zone_of<Tz: std::str::FromStr>(name: &str) -> Result<Tz, DecodeError> {
+    name.parse().map_err(|_| DecodeError::Invalid {
+        field: "time_zone",
+        reason: format!("`{name}` is not an IANA zone"),
+    })
+}
+
+/// A currency code.
+pub(crate) fn currency_of(s: &str, name: &'static str) -> Result<Currency, DecodeError> {
+    Currency::parse(s).ok_or_else(|| DecodeError::Invalid {
+        field: name,
+        reason: format!("`{s}` is not an ISO 4217 code"),
     })
 }
 
 pub(crate) fn as_date(v: Value, name: &'static str) -> Result<NaiveDate, DecodeError> {
     match v {
-        Value::Date(days) => NaiveDate::from_ymd_opt(1970, 1, 1)
-            .and_then(|e| e.checked_add_signed(chrono::Duration::days(days.into())))
-            .ok_or_else(|| DecodeError::Invalid {
-                field: name,
-                reason: format!("date {days} out of range"),
-            }),
+        Value::Date(days) => date_of(days, name),
         _ => Err(DecodeError::Field(name)),
     }
 }
 
+/// A date from its days since the epoch.
+pub(crate) fn date_of(days: i32, name: &'static str) -> Result<NaiveDate, DecodeError> {
+    NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|e| e.checked_add_signed(chrono::Duration::days(days.into())))
+        .ok_or_else(|| DecodeError::Invalid {
+            field: name,
+            reason: format!("date {days} out of range"),
+        })
+}
+
 pub(crate) fn as_ts(v: Value, name: &'static str) -> Result<Ts, DecodeError> {
     match v {
-        Value::TimestampMillis(ms) => {
-            // Keep instants within chrono's range so later local-time arithmetic cannot fail.
-            if Ts(ms).to_utc().is_none() || !(0..=253_402_300_799_999).contains(&ms) {
-                return Err(DecodeError::Invalid {
-                    field: name,
-                    reason: format!("instant {ms} out of range"),
-                });
-            }
-            Ok(Ts(ms))
-        }
+        Value::TimestampMillis(ms) => ts_of(ms, name),
         _ => Err(DecodeError::Field(name)),
     }
+}
+
+/// An instant from its milliseconds, kept within chrono's range so later local-time arithmetic cannot fail.
+pub(crate) fn ts_of(ms: i64, name: &'static str) -> Result<Ts, DecodeError> {
+    if Ts(ms).to_utc().is_none() || !(0..=253_402_300_799_999).contains(&ms) {
+        return Err(DecodeError::Invalid {
+            field: name,
+            reason: format!("instant {ms} out of range"),
+        });
+    }
+    Ok(Ts(ms))
 }
 
 pub(crate) fn as_money(v: Value, name: &'static str) -> Result<Decimal, DecodeError> {
@@ -322,6 +368,11 @@ pub(crate) fn as_money(v: Value, name: &'static str) -> Result<Decimal, DecodeEr
         Value::Bytes(b) => b,
         _ => return Err(DecodeError::Field(name)),
     };
+    money_of(&bytes, name)
+}
+
+/// An amount from a `decimal(28, 4)`'s bytes: big-endian two's complement, at most 16 bytes.
+pub(crate) fn money_of(bytes: &[u8], name: &'static str) -> Result<Decimal, DecodeError> {
     if bytes.is_empty() || bytes.len() > 16 {
         return Err(DecodeError::Invalid {
             field: name,
@@ -331,7 +382,7 @@ pub(crate) fn as_money(v: Value, name: &'static str) -> Result<Decimal, DecodeEr
     // Big-endian two's complement, sign-extended to 128 bits.
     let fill = if bytes[0] & 0x80 != 0 { 0xff } else { 0 };
     let mut buf = [fill; 16];
-    buf[16 - bytes.len()..].copy_from_slice(&bytes);
+    buf[16 - bytes.len()..].copy_from_slice(bytes);
     let unscaled = i128::from_be_bytes(buf);
     Decimal::try_from_i128_with_scale(unscaled, MONEY_SCALE).map_err(|_| DecodeError::Invalid {
         field: name,

@@ -231,14 +231,7 @@ pub fn decode_event_generic(family: Family, bytes: &[u8]) -> Result<Envelope, De
             let mut p = p;
             let action_id = p.id("action_id")?;
             let channel = p.channel("channel")?;
-            let sym = p.symbol("outcome")?.to_ascii_lowercase();
-            let outcome = Outcome::ALL
-                .into_iter()
-                .find(|o| o.as_str() == sym)
-                .ok_or_else(|| DecodeError::Invalid {
-                    field: "outcome",
-                    reason: format!("unknown symbol {sym}"),
-                })?;
+            let outcome = codec::outcome_of(&p.symbol("outcome")?)?;
             EventKind::ContactOutcome {
                 action_id,
                 channel,
@@ -259,10 +252,7 @@ fn profile(mut p: Fields) -> Result<Profile, DecodeError> {
     let country = p.string("country")?;
     let region = p.opt_string("region")?;
     let tz_name = p.string("time_zone")?;
-    let time_zone = tz_name.parse().map_err(|_| DecodeError::Invalid {
-        field: "time_zone",
-        reason: format!("`{tz_name}` is not an IANA zone"),
-    })?;
+    let time_zone = codec::time_zone_of(&tz_name)?;
     let zone = p.string("zone")?;
     let customer_type = match p.symbol("customer_type")?.as_str() {
         "INDIVIDUAL" => CustomerType::Individual,
@@ -277,14 +267,7 @@ fn profile(mut p: Fields) -> Result<Profile, DecodeError> {
     };
     let credit_limit = p.money("credit_limit")?;
     let credit_currency = p.currency("credit_currency")?;
-    let risk = p.int("risk_score")?;
-    let risk_score = u16::try_from(risk)
-        .ok()
-        .filter(|r| *r <= 1000)
-        .ok_or_else(|| DecodeError::Invalid {
-            field: "risk_score",
-            reason: format!("{risk} is outside 0..=1000"),
-        })?;
+    let risk_score = codec::risk_score_of(p.int("risk_score")?)?;
     let preferred_channel = p.opt_channel("preferred_channel")?;
     let consent = match p.take("consent")? {
         Value::Array(items) => items

@@ -8,13 +8,13 @@ use chrono::NaiveDate;
 use compact_str::CompactString;
 use mora_domain::event::{
     CustomerType, DebtorFlags, DisputeOutcome, Envelope, EventKind, Installment, ObligationOpened,
-    Outcome, Profile,
+    Profile,
 };
 use mora_domain::ids::{Channel, ChannelSet, Currency};
 use mora_domain::time::Ts;
 use rust_decimal::Decimal;
 
-use crate::codec::MONEY_SCALE;
+use crate::codec;
 use crate::error::DecodeError;
 use crate::registry::Family;
 
@@ -141,59 +141,23 @@ impl<'a> Body<'a> {
     }
 
     fn channel(&mut self, field: &'static str) -> Result<Channel, DecodeError> {
-        let s = self.symbol(&CHANNELS)?;
-        Channel::parse(&s.to_ascii_lowercase()).ok_or_else(|| DecodeError::Invalid {
-            field,
-            reason: format!("unknown channel {s}"),
-        })
+        codec::channel_of(self.symbol(&CHANNELS)?, field)
     }
 
     fn currency(&mut self, field: &'static str) -> Result<Currency, DecodeError> {
-        let s = self.str()?;
-        Currency::parse(s).ok_or_else(|| DecodeError::Invalid {
-            field,
-            reason: format!("`{s}` is not an ISO 4217 code"),
-        })
+        codec::currency_of(self.str()?, field)
     }
 
     fn money(&mut self, field: &'static str) -> Result<Decimal, DecodeError> {
-        let bytes = self.raw()?;
-        if bytes.is_empty() || bytes.len() > 16 {
-            return Err(DecodeError::Invalid {
-                field,
-                reason: format!("decimal of {} bytes", bytes.len()),
-            });
-        }
-        let fill = if bytes[0] & 0x80 != 0 { 0xff } else { 0 };
-        let mut buf = [fill; 16];
-        buf[16 - bytes.len()..].copy_from_slice(bytes);
-        Decimal::try_from_i128_with_scale(i128::from_be_bytes(buf), MONEY_SCALE).map_err(|_| {
-            DecodeError::Invalid {
-                field,
-                reason: "amount out of range".into(),
-            }
-        })
+        codec::money_of(self.raw()?, field)
     }
 
     fn date(&mut self, field: &'static str) -> Result<NaiveDate, DecodeError> {
-        let days = self.int()?;
-        NaiveDate::from_ymd_opt(1970, 1, 1)
-            .and_then(|e| e.checked_add_signed(chrono::Duration::days(days.into())))
-            .ok_or_else(|| DecodeError::Invalid {
-                field,
-                reason: format!("date {days} out of range"),
-            })
+        codec::date_of(self.int()?, field)
     }
 
     fn ts(&mut self, field: &'static str) -> Result<Ts, DecodeError> {
-        let ms = self.long()?;
-        if Ts(ms).to_utc().is_none() || !(0..=253_402_300_799_999).contains(&ms) {
-            return Err(DecodeError::Invalid {
-                field,
-                reason: format!("instant {ms} out of range"),
-            });
-        }
-        Ok(Ts(ms))
+        codec::ts_of(self.long()?, field)
     }
 
     /// An array's items, block by block (a negative count is followed by the block's size in bytes).
@@ -325,14 +289,7 @@ pub(crate) fn decode_current(family: Family, body: &[u8]) -> Result<Envelope, De
         (Family::ContactOutcome, 0) => {
             let action_id = b.id("action_id")?;
             let channel = b.channel("channel")?;
-            let sym = b.symbol(&OUTCOMES)?.to_ascii_lowercase();
-            let outcome = Outcome::ALL
-                .into_iter()
-                .find(|o| o.as_str() == sym)
-                .ok_or_else(|| DecodeError::Invalid {
-                    field: "outcome",
-                    reason: format!("unknown symbol {sym}"),
-                })?;
+            let outcome = codec::outcome_of(b.symbol(&OUTCOMES)?)?;
             EventKind::ContactOutcome {
                 action_id,
                 channel,
@@ -355,11 +312,7 @@ pub(crate) fn decode_current(family: Family, body: &[u8]) -> Result<Envelope, De
 fn profile(b: &mut Body<'_>) -> Result<Profile, DecodeError> {
     let country = b.string()?;
     let region = b.opt_string()?;
-    let tz_name = b.str()?;
-    let time_zone = tz_name.parse().map_err(|_| DecodeError::Invalid {
-        field: "time_zone",
-        reason: format!("`{tz_name}` is not an IANA zone"),
-    })?;
+    let time_zone = codec::time_zone_of(b.str()?)?;
     let zone = b.string()?;
     let customer_type = match b.symbol(&["INDIVIDUAL", "SMALL_BUSINESS", "CORPORATE"])? {
         "INDIVIDUAL" => CustomerType::Individual,
@@ -368,14 +321,7 @@ fn profile(b: &mut Body<'_>) -> Result<Profile, DecodeError> {
     };
     let credit_limit = b.money("credit_limit")?;
     let credit_currency = b.currency("credit_currency")?;
-    let risk = b.int()?;
-    let risk_score = u16::try_from(risk)
-        .ok()
-        .filter(|r| *r <= 1000)
-        .ok_or_else(|| DecodeError::Invalid {
-            field: "risk_score",
-            reason: format!("{risk} is outside 0..=1000"),
-        })?;
+    let risk_score = codec::risk_score_of(b.int()?)?;
     let preferred_channel = b
         .present()?
         .then(|| b.channel("preferred_channel"))

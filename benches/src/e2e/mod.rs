@@ -276,9 +276,21 @@ fn measure(
             bar.set_prefix(title.to_string());
             bar.set_message(format!("producing the {phase}"));
             let before = progress.committed();
+            let mut during = Vec::new();
+            let mut last_sample = Instant::now();
             sender.send(log, range, WARMUP, None, |n| {
-                bar.set_position(n.min(events))
+                bar.set_position(n.min(events));
+                if last_sample.elapsed() >= Duration::from_millis(500) {
+                    during.push((run_start.elapsed().as_secs_f64(), n, progress.committed()));
+                    last_sample = Instant::now();
+                }
             })?;
+            for (t, n, c) in during {
+                sample(r, phase, produced + n, c);
+                if let Some(last) = r.series.last_mut() {
+                    last.t = (t * 100.0).round() / 100.0;
+                }
+            }
             produced += events;
             bar.set_position(0);
             bar.reset_eta();
