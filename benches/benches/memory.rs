@@ -11,24 +11,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mora_benches::{NullSink, resident_bytes, shipped_engine, synthetic_portfolio};
+use mora_benches::{NullSink, process_memory, resident_bytes, shipped_engine, synthetic_portfolio};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
-
-/// Peak resident set size of this process (VmHWM), bytes.
-fn peak_resident() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
 
 #[allow(clippy::print_stdout)] // a benchmark prints its figures
 fn measure(n: usize) {
@@ -53,7 +40,7 @@ fn measure(n: usize) {
         w.pending_timers(),
         rss_after.saturating_sub(rss_before) as f64 / n as f64,
         live as f64 / n as f64,
-        peak_resident().unwrap_or(0) as f64 / 1048576.0,
+        process_memory("self", "VmHWM").unwrap_or(0) as f64 / 1048576.0,
         started.elapsed().as_secs_f64()
     );
     std::hint::black_box(&w);

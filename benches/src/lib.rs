@@ -97,8 +97,16 @@ impl Sink for NullSink {
 
 /// Resident set size of this process, from /proc (Linux), in bytes.
 pub fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    process_memory("self", "VmRSS")
+}
+
+/// A memory figure of process `pid` (`self` for this one) from `/proc/<pid>/status` (Linux): `VmRSS` (resident now),
+/// `VmHWM` (peak resident)..., in bytes.
+pub fn process_memory(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

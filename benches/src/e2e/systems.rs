@@ -94,15 +94,7 @@ impl Running {
             Running::Mora(_) => "self".to_string(),
             Running::Peer(c) => c.id().to_string(),
         };
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let kb: u64 = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        Some(kb * 1024)
+        crate::process_memory(&pid, "VmRSS")
     }
 
     /// Whether it is still running.
