@@ -2,7 +2,6 @@
 //!
 //! `cargo bench -p mora-benches` runs every group; `MORA_BENCH_DEBTORS` sets the warmed portfolio (default 1 M).
 
-use std::alloc::System;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -13,10 +12,11 @@ use mora_domain::engine::Engine;
 use mora_domain::ids::Channel;
 use mora_domain::testkit;
 use mora_schemas::{Family, Wire, decode_event, encode_event};
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use stats_alloc::{Region, StatsAlloc};
+use tikv_jemallocator::Jemalloc;
 
 #[global_allocator]
-static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+static GLOBAL: StatsAlloc<Jemalloc> = StatsAlloc::new(Jemalloc);
 
 /// Events per timed batch of the decision-core benchmark.
 const BATCH: usize = 1_000;
@@ -53,7 +53,7 @@ fn workload() -> &'static Workload {
 fn decision_core(c: &mut Criterion) {
     let w = workload();
     let rss_before = resident_bytes().unwrap_or(0);
-    let region = Region::new(GLOBAL);
+    let region = Region::new(&GLOBAL);
     let mut worker = warmed(&engine(), &w.warm);
     let heap = region.change();
     let rss_after = resident_bytes().unwrap_or(0);

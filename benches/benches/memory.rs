@@ -6,22 +6,22 @@
 //! `cargo bench -p mora-benches --bench memory` (sizes: `MORA_MEMORY_DEBTORS=1000000,10000000`, the default).
 //! Figures are printed, never asserted.
 
-use std::alloc::System;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
 use mora_benches::{NullSink, process_memory, resident_bytes, shipped_engine, synthetic_portfolio};
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use stats_alloc::{Region, StatsAlloc};
+use tikv_jemallocator::Jemalloc;
 
 #[global_allocator]
-static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+static GLOBAL: StatsAlloc<Jemalloc> = StatsAlloc::new(Jemalloc);
 
 #[allow(clippy::print_stdout)] // a benchmark prints its figures
 fn measure(n: usize) {
     let engine = Arc::new(shipped_engine());
     let rss_before = resident_bytes().unwrap_or(0);
-    let region = Region::new(GLOBAL);
+    let region = Region::new(&GLOBAL);
     let started = Instant::now();
     let mut w = synthetic_portfolio(&engine, n);
     w.advance_to(

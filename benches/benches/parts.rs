@@ -11,6 +11,10 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use mora_benches::{shipped_engine, synthetic_portfolio};
 use mora_domain::queues::QueueBook;
 
+/// The engine's allocator (as in the `mora` binary).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn state_codec(c: &mut Criterion) {
     let engine = Arc::new(shipped_engine());
     let mut w = synthetic_portfolio(&engine, 1_000);

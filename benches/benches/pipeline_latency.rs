@@ -18,6 +18,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+/// The engine's allocator (as in the `mora` binary).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const PARTITIONS: i32 = 6;
 
 fn config(mode: DeliveryMode, tag: &str) -> KafkaConfig {

@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use mora_benches::{shipped_engine, synthetic_portfolio};
 
+/// The engine's allocator (as in the `mora` binary).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn reload(c: &mut Criterion) {
     let debtors = std::env::var("MORA_BENCH_DEBTORS")
         .ok()

@@ -17,6 +17,10 @@ use mora_domain::debtor::Debtor;
 use mora_runtime::{CollectingSink, Operator, PartitionWorker};
 use mora_sim::{PartitionSim, SimConfig, SimRecord};
 
+/// The engine's allocator (as in the `mora` binary).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn templates() -> (Vec<Debtor>, Arc<mora_domain::engine::Engine>) {
     let engine = Arc::new(
         mora::config::load(None)

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use mora_benches::{shipped_engine, synthetic_portfolio};
 
+/// The engine's allocator (as in the `mora` binary).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Timers fired per step: 0.1 % of a million.
 const DUE_PER_STEP: usize = 1_000;
 

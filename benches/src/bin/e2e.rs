@@ -9,6 +9,10 @@ use anyhow::Context;
 use clap::Parser;
 use mora_benches::e2e::{self, Mode, System};
 
+/// The engine's own allocator, so that the harness measures what `mora run` does.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     about = "mora end to end: sustained events/s and event→action latency under load, beside a Kafka Streams peer"

@@ -5,7 +5,8 @@
 //!
 //! - `config`: the `[kafka]` section of `mora.toml`, security settings and raw librdkafka options.
 //! - `topics`: topic names and the co-partitioning check.
-//! - `pipeline`: workers, pending offsets and the transaction cycle.
+//! - `slot`: one assigned partition: its worker, the records received per topic, and timestamp order across topics.
+//! - `pipeline`: the partitions, pending offsets and the transaction cycle.
 //! - `context`: rebalance handling (commit before releasing partitions, rebuild state on assignment).
 //! - `durable`: restore from the state store on assignment, coalesced flushes after commits, pausing while the
 //!   database is behind.
@@ -23,6 +24,7 @@ mod log;
 mod pipeline;
 mod run;
 mod sink;
+mod slot;
 mod topics;
 
 pub use clock::system_time;

@@ -1,7 +1,7 @@
 //! The engine's state on one instance: a worker per assigned partition, offsets consumed since the last commit,
 //! and the transaction cycle that commits outputs and offsets together.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,135 +18,26 @@ use tracing::{info, warn};
 
 use crate::client;
 use crate::config::{DeliveryMode, KafkaConfig};
-use crate::durable::{Durable, FlushSource, Ledger, RestoredSlot};
+use crate::durable::{Durable, FlushSource, RestoredSlot};
 use crate::error::PipelineError;
 use crate::run::RunStats;
-use crate::sink::{KafkaSink, Written};
+use crate::sink::{KafkaSink, Outputs, Written};
+use crate::slot::Slot;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a partition waits for a topic the broker still holds records for before giving up on exact order (a
-/// safety net against stale offsets; records already fetched are pulled from the local queue long before this).
-const LAGGING_TOPIC_WAIT: Duration = Duration::from_secs(30);
 /// Records buffered per topic-partition before fetching from it pauses.
 const MAX_BUFFERED: usize = 20_000;
-
-/// One assigned partition.
-struct Slot {
-    worker: PartitionWorker,
-    /// Per topic, the committed offset: records below it were handled before and are replayed only to rebuild state.
-    restore_until: HashMap<String, i64>,
-    /// Timestamp of the last record applied (records should be applied in timestamp order).
-    last_ts: i64,
-    /// Records received but not yet applied, per input topic, with when they arrived.
-    buffers: BTreeMap<String, VecDeque<(Instant, OwnedMessage)>>,
-    /// Per input topic, the offset after the last record received (from the start offset on). Kept here rather
-    /// than asked of the client, whose positions can still show a previous assignment's until a record arrives.
-    received: HashMap<String, i64>,
-    /// Next offset per input topic of the records applied (the cut a flush records).
-    applied: BTreeMap<String, i64>,
-    /// The cut of the last flush.
-    flushed: BTreeMap<String, i64>,
-    /// Decisions since the last flush (only with a state store).
-    ledger: Ledger,
-    /// Time from a record's arrival to its application (ordering waits included), seconds.
-    latency: metrics::Histogram,
-}
-
-impl Slot {
-    /// The buffered record to apply next.
-    ///
-    /// While any topic still has records below its committed offset (restore phase), only those are applied, in
-    /// timestamp order across topics, waiting for each such topic to deliver: a new owner must replay exactly what
-    /// the previous owner committed before it decides anything new, or timers could fire twice.
-    ///
-    /// Afterwards: the smallest timestamp among the topics' heads, once every input topic has a record buffered or
-    /// the oldest head has waited `max_idle` (an idle topic cannot hold time back longer).
-    fn next_ready(
-        &mut self,
-        inputs: &[String],
-        max_idle: Duration,
-        lagging: &HashMap<String, bool>,
-    ) -> Option<(Instant, OwnedMessage)> {
-        let restoring: Vec<String> = self
-            .restore_until
-            .iter()
-            .filter(|(t, committed)| {
-                let head_restored = self
-                    .buffers
-                    .get(*t)
-                    .and_then(|q| q.front())
-                    .is_some_and(|(_, m)| m.offset() < **committed);
-                head_restored || self.received.get(*t).copied().unwrap_or(0) < **committed
-            })
-            .map(|(t, _)| t.clone())
-            .collect();
-        if !restoring.is_empty() {
-            let mut best: Option<(i64, String)> = None;
-            for t in &restoring {
-                let committed = self.restore_until[t];
-                match self.buffers.get(t).and_then(|q| q.front()) {
-                    Some((_, m)) if m.offset() < committed => {
-                        let ts = m.timestamp().to_millis().unwrap_or(0);
-                        if best.as_ref().is_none_or(|(b, bt)| (ts, t) < (*b, bt)) {
-                            best = Some((ts, t.clone()));
-                        }
-                    }
-                    _ => {
-                        tracing::debug!(topic = %t, "restore: waiting for this topic's replay");
-                        return None; // this topic's replay has not been fetched yet
-                    }
-                }
-            }
-            let (_, topic) = best?;
-            return self.buffers.get_mut(&topic).and_then(VecDeque::pop_front);
-        }
-        let heads: Vec<(&String, i64, Instant)> = self
-            .buffers
-            .iter()
-            .filter_map(|(t, q)| {
-                q.front()
-                    .map(|(at, m)| (t, m.timestamp().to_millis().unwrap_or(0), *at))
-            })
-            .collect();
-        let (topic, _, arrived) = heads.iter().min_by_key(|(t, ts, _)| (*ts, *t))?;
-        let waited = heads
-            .iter()
-            .map(|(_, _, at)| *at)
-            .min()
-            .unwrap_or(*arrived)
-            .elapsed();
-        for t in inputs {
-            if heads.iter().any(|(h, _, _)| *h == t) {
-                continue;
-            }
-            // A topic with nothing buffered: if the broker has records for it we have not received yet, wait for them;
-            // if it is caught up, wait only `max_idle`.
-            let behind = lagging.get(t).copied().unwrap_or(true);
-            let limit = if behind { LAGGING_TOPIC_WAIT } else { max_idle };
-            if behind && waited >= limit {
-                tracing::warn!(topic = %t, ?waited, "A topic the broker holds records for has not delivered; applying other topics' records out of order.");
-            }
-            if waited < limit {
-                tracing::debug!(topic = %t, lagging = ?lagging.get(t), ?waited, "waiting for a topic with nothing buffered");
-                return None;
-            }
-        }
-        let topic = (*topic).clone();
-        self.buffers.get_mut(&topic).and_then(VecDeque::pop_front)
-    }
-}
 
 /// The instance's pipeline state.
 pub(crate) struct Pipeline {
     cfg: KafkaConfig,
     engine: Arc<Engine>,
     producer: BaseProducer,
+    outputs: Outputs,
     slots: BTreeMap<i32, Slot>,
-    /// Next offset to commit per (topic, partition), for records handled since the last commit.
-    offsets: BTreeMap<(String, i32), i64>,
+    /// Next offset to commit per partition and topic, for records handled since the last commit.
+    offsets: BTreeMap<i32, HashMap<String, i64>>,
     in_txn: bool,
-    /// Topic-partitions paused because their buffer is full.
-    paused: std::collections::BTreeSet<(String, i32)>,
     written: Written,
     failed: Option<KafkaError>,
     /// The state store, if configured (otherwise partitions are rebuilt by replaying from the beginning).
@@ -185,13 +76,13 @@ impl Pipeline {
             producer.init_transactions(TXN_TIMEOUT)?;
         }
         Ok(Self {
+            outputs: Outputs::new(&cfg.topics),
             cfg,
             engine,
             producer,
             slots: BTreeMap::new(),
             offsets: BTreeMap::new(),
             in_txn: false,
-            paused: std::collections::BTreeSet::new(),
             written: Written::default(),
             failed: None,
             durable,
@@ -230,27 +121,13 @@ impl Pipeline {
                         starts: BTreeMap::new(),
                     },
                 };
-                self.slots.insert(
-                    p,
-                    Slot {
-                        worker: restored.worker,
-                        restore_until: HashMap::new(),
-                        last_ts: i64::MIN,
-                        buffers: BTreeMap::new(),
-                        received: HashMap::new(),
-                        flushed: restored.starts.clone(),
-                        applied: restored.starts,
-                        latency: metrics::histogram!(
-                            "mora_processing_seconds",
-                            "partition" => p.to_string()
-                        ),
-                        ledger: self
-                            .durable
-                            .as_ref()
-                            .map(Durable::ledger)
-                            .unwrap_or_default(),
-                    },
-                );
+                let ledger = self
+                    .durable
+                    .as_ref()
+                    .map(Durable::ledger)
+                    .unwrap_or_default();
+                self.slots
+                    .insert(p, Slot::new(restored.worker, restored.starts, ledger));
             }
             let Some(slot) = self.slots.get_mut(&p) else {
                 continue;
@@ -301,7 +178,6 @@ impl Pipeline {
         }
         self.slots.clear();
         self.offsets.clear();
-        self.paused.clear();
         self.stats.assigned.clear();
         info!("Partitions revoked after committing.");
         result
@@ -310,18 +186,7 @@ impl Pipeline {
     /// Buffers one record for its partition (applied in timestamp order by [`Pipeline::drain`]).
     pub(crate) fn enqueue(&mut self, msg: &BorrowedMessage<'_>) {
         if let Some(slot) = self.slots.get_mut(&msg.partition()) {
-            // Keys exist from the assignment on: no allocation per record.
-            match slot.received.get_mut(msg.topic()) {
-                Some(next) => *next = (*next).max(msg.offset() + 1),
-                None => {
-                    slot.received
-                        .insert(msg.topic().to_string(), msg.offset() + 1);
-                }
-            }
-            slot.buffers
-                .entry(msg.topic().to_string())
-                .or_default()
-                .push_back((Instant::now(), msg.detach()));
+            slot.receive(msg.detach(), Instant::now());
         }
     }
 
@@ -332,17 +197,17 @@ impl Pipeline {
         consumer: &BaseConsumer<C>,
     ) -> Result<usize, PipelineError> {
         let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
-        for (p, slot) in &self.slots {
-            for (t, q) in &slot.buffers {
-                let key = (t.clone(), *p);
-                let paused = self.paused.contains(&key);
-                if !paused && q.len() >= MAX_BUFFERED {
+        let mut paused = 0;
+        for (p, slot) in &mut self.slots {
+            for (t, inbox) in &mut slot.inboxes {
+                if !inbox.paused && inbox.queue.len() >= MAX_BUFFERED {
                     pause.add_partition(t, *p);
-                    self.paused.insert(key);
-                } else if paused && q.len() <= MAX_BUFFERED / 2 {
+                    inbox.paused = true;
+                } else if inbox.paused && inbox.queue.len() <= MAX_BUFFERED / 2 {
                     resume.add_partition(t, *p);
-                    self.paused.remove(&key);
+                    inbox.paused = false;
                 }
+                paused += usize::from(inbox.paused);
             }
         }
         if pause.count() > 0 {
@@ -353,16 +218,12 @@ impl Pipeline {
         if resume.count() > 0 && !self.durable.as_ref().is_some_and(Durable::holding) {
             consumer.resume(&resume)?;
         }
-        Ok(self.paused.len())
+        Ok(paused)
     }
 
     /// Records buffered and not yet applied.
     pub(crate) fn buffered(&self) -> usize {
-        self.slots
-            .values()
-            .flat_map(|s| s.buffers.values())
-            .map(VecDeque::len)
-            .sum()
+        self.slots.values().map(Slot::buffered).sum()
     }
 
     /// Applies every buffered record that is ready, in timestamp order per partition.
@@ -385,11 +246,7 @@ impl Pipeline {
             .filter(|t| *t != clock_topic)
             .collect();
         let max_idle = self.cfg.max_idle;
-        if self
-            .slots
-            .values()
-            .all(|s| s.buffers.values().all(VecDeque::is_empty))
-        {
+        if self.slots.values().all(|s| s.buffered() == 0) {
             return Ok(());
         }
         // Per input topic: whether the broker holds records for it this instance has not received yet. Known for
@@ -398,7 +255,7 @@ impl Pipeline {
         let mut lagging: BTreeMap<i32, HashMap<String, bool>> = BTreeMap::new();
         let ends = ends.lock().map(|e| e.clone()).unwrap_or_default();
         for (p, slot) in &self.slots {
-            if slot.buffers.values().all(VecDeque::is_empty) {
+            if slot.buffered() == 0 {
                 continue;
             }
             for t in &inputs {
@@ -415,11 +272,12 @@ impl Pipeline {
         let none_lag = HashMap::new();
         for p in parts {
             let lag = lagging.get(&p).unwrap_or(&none_lag);
+            let now = Instant::now();
             loop {
-                let Some((arrived, msg)) = self
+                let Some(Ok((arrived, msg))) = self
                     .slots
                     .get_mut(&p)
-                    .and_then(|s| s.next_ready(&inputs, max_idle, lag))
+                    .map(|s| s.next_ready(&inputs, max_idle, lag, now))
                 else {
                     break;
                 };
@@ -461,14 +319,16 @@ impl Pipeline {
         };
         let mut sink = KafkaSink {
             producer: &self.producer,
-            topics: &self.cfg.topics,
+            outputs: &self.outputs,
             restoring,
             written: &mut self.written,
             failed: &mut self.failed,
             ledger: self.durable.is_some().then_some(&mut slot.ledger),
         };
         let ts = msg.timestamp().to_millis().unwrap_or(0);
-        if ts < slot.last_ts {
+        // A clock record behind the partition's time changes nothing (the events after it moved time past it), so
+        // it is not counted.
+        if ts < slot.last_ts && family != mora_schemas::Family::Clock {
             self.stats.out_of_order += 1;
             if self.stats.out_of_order <= 5 {
                 let note = format!(
@@ -506,8 +366,13 @@ impl Pipeline {
         if restoring {
             self.stats.restored += 1;
         } else {
-            self.offsets
-                .insert((topic.to_string(), partition), msg.offset() + 1);
+            let next = self.offsets.entry(partition).or_default();
+            match next.get_mut(topic) {
+                Some(n) => *n = msg.offset() + 1,
+                None => {
+                    next.insert(topic.to_string(), msg.offset() + 1);
+                }
+            }
         }
         Ok(())
     }
@@ -523,8 +388,10 @@ impl Pipeline {
             return Ok(());
         }
         let mut tpl = TopicPartitionList::new();
-        for ((t, p), o) in &self.offsets {
-            tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+        for (p, topics) in &self.offsets {
+            for (t, o) in topics {
+                tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+            }
         }
         if let Some(e) = self.failed.take() {
             return self.abort_and_rewind(consumer, e);
@@ -649,11 +516,12 @@ impl Pipeline {
         }
         let mut tpl = TopicPartitionList::new();
         for e in consumer.assignment()?.elements() {
-            if behind
-                || !self
-                    .paused
-                    .contains(&(e.topic().to_string(), e.partition()))
-            {
+            let full = self
+                .slots
+                .get(&e.partition())
+                .and_then(|s| s.inboxes.get(e.topic()))
+                .is_some_and(|i| i.paused);
+            if behind || !full {
                 tpl.add_partition(e.topic(), e.partition());
             }
         }
@@ -664,8 +532,9 @@ impl Pipeline {
             // Time spent paused is not time a topic kept the others waiting.
             let now = Instant::now();
             for slot in self.slots.values_mut() {
-                for q in slot.buffers.values_mut() {
-                    for (at, _) in q.iter_mut() {
+                for inbox in slot.inboxes.values_mut() {
+                    inbox.forgive();
+                    for (at, _) in inbox.queue.iter_mut() {
                         *at = now;
                     }
                 }

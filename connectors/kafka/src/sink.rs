@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use mora_domain::action::{Action, AuditRecord, DecisionKind};
+use mora_domain::ids::Channel;
 use mora_runtime::Sink;
 use mora_schemas::{DeadLetter, Wire, encode_action, encode_audit, encode_dead_letter};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -12,6 +13,33 @@ use tracing::error;
 
 use crate::config::TopicsConfig;
 use crate::durable::Ledger;
+
+/// The output topics' names and per-channel counters, resolved once rather than per record.
+#[derive(Debug)]
+pub(crate) struct Outputs {
+    /// Per channel, in [`Channel::ALL`] order: the action topic and its counter.
+    actions: Vec<(String, metrics::Counter)>,
+    audit: String,
+    dead_letter: String,
+}
+
+impl Outputs {
+    pub fn new(topics: &TopicsConfig) -> Self {
+        Self {
+            actions: Channel::ALL
+                .iter()
+                .map(|c| {
+                    (
+                        topics.actions(*c),
+                        metrics::counter!("mora_actions_total", "channel" => c.as_str()),
+                    )
+                })
+                .collect(),
+            audit: topics.audit.clone(),
+            dead_letter: topics.dead_letter.clone(),
+        }
+    }
+}
 
 /// Counts of records written.
 #[derive(Debug, Default, Clone, Copy)]
@@ -28,7 +56,7 @@ pub(crate) struct Written {
 /// Sends to the producer; in restore mode, drops everything (state is being rebuilt from records already handled).
 pub(crate) struct KafkaSink<'a> {
     pub producer: &'a BaseProducer,
-    pub topics: &'a TopicsConfig,
+    pub outputs: &'a Outputs,
     pub restoring: bool,
     pub written: &'a mut Written,
     /// First send error that is not backpressure; the pipeline aborts the transaction on it.
@@ -71,14 +99,13 @@ impl Sink for KafkaSink<'_> {
         }
         match encode_action(action, Wire::Confluent) {
             Ok(bytes) => {
-                if self.send(
-                    &self.topics.actions(action.channel),
-                    action.debtor_id.as_bytes(),
-                    &bytes,
-                ) {
+                let outputs = self.outputs;
+                let Some((topic, sent)) = outputs.actions.get(action.channel as usize) else {
+                    return;
+                };
+                if self.send(topic, action.debtor_id.as_bytes(), &bytes) {
                     self.written.actions += 1;
-                    metrics::counter!("mora_actions_total", "channel" => action.channel.as_str())
-                        .increment(1);
+                    sent.increment(1);
                 }
             }
             Err(e) => {
@@ -103,8 +130,8 @@ impl Sink for KafkaSink<'_> {
             .increment(1);
         }
         if let Ok(bytes) = encode_audit(record, Wire::Confluent) {
-            let topic = self.topics.audit.clone();
-            if self.send(&topic, record.debtor_id.as_bytes(), &bytes) {
+            let outputs = self.outputs;
+            if self.send(&outputs.audit, record.debtor_id.as_bytes(), &bytes) {
                 self.written.audits += 1;
             }
         }
@@ -116,9 +143,9 @@ impl Sink for KafkaSink<'_> {
         }
         match encode_dead_letter(&record, Wire::Confluent) {
             Ok(bytes) => {
-                let topic = self.topics.dead_letter.clone();
+                let outputs = self.outputs;
                 let key = record.key.clone().unwrap_or_default();
-                if self.send(&topic, &key, &bytes) {
+                if self.send(&outputs.dead_letter, &key, &bytes) {
                     self.written.dead_letters += 1;
                     metrics::counter!(
                         "mora_dead_letters_total",
