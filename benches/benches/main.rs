@@ -7,16 +7,15 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use mora_benches::{NullSink, Workload, record, resident_bytes, shipped_engine, warmed};
-use mora_domain::debtor::{ContactMark, Debtor, MarkKind};
+use mora_domain::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
+use mora_domain::debtor::{ContactMark, Debtor, MarkKind, Stage};
 use mora_domain::engine::Engine;
 use mora_domain::ids::Channel;
 use mora_domain::testkit;
 use mora_schemas::{Family, Wire, decode_event, encode_event};
-use stats_alloc::{Region, StatsAlloc};
-use tikv_jemallocator::Jemalloc;
 
 #[global_allocator]
-static GLOBAL: StatsAlloc<Jemalloc> = StatsAlloc::new(Jemalloc);
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Events per timed batch of the decision-core benchmark.
 const BATCH: usize = 1_000;
@@ -53,12 +52,11 @@ fn workload() -> &'static Workload {
 fn decision_core(c: &mut Criterion) {
     let w = workload();
     let rss_before = resident_bytes().unwrap_or(0);
-    let region = Region::new(&GLOBAL);
+    let heap_before = mora_benches::heap_allocated().unwrap_or(0);
     let mut worker = warmed(&engine(), &w.warm);
-    let heap = region.change();
+    let heap_after = mora_benches::heap_allocated().unwrap_or(0);
     let rss_after = resident_bytes().unwrap_or(0);
-    let live =
-        heap.bytes_allocated as i64 - heap.bytes_deallocated as i64 + heap.bytes_reallocated as i64;
+    let live = heap_after as i64 - heap_before as i64;
     eprintln!(
         "memory: {} debtors; live heap {:.0} bytes/debtor; resident {:.0} bytes/debtor; {} timers pending",
         worker.len(),
@@ -143,6 +141,19 @@ fn avro(c: &mut Criterion) {
             b.iter(|| decode_event(family, &bytes))
         });
     }
+    let (action, audit) = outputs(at);
+    g.bench_function("encode_action_generic", |b| {
+        b.iter(|| mora_schemas::encode_action_generic(&action, Wire::Confluent))
+    });
+    g.bench_function("encode_action_fast", |b| {
+        b.iter(|| mora_schemas::encode_action(&action, Wire::Confluent))
+    });
+    g.bench_function("encode_audit_generic", |b| {
+        b.iter(|| mora_schemas::encode_audit_generic(&audit, Wire::Confluent))
+    });
+    g.bench_function("encode_audit_fast", |b| {
+        b.iter(|| mora_schemas::encode_audit(&audit, Wire::Confluent))
+    });
     g.bench_function("encode_event/payment", |b| {
         b.iter_batched(
             || payment.clone(),
@@ -151,6 +162,50 @@ fn avro(c: &mut Criterion) {
         )
     });
     g.finish();
+}
+
+/// A typical dialer action and the audit record that goes with it.
+fn outputs(at: mora_domain::time::Ts) -> (Action, AuditRecord) {
+    let mut amounts_due = mora_domain::money::Balances::default();
+    amounts_due.add(
+        testkit::cur("COP"),
+        rust_decimal::Decimal::new(12_500_000_000, 4),
+    );
+    let action = Action {
+        action_id: ActionId::derive(&[b"D00012345", b"dialer"]),
+        debtor_id: "D00012345".into(),
+        channel: Channel::Dialer,
+        template: "dialer-early".into(),
+        amounts_due,
+        overdue_base: rust_decimal::Decimal::new(3_125_000, 4),
+        dpd: 17,
+        stage: Stage::Administrative,
+        segment: "early-high-balance".into(),
+        priority: 81_250,
+        reason: Reason {
+            strategy: "early-digital".into(),
+            step: "call-day-15".into(),
+            trigger: "dpd:15".into(),
+        },
+        jurisdiction: "CO".into(),
+        created_at: at,
+        not_before: at,
+        not_after: Some(mora_domain::time::Ts(at.0 + 8 * 3_600_000)),
+        arm: "champion".into(),
+    };
+    let audit = AuditRecord {
+        debtor_id: action.debtor_id.clone(),
+        at,
+        kind: DecisionKind::Emitted,
+        action_id: Some(action.action_id.clone()),
+        channel: Some(Channel::Dialer),
+        rule: "strategy/early-digital/call-day-15".into(),
+        reason: "dpd:15".into(),
+        until: None,
+        strategy: Some("early-digital".into()),
+        arm: Some("champion".into()),
+    };
+    (action, audit)
 }
 
 criterion_group!(benches, guard, avro, decision_core);

@@ -11,27 +11,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mora_benches::{NullSink, process_memory, resident_bytes, shipped_engine, synthetic_portfolio};
-use stats_alloc::{Region, StatsAlloc};
-use tikv_jemallocator::Jemalloc;
 
 #[global_allocator]
-static GLOBAL: StatsAlloc<Jemalloc> = StatsAlloc::new(Jemalloc);
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[allow(clippy::print_stdout)] // a benchmark prints its figures
 fn measure(n: usize) {
     let engine = Arc::new(shipped_engine());
     let rss_before = resident_bytes().unwrap_or(0);
-    let region = Region::new(&GLOBAL);
+    let heap_before = mora_benches::heap_allocated().unwrap_or(0);
     let started = Instant::now();
     let mut w = synthetic_portfolio(&engine, n);
     w.advance_to(
         mora_domain::testkit::ts("2026-06-01T00:00:00Z"),
         &mut NullSink,
     );
-    let heap = region.change();
+    let heap_after = mora_benches::heap_allocated().unwrap_or(0);
     let rss_after = resident_bytes().unwrap_or(0);
-    let live =
-        heap.bytes_allocated as i64 - heap.bytes_deallocated as i64 + heap.bytes_reallocated as i64;
+    let live = heap_after as i64 - heap_before as i64;
     let past_due = w.debtors().filter(|d| d.derived.dpd > 0).count();
     println!(
         "{{\"debtors\": {}, \"past_due\": {past_due}, \"timers\": {}, \"resident_bytes_per_debtor\": {:.0}, \

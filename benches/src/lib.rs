@@ -95,6 +95,14 @@ impl Sink for NullSink {
     }
 }
 
+/// Bytes the allocator (jemalloc, as in the `mora` binary) holds allocated for the program right now.
+pub fn heap_allocated() -> Option<u64> {
+    tikv_jemalloc_ctl::epoch::advance().ok()?;
+    tikv_jemalloc_ctl::stats::allocated::read()
+        .ok()
+        .map(|b| b as u64)
+}
+
 /// Resident set size of this process, from /proc (Linux), in bytes.
 pub fn resident_bytes() -> Option<u64> {
     process_memory("self", "VmRSS")

@@ -390,14 +390,18 @@ pub(crate) fn money_of(bytes: &[u8], name: &'static str) -> Result<Decimal, Deco
     })
 }
 
-pub(crate) fn money(d: Decimal, name: &'static str) -> Result<Value, EncodeError> {
+/// A `decimal(28, 4)`'s bytes for an amount: the minimal big-endian two's complement of the unscaled value (the
+/// bytes are `buf[start..]`). Refuses amounts with more than four decimal places rather than rounding them.
+pub(crate) fn money_bytes(
+    d: Decimal,
+    name: &'static str,
+) -> Result<([u8; 16], usize), EncodeError> {
     let mut scaled = d;
     scaled.rescale(MONEY_SCALE);
     if scaled != d || scaled.scale() != MONEY_SCALE {
         return Err(EncodeError::Precision(name));
     }
-    let unscaled = scaled.mantissa();
-    let bytes = unscaled.to_be_bytes();
+    let bytes = scaled.mantissa().to_be_bytes();
     // Minimal two's-complement form: drop leading bytes that only repeat the sign.
     let mut start = 0;
     while start < 15 {
@@ -408,6 +412,11 @@ pub(crate) fn money(d: Decimal, name: &'static str) -> Result<Value, EncodeError
             break;
         }
     }
+    Ok((bytes, start))
+}
+
+pub(crate) fn money(d: Decimal, name: &'static str) -> Result<Value, EncodeError> {
+    let (bytes, start) = money_bytes(d, name)?;
     Ok(Value::Decimal(apache_avro::Decimal::from(&bytes[start..])))
 }
 

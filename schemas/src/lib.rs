@@ -22,12 +22,13 @@ mod events;
 mod fast;
 mod outputs;
 mod registry;
+mod write;
 
 pub use clock::{ClockTick, decode_clock, encode_clock};
 pub use error::{DecodeError, EncodeError};
 pub use events::{decode_event, decode_event_generic, encode_event, family_of};
 pub use outputs::{
-    DeadLetter, decode_action, decode_audit, decode_dead_letter, encode_action, encode_audit,
-    encode_dead_letter,
+    DeadLetter, decode_action, decode_audit, decode_dead_letter, encode_action,
+    encode_action_generic, encode_audit, encode_audit_generic, encode_dead_letter,
 };
 pub use registry::{Family, Registry, SchemaKind, Wire};
