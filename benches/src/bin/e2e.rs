@@ -27,6 +27,10 @@ struct Args {
     /// Run mora without the state store.
     #[arg(long)]
     no_state: bool,
+    /// mora's `kafka.max_idle` in milliseconds: how long a record waits for an input topic that has nothing new at
+    /// the broker before it is applied (default: the engine's).
+    #[arg(long)]
+    max_idle_ms: Option<u64>,
     /// Debtors in the simulated portfolio.
     #[arg(long, default_value_t = 1_000_000)]
     debtors: u64,
@@ -96,6 +100,7 @@ fn main() -> anyhow::Result<()> {
         brokers: args.brokers.clone(),
         state_nodes: (!args.no_state)
             .then(|| args.cql.split(',').map(|s| s.trim().to_string()).collect()),
+        max_idle: args.max_idle_ms.map(std::time::Duration::from_millis),
         debtors: args.debtors,
         partitions: args.partitions,
         seed: args.seed,

@@ -37,6 +37,8 @@ pub struct Options {
     pub brokers: String,
     /// CQL contact points of the state store for mora (`None`: in memory only).
     pub state_nodes: Option<Vec<String>>,
+    /// mora's `kafka.max_idle` (`None`: the engine's default).
+    pub max_idle: Option<Duration>,
     pub debtors: u64,
     pub partitions: u32,
     pub seed: u64,
@@ -196,9 +198,15 @@ fn drive(
     let title = format!("{:?} {}", r.system, r.mode.short()).to_lowercase();
     // Topics and the system (mora creates its own topics; the peer's are created for it).
     let mut started: Started = match r.system {
-        System::Mora => {
-            systems::start_mora(&opts.brokers, prefix, r.mode, partitions, state, engine)?
-        }
+        System::Mora => systems::start_mora(
+            &opts.brokers,
+            prefix,
+            r.mode,
+            partitions,
+            state,
+            engine,
+            opts.max_idle,
+        )?,
         System::Peer => {
             let cp = classpath.ok_or_else(|| anyhow::anyhow!("the peer was not built"))?;
             systems::start_peer(cp, &opts.brokers, prefix, r.mode, partitions, &opts.out)?
@@ -250,15 +258,30 @@ fn measure(
         partitions,
     )?;
     let run_start = Instant::now();
+    let read_actions = || probe.actions.load(std::sync::atomic::Ordering::Relaxed);
     let sample = |r: &mut RunReport, phase: &str, produced: u64, consumed: u64| {
         r.series.push(Sample {
             t: (run_start.elapsed().as_secs_f64() * 100.0).round() / 100.0,
             phase: phase.to_string(),
             produced,
             consumed,
-            actions: probe.actions.load(std::sync::atomic::Ordering::Relaxed),
+            actions: read_actions(),
         });
     };
+    // Samples taken while producing (the producer's callback cannot borrow the report): pushed afterwards with
+    // their own time and action count.
+    let push_taken =
+        |r: &mut RunReport, phase: &str, base: u64, taken: Vec<(f64, u64, u64, u64)>| {
+            for (t, n, c, a) in taken {
+                r.series.push(Sample {
+                    t: (t * 100.0).round() / 100.0,
+                    phase: phase.to_string(),
+                    produced: base + n,
+                    consumed: c,
+                    actions: a,
+                });
+            }
+        };
     let bar_style =
         ProgressStyle::with_template("{prefix:>12} {msg:<30} [{bar:40}] {pos}/{len} ({per_sec})")
             .unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -281,16 +304,16 @@ fn measure(
             sender.send(log, range, WARMUP, None, |n| {
                 bar.set_position(n.min(events));
                 if last_sample.elapsed() >= Duration::from_millis(500) {
-                    during.push((run_start.elapsed().as_secs_f64(), n, progress.committed()));
+                    during.push((
+                        run_start.elapsed().as_secs_f64(),
+                        n,
+                        progress.committed(),
+                        read_actions(),
+                    ));
                     last_sample = Instant::now();
                 }
             })?;
-            for (t, n, c) in during {
-                sample(r, phase, produced + n, c);
-                if let Some(last) = r.series.last_mut() {
-                    last.t = (t * 100.0).round() / 100.0;
-                }
-            }
+            push_taken(r, phase, produced, during);
             produced += events;
             bar.set_position(0);
             bar.reset_eta();
@@ -369,16 +392,16 @@ fn measure(
         sender.send(log, next..next + n, i as u8, Some(rate), |k| {
             bar.set_position(k);
             if last_sample.elapsed() >= Duration::from_millis(500) {
-                samples.push((run_start.elapsed().as_secs_f64(), k, progress.committed()));
+                samples.push((
+                    run_start.elapsed().as_secs_f64(),
+                    k,
+                    progress.committed(),
+                    read_actions(),
+                ));
                 last_sample = Instant::now();
             }
         })?;
-        for (t, k, c) in samples {
-            sample(r, &phase, produced + k, c);
-            if let Some(last) = r.series.last_mut() {
-                last.t = (t * 100.0).round() / 100.0;
-            }
-        }
+        push_taken(r, &phase, produced, samples);
         produced += events;
         consumed_target += events;
         let sent_at = Instant::now();

@@ -123,8 +123,12 @@ pub fn start_mora(
     partitions: i32,
     state: Option<&StateConfig>,
     engine: Arc<Engine>,
+    max_idle: Option<std::time::Duration>,
 ) -> anyhow::Result<Started> {
     let mut cfg = KafkaConfig::new(brokers.to_string());
+    if let Some(idle) = max_idle {
+        cfg.max_idle = idle;
+    }
     cfg.mode = match mode {
         Mode::ExactlyOnce => DeliveryMode::ExactlyOnce,
         Mode::AtLeastOnce => DeliveryMode::AtLeastOnce,
