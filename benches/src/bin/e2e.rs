@@ -27,6 +27,13 @@ struct Args {
     /// Run mora without the state store.
     #[arg(long)]
     no_state: bool,
+    /// mora's `state.flush_interval` in milliseconds (default: the engine's, 1 s): longer coalesces more changes of
+    /// a debtor into one row write.
+    #[arg(long)]
+    state_flush_ms: Option<u64>,
+    /// mora's `state.audit_ledger = false`: audit records only on the audit topic, not also stored by debtor.
+    #[arg(long)]
+    no_audit_ledger: bool,
     /// mora's `kafka.max_idle` in milliseconds: how long a record waits for an input topic that has nothing new at
     /// the broker before it is applied (default: the engine's).
     #[arg(long)]
@@ -101,6 +108,8 @@ fn main() -> anyhow::Result<()> {
         state_nodes: (!args.no_state)
             .then(|| args.cql.split(',').map(|s| s.trim().to_string()).collect()),
         max_idle: args.max_idle_ms.map(std::time::Duration::from_millis),
+        state_flush: args.state_flush_ms.map(std::time::Duration::from_millis),
+        audit_ledger: !args.no_audit_ledger,
         debtors: args.debtors,
         partitions: args.partitions,
         seed: args.seed,

@@ -39,6 +39,10 @@ pub struct Options {
     pub state_nodes: Option<Vec<String>>,
     /// mora's `kafka.max_idle` (`None`: the engine's default).
     pub max_idle: Option<Duration>,
+    /// mora's `state.flush_interval` (`None`: the engine's default).
+    pub state_flush: Option<Duration>,
+    /// mora's `state.audit_ledger`.
+    pub audit_ledger: bool,
     pub debtors: u64,
     pub partitions: u32,
     pub seed: u64,
@@ -96,6 +100,10 @@ pub fn run(opts: &Options, engine: Arc<Engine>) -> anyhow::Result<Report> {
     let state = opts.state_nodes.clone().map(|nodes| {
         let mut s = StateConfig::new(nodes);
         s.consistency = mora_connector_scylla::ConsistencyLevel::One;
+        s.audit_ledger = opts.audit_ledger;
+        if let Some(every) = opts.state_flush {
+            s.flush_interval = every;
+        }
         s
     });
     let stamp = std::time::SystemTime::now()
