@@ -197,7 +197,12 @@ impl Slot {
         let head_waited = now.saturating_duration_since(oldest);
         let mut hold = false;
         for t in inputs {
-            let inbox = self.inboxes.entry(t.clone()).or_default();
+            if !self.inboxes.contains_key(t) {
+                self.inboxes.insert(t.clone(), Inbox::default()); // once per topic, not per record
+            }
+            let Some(inbox) = self.inboxes.get_mut(t) else {
+                continue;
+            };
             if !inbox.queue.is_empty() {
                 continue;
             }
