@@ -10,6 +10,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use mora_benches::{shipped_engine, synthetic_portfolio};
 use mora_domain::queues::QueueBook;
+use mora_runtime::durable::codec;
 
 /// The engine's allocator (as in the `mora` binary).
 #[global_allocator]
@@ -27,16 +28,14 @@ fn state_codec(c: &mut Criterion) {
         .max_by_key(|d| d.obligations.len() + d.contacts.len())
         .expect("a debtor")
         .clone();
-    let bytes = mora_connector_scylla::encode(&d).expect("encodes");
+    let bytes = codec::encode(&d).expect("encodes");
     eprintln!("state of {}: {} bytes", d.id, bytes.len());
-    let mut g = c.benchmark_group("mora_connector_scylla::codec");
+    let mut g = c.benchmark_group("mora_runtime::durable::codec");
     g.throughput(Throughput::Elements(1))
         .measurement_time(Duration::from_secs(3));
-    g.bench_function("encode_debtor", |b| {
-        b.iter(|| mora_connector_scylla::encode(&d))
-    });
+    g.bench_function("encode_debtor", |b| b.iter(|| codec::encode(&d)));
     g.bench_function("decode_debtor", |b| {
-        b.iter(|| mora_connector_scylla::decode(&d.id, mora_connector_scylla::FORMAT, &bytes))
+        b.iter(|| codec::decode(&d.id, codec::FORMAT, &bytes))
     });
     g.finish();
 }
@@ -82,7 +81,7 @@ fn partition_summary(c: &mut Criterion) {
         &mut mora_benches::NullSink,
     );
     let s = w.summary(1000);
-    let bytes = mora_connector_scylla::encode_summary(&s).expect("encodes");
+    let bytes = codec::encode_summary(&s).expect("encodes");
     eprintln!(
         "summary of {} debtors: {} bytes encoded",
         w.len(),
@@ -91,7 +90,7 @@ fn partition_summary(c: &mut Criterion) {
     let mut g = c.benchmark_group("mora_runtime::PartitionWorker::summary");
     g.sample_size(20).measurement_time(Duration::from_secs(5));
     g.bench_function("take_and_encode_100000_debtors_depth_1000", |b| {
-        b.iter(|| mora_connector_scylla::encode_summary(&w.summary(1000)))
+        b.iter(|| codec::encode_summary(&w.summary(1000)))
     });
     g.bench_function("portfolio_100000_debtors", |b| b.iter(|| w.portfolio()));
     g.bench_function("kpis_100000_debtors", |b| b.iter(|| w.kpis(30)));

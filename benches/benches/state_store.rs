@@ -10,11 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mora_connector_scylla::{
-    Checkpoint, ConsistencyLevel, PartitionFlush, StateConfig, Store, migrate,
-};
+use mora_connector_scylla::{ConsistencyLevel, StateConfig, Store, migrate};
 use mora_domain::debtor::Debtor;
-use mora_runtime::{CollectingSink, Operator, PartitionWorker};
+use mora_runtime::{Checkpoint, CollectingSink, Operator, PartitionFlush, PartitionWorker};
 use mora_sim::{PartitionSim, SimConfig, SimRecord};
 
 /// The engine's allocator (as in the `mora` binary).

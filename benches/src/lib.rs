@@ -132,9 +132,9 @@ const ZONES: [(&str, &str); 4] = [
     ("US", "America/New_York"),
 ];
 
-/// The shipped decision configuration, policies and calendars (deploy/config).
+/// The shipped decision configuration, policies and calendars (`app/defaults`).
 pub fn shipped_engine() -> Engine {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../app/defaults");
     let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("config file");
     let parse_dir = |dir: &str| {
         let mut files: Vec<_> = std::fs::read_dir(format!("{root}/{dir}"))

@@ -89,12 +89,12 @@ fn every_endpoint_answers_what_the_events_imply_and_reloads_are_checked() {
     // The decision files live in the test's directory so the reload below can break and mend them.
     let decisions = w.dir.join("config");
     copy_dir(
-        Path::new(&format!("{}/../deploy/config", env!("CARGO_MANIFEST_DIR"))),
+        Path::new(&format!("{}/../app/defaults", env!("CARGO_MANIFEST_DIR"))),
         &decisions,
     );
     let port = free_port();
     let toml = std::fs::read_to_string(&w.config).unwrap();
-    let deploy = format!("{}/../deploy/config", env!("CARGO_MANIFEST_DIR"));
+    let deploy = format!("{}/../app/defaults", env!("CARGO_MANIFEST_DIR"));
     let toml = toml
         .replace(&deploy, &decisions.display().to_string())
         .replace("[api]\nlisten = \"127.0.0.1:0\"\n", "")

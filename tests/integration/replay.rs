@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mora::replay::{ReplayArgs, same_outputs};
-use mora_connector_kafka::{ClockSource, KafkaConfig, LoadgenOptions, create_topics, loadgen};
+use mora_connector_kafka::{ClockSource, KafkaConfig, create_topics};
 use mora_domain::testkit::ts;
+use mora_loadgen::{LoadgenOptions, loadgen};
 
 use crate::utils;
 
@@ -38,6 +39,7 @@ fn setup() -> Setup {
     .expect("loadgen");
     assert!(report.clock_records > 0, "the log carries simulated time");
     let dir = tempfile::tempdir().unwrap();
+    let defaults = format!("{}/../app/defaults", env!("CARGO_MANIFEST_DIR"));
     let deploy = format!("{}/../deploy/config", env!("CARGO_MANIFEST_DIR"));
     let config = dir.path().join("mora.toml");
     std::fs::write(
@@ -45,9 +47,9 @@ fn setup() -> Setup {
         format!(
             r#"
 [decisions]
-file = "{deploy}/decisions.toml"
-policies_dir = "{deploy}/policies"
-holidays_dir = "{deploy}/holidays"
+file = "{defaults}/decisions.toml"
+policies_dir = "{defaults}/policies"
+holidays_dir = "{defaults}/holidays"
 
 [kafka]
 brokers = "{brokers}"
@@ -69,8 +71,8 @@ input_prefix = "{p}.in."
             r#"
 [decisions]
 file = "{deploy}/candidate-decisions.toml"
-policies_dir = "{deploy}/policies"
-holidays_dir = "{deploy}/holidays"
+policies_dir = "{defaults}/policies"
+holidays_dir = "{defaults}/holidays"
 "#
         ),
     )

@@ -7,10 +7,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use mora_connector_scylla::{FORMAT, decode, encode};
 use mora_domain::action::Action;
 use mora_domain::engine::Engine;
 use mora_domain::time::Ts;
+use mora_runtime::durable::codec::{FORMAT, decode, encode};
 use mora_runtime::{CollectingSink, Fences, InputRecord, Operator, PartitionWorker};
 use mora_schemas::{Family, Wire, encode_event, family_of};
 use mora_sim::{PartitionSim, SimConfig, SimRecord};

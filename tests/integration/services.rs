@@ -122,7 +122,7 @@ fn the_grafana_dashboard_uses_only_metrics_the_engine_exports() {
     )
     .unwrap();
     let mut sources = String::new();
-    for dir in ["connectors/kafka/src", "engine/app/src"] {
+    for dir in ["connectors/kafka/src", "app/src"] {
         for e in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "rs") {

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mora_connector_kafka::{ClockSource, KafkaConfig, LoadgenOptions, create_topics, loadgen};
+use mora_connector_kafka::{ClockSource, KafkaConfig, create_topics};
 use mora_connector_scylla::{StateConfig, Store};
 use mora_domain::action::Action;
 use mora_domain::action::DecisionKind;
@@ -17,6 +17,7 @@ use mora_domain::debtor::Debtor;
 use mora_domain::engine::Engine;
 use mora_domain::testkit::{self, ts};
 use mora_domain::time::Ts;
+use mora_loadgen::{LoadgenOptions, loadgen};
 use mora_runtime::{CollectingSink, InputRecord, Operator, PartitionWorker};
 use mora_schemas::{
     ClockTick, Family, Wire, decode_action, decode_audit, encode_clock, encode_event, family_of,
@@ -87,7 +88,7 @@ impl World {
             Some(tmp)
         };
         let config = dir.join("mora.toml");
-        let decisions = format!("{}/../deploy/config", env!("CARGO_MANIFEST_DIR"));
+        let decisions = format!("{}/../app/defaults", env!("CARGO_MANIFEST_DIR"));
         let toml = format!(
             r#"
 [decisions]

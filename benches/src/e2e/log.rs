@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
-use mora_connector_kafka::{GeneratedRecord, LoadgenOptions, generate};
 use mora_domain::engine::Engine;
 use mora_domain::time::{DAY_MS, Ts};
+use mora_loadgen::{GeneratedRecord, LoadgenOptions, generate};
 use mora_schemas::Family;
 
 /// The generated log, extended on demand from a generator thread that waits while nobody asks for more.

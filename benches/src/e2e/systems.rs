@@ -161,7 +161,8 @@ pub fn start_mora(
         .map(|c| cfg.topics.actions(*c))
         .collect();
     let group = cfg.group_id.clone();
-    let handle = mora_connector_kafka::run_with_state(cfg, engine, state)?;
+    let store = mora::stream::connect_store(state)?;
+    let handle = mora_connector_kafka::run_with_state(cfg, engine, store)?;
     Ok(Started {
         running: Running::Mora(Box::new(handle)),
         group,

@@ -67,8 +67,9 @@ pub(crate) fn producer(cfg: &KafkaConfig, transactional_id: Option<&str>) -> Cli
     finish(c, cfg)
 }
 
-/// A plain producer or admin client (load generator, topic creation).
-pub(crate) fn plain(cfg: &KafkaConfig) -> ClientConfig {
+/// A plain client configuration with the brokers, security settings and raw options of `cfg` (admin clients, topic
+/// creation, the load generator's producer).
+pub fn plain(cfg: &KafkaConfig) -> ClientConfig {
     finish(base(cfg), cfg)
 }
 

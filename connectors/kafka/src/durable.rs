@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mora_connector_scylla::{Checkpoint, PartitionFlush, StateConfig, StateHandle, StateStats};
 use mora_domain::action::{Action, AuditRecord};
 use mora_domain::engine::Engine;
-use mora_runtime::{Fences, PartitionWorker};
+use mora_runtime::{
+    Checkpoint, Fences, PartitionFlush, PartitionWorker, StateStore, StoreSettings, StoreStats,
+};
 use tracing::{info, warn};
 
 use crate::config::TopicsConfig;
@@ -52,22 +53,22 @@ pub(crate) struct FlushSource<'a> {
 
 /// The state store as the pipeline uses it.
 pub(crate) struct Durable {
-    handle: StateHandle,
+    handle: Box<dyn StateStore>,
+    settings: StoreSettings,
     last_flush: Instant,
     paused: bool,
     pub pauses: u64,
 }
 
 impl Durable {
-    pub(crate) fn connect(cfg: StateConfig) -> Result<Self, PipelineError> {
-        let handle = StateHandle::connect(cfg, Duration::from_secs(60))
-            .map_err(|e| PipelineError::State(e.to_string()))?;
-        Ok(Self {
+    pub(crate) fn new(handle: Box<dyn StateStore>) -> Self {
+        Self {
+            settings: handle.settings(),
             handle,
             last_flush: Instant::now(),
             paused: false,
             pauses: 0,
-        })
+        }
     }
 
     /// Restores partition `p`: its stored debtors and clock, fences for debtors stored ahead of the checkpoint,
@@ -78,10 +79,13 @@ impl Durable {
         engine: &Arc<Engine>,
         topics: &TopicsConfig,
     ) -> Result<RestoredSlot, PipelineError> {
-        let r = self
-            .handle
-            .restore(p, RESTORE_PATIENCE)
-            .map_err(|e| PipelineError::State(format!("partition {p}: {e}")))?;
+        let r =
+            self.handle
+                .restore(p, RESTORE_PATIENCE)
+                .map_err(|source| PipelineError::Restore {
+                    partition: p,
+                    source,
+                })?;
         let cp = r.checkpoint.unwrap_or_default();
         let mut fences = Fences::new();
         for (id, applied) in r.ahead {
@@ -118,7 +122,7 @@ impl Durable {
     /// Whether a flush is due: none in flight and the interval passed.
     pub(crate) fn due(&mut self) -> bool {
         let _ = self.handle.poll();
-        !self.handle.busy() && self.last_flush.elapsed() >= self.handle.config().flush_interval
+        !self.handle.busy() && self.last_flush.elapsed() >= self.settings.flush_interval
     }
 
     /// Builds and starts a flush of every partition's changes since the last one. Call right after a commit.
@@ -130,8 +134,10 @@ impl Durable {
         final_flush: bool,
         sources: impl Iterator<Item = FlushSource<'a>>,
     ) -> Result<(), PipelineError> {
-        let cfg = self.handle.config();
-        let (interval, depth) = (cfg.summary_interval, cfg.summary_queue_depth);
+        let (interval, depth) = (
+            self.settings.summary_interval,
+            self.settings.summary_queue_depth,
+        );
         let mut flushes = Vec::new();
         for s in sources {
             let changed = s.worker.changed_count() > 0
@@ -155,11 +161,9 @@ impl Durable {
                 ..PartitionFlush::default()
             };
             for (d, before) in s.worker.take_changed() {
-                f.add(engine, d, before)
-                    .map_err(|e| PipelineError::State(e.to_string()))?;
+                f.add(engine, d, before)?;
             }
-            f.add_aggregates(s.worker, summary_due.then_some(depth))
-                .map_err(|e| PipelineError::State(e.to_string()))?;
+            f.add_aggregates(s.worker, summary_due.then_some(depth))?;
             if summary_due {
                 s.ledger.summary_at = Some(Instant::now());
                 s.ledger.summary_stale = false;
@@ -188,7 +192,7 @@ impl Durable {
     /// Whether input should be paused (the database is further behind than `max_lag`), and whether that changed.
     pub(crate) fn should_pause(&mut self) -> (bool, bool) {
         let _ = self.handle.poll();
-        let behind = self.handle.lag() > self.handle.config().max_lag;
+        let behind = self.handle.lag() > self.settings.max_lag;
         let changed = behind != self.paused;
         if changed {
             self.paused = behind;
@@ -205,7 +209,7 @@ impl Durable {
     /// An empty ledger for a partition, keeping audit records only if they are stored.
     pub(crate) fn ledger(&self) -> Ledger {
         Ledger {
-            keep_audits: self.handle.config().audit_ledger,
+            keep_audits: self.settings.audit_ledger,
             ..Ledger::default()
         }
     }
@@ -215,7 +219,7 @@ impl Durable {
         self.paused
     }
 
-    pub(crate) fn stats(&self) -> StateStats {
+    pub(crate) fn stats(&self) -> StoreStats {
         self.handle.stats()
     }
 

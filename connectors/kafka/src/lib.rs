@@ -11,7 +11,6 @@
 //! - `durable`: restore from the state store on assignment, coalesced flushes after commits, pausing while the
 //!   database is behind.
 //! - `run`: the loop, on a dedicated thread (the client's transaction calls block).
-//! - `loadgen`: the simulator's event mix produced to the input topics.
 
 mod client;
 mod clock;
@@ -19,7 +18,6 @@ mod config;
 mod context;
 mod durable;
 mod error;
-mod loadgen;
 mod log;
 mod pipeline;
 mod run;
@@ -27,12 +25,12 @@ mod sink;
 mod slot;
 mod topics;
 
+pub use client::plain as client_config;
 pub use clock::system_time;
 pub use config::{
     ClockConfig, ClockSource, DeliveryMode, KafkaConfig, SecurityConfig, TopicsConfig,
 };
 pub use error::PipelineError;
-pub use loadgen::{GeneratedRecord, LoadgenOptions, LoadgenReport, generate, loadgen};
 pub use log::read_partition_log;
 pub use run::{InstanceView, ReloadReport, RunHandle, RunStats, run, run_with_state};
 pub use topics::{check_co_partitioned, create_topics};

@@ -5,9 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mora_connector_scylla::StateConfig;
 use mora_domain::engine::Engine;
-use mora_runtime::{InputRecord, Operator, PartitionWorker};
+use mora_runtime::{InputRecord, Operator, PartitionWorker, StateStore};
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -51,9 +50,9 @@ impl Pipeline {
     pub(crate) fn new(
         cfg: KafkaConfig,
         engine: Arc<Engine>,
-        state: Option<StateConfig>,
+        state: Option<Box<dyn StateStore>>,
     ) -> Result<Self, PipelineError> {
-        let durable = state.map(Durable::connect).transpose()?;
+        let durable = state.map(Durable::new);
         let txn_id = (cfg.mode == DeliveryMode::ExactlyOnce).then(|| {
             cfg.transactional_id
                 .clone()

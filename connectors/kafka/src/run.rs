@@ -6,12 +6,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mora_domain::engine::Engine;
-use mora_runtime::PartitionWorker;
+use mora_runtime::{PartitionWorker, StateStore, StoreStats};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 use tracing::{info, warn};
-
-use mora_connector_scylla::StateConfig;
 
 use crate::client;
 use crate::config::KafkaConfig;
@@ -59,7 +57,7 @@ pub struct RunStats {
     /// Records skipped after a restore because their debtor's stored state already reflected them.
     pub skipped: u64,
     /// The state store's counters, when one is configured.
-    pub state: Option<mora_connector_scylla::StateStats>,
+    pub state: Option<StoreStats>,
     /// Times input was paused because the state store was behind.
     pub state_pauses: u64,
     /// Milliseconds since the last flush landed.
@@ -170,7 +168,7 @@ impl RunHandle {
     pub fn join(&mut self) -> Result<RunStats, PipelineError> {
         match self.thread.take() {
             Some(t) => t.join().unwrap_or_else(|_| {
-                Err(PipelineError::Config("the pipeline thread panicked".into()))
+                Err(PipelineError::Thread("the pipeline thread panicked".into()))
             }),
             None => Ok(self.stats()),
         }
@@ -196,16 +194,13 @@ pub fn run(cfg: KafkaConfig, engine: Arc<Engine>) -> Result<RunHandle, PipelineE
     run_with_state(cfg, engine, None)
 }
 
-/// As [`run`], with the state kept in a database when `state` is given: partitions are restored from it and
-/// resume from their checkpoint.
+/// As [`run`], with the state kept in a store when `state` is given (the binary connects one, e.g. ScyllaDB):
+/// partitions are restored from it and resume from their checkpoint.
 pub fn run_with_state(
     cfg: KafkaConfig,
     engine: Arc<Engine>,
-    state: Option<StateConfig>,
+    state: Option<Box<dyn StateStore>>,
 ) -> Result<RunHandle, PipelineError> {
-    if let Some(s) = &state {
-        s.validate().map_err(PipelineError::Config)?;
-    }
     cfg.validate().map_err(PipelineError::Config)?;
     let partitions = check_co_partitioned(&cfg)?;
     info!(brokers = %cfg.brokers, group = %cfg.group_id, partitions, mode = ?cfg.mode, "Input topics are co-partitioned.");
@@ -221,11 +216,11 @@ pub fn run_with_state(
             let result = run_loop(cfg, pipeline2, &stop2, &stats2);
             if let (Err(e), Ok(mut s)) = (&result, stats2.lock()) {
                 tracing::error!(error = %e, "The pipeline stopped on an error.");
-                s.error = Some(e.to_string());
+                s.error = Some(mora_runtime::error_chain(e));
             }
             result
         })
-        .map_err(|e| PipelineError::Config(format!("cannot start the pipeline thread: {e}")))?;
+        .map_err(|e| PipelineError::Thread(format!("cannot start the pipeline thread: {e}")))?;
     Ok(RunHandle {
         stop,
         thread: Some(thread),
@@ -239,7 +234,7 @@ const POLL_BATCH: usize = 1000;
 
 fn lock(p: &Mutex<Pipeline>) -> Result<std::sync::MutexGuard<'_, Pipeline>, PipelineError> {
     p.lock()
-        .map_err(|_| PipelineError::Config("pipeline state poisoned".into()))
+        .map_err(|_| PipelineError::Thread("pipeline state poisoned by a panic".into()))
 }
 
 fn run_loop(

@@ -1,29 +1,103 @@
-//! Errors of the state store.
+//! Errors of the state store, classified for the loop that meets them.
+
+use mora_runtime::durable::codec::CodecError;
+use mora_runtime::{BoxError, Classify, ErrorClass, StoreError};
 
 /// What can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StateError {
     /// Invalid settings (names the field).
     #[error("invalid state configuration: {0}")]
     Config(String),
-    /// The database could not be reached or refused a statement.
+    /// No node of the database could be reached.
+    #[error(
+        "cannot connect to {nodes:?} (is the database running? `deploy/services.sh up` starts one): {source}"
+    )]
+    Connect {
+        /// The contact points tried.
+        nodes: Vec<String>,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The database timed out or refused a request.
     #[error("database: {0}")]
-    Database(String),
+    Database(#[source] BoxError),
+    /// A statement failed (names it).
+    #[error("database: {statement}: {source}")]
+    Statement {
+        /// The statement, as sent.
+        statement: String,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
     /// The keyspace has not been created.
     #[error("keyspace `{0}` is not initialised: run `mora migrate --config FILE` first")]
     NotMigrated(String),
-    /// A stored row could not be read back.
-    #[error("stored row for debtor `{debtor}` is unreadable: {reason}")]
-    Corrupt {
-        /// Debtor id.
-        debtor: String,
-        /// Why.
-        reason: String,
-    },
+    /// A stored value could not be read back (or a value could not be encoded).
+    #[error(transparent)]
+    Corrupt(#[from] CodecError),
 }
 
 impl StateError {
-    pub(crate) fn db(e: impl std::fmt::Display) -> Self {
-        StateError::Database(e.to_string())
+    /// A driver error, kept as the source.
+    pub(crate) fn db(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StateError::Database(Box::new(e))
+    }
+
+    /// A driver error raised by `statement`.
+    pub(crate) fn statement(
+        statement: &str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StateError::Statement {
+            statement: statement.to_string(),
+            source: Box::new(e),
+        }
+    }
+}
+
+impl Classify for StateError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            StateError::Connect { .. } | StateError::Database(_) | StateError::Statement { .. } => {
+                ErrorClass::Transient
+            }
+            StateError::Config(_) | StateError::NotMigrated(_) | StateError::Corrupt(_) => {
+                ErrorClass::Fatal
+            }
+        }
+    }
+}
+
+impl From<StateError> for StoreError {
+    fn from(e: StateError) -> Self {
+        match e.class() {
+            ErrorClass::Transient => StoreError::Unavailable(Box::new(e)),
+            _ => StoreError::Unusable(Box::new(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_is_transient_and_unmigrated_is_fatal_with_its_cause_kept() {
+        let down = StateError::db(std::io::Error::other("connection refused"));
+        assert_eq!(down.class(), ErrorClass::Transient);
+        let port: StoreError = down.into();
+        assert!(matches!(port, StoreError::Unavailable(_)));
+        assert!(
+            mora_runtime::error_chain(&port).contains("connection refused"),
+            "{}",
+            mora_runtime::error_chain(&port)
+        );
+        let missing: StoreError = StateError::NotMigrated("mora".into()).into();
+        assert_eq!(missing.class(), ErrorClass::Fatal);
+        assert!(mora_runtime::error_chain(&missing).contains("mora migrate"));
     }
 }

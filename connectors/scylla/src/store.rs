@@ -9,9 +9,12 @@ use futures::stream::{self, FuturesUnordered};
 use futures::{StreamExt, TryStreamExt};
 use mora_domain::action::{Action, AuditRecord};
 use mora_domain::debtor::Debtor;
-use mora_domain::ids::DebtorId;
 use mora_domain::time::Ts;
-use mora_runtime::{LabelledDay, PartitionSummary};
+use mora_runtime::durable::codec;
+use mora_runtime::{
+    Checkpoint, DebtorRow, LabelledDay, Offsets, PartitionFlush, PartitionSummary, Restored,
+    ViewChange,
+};
 use mora_schemas::{Wire, encode_action};
 use rust_decimal::Decimal;
 use scylla::client::execution_profile::ExecutionProfile;
@@ -22,27 +25,11 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlDecimal, CqlTimestamp};
 use tracing::info;
 
-use crate::codec;
 use crate::config::StateConfig;
 use crate::error::StateError;
-use crate::rows::{Checkpoint, DebtorRow, Offsets, PartitionFlush, ViewChange};
 
 /// The schema, with `{keyspace}` and `{replication}` placeholders.
-pub const SCHEMA: &str = include_str!("../../../schemas/cql/001_state.cql");
-
-/// What a restore read for one partition.
-#[derive(Debug, Default)]
-pub struct Restored {
-    /// The stored cut, if the partition was ever flushed.
-    pub checkpoint: Option<Checkpoint>,
-    /// Stored debtors, by id.
-    pub debtors: Vec<Debtor>,
-    /// Debtors stored ahead of the checkpoint, with their `applied` cut (a flush wrote them, then stopped before
-    /// advancing the checkpoint).
-    pub ahead: Vec<(DebtorId, Offsets)>,
-    /// Stored KPI days (days since the epoch), newest first.
-    pub kpi_days: Vec<(i64, LabelledDay)>,
-}
+pub const SCHEMA: &str = include_str!("../cql/001_state.cql");
 
 /// Encoded KPI days above this size are written before the checkpoint's batch rather than in it (the database
 /// refuses batches past 50 KiB by default). Only a backfill spanning many days gets there.
@@ -113,11 +100,9 @@ async fn session(cfg: &StateConfig) -> Result<Session, StateError> {
     if let (Some(u), Some(p)) = (&cfg.username, &cfg.password) {
         b = b.user(u, p);
     }
-    b.build().await.map_err(|e| {
-        StateError::Database(format!(
-            "cannot connect to {:?}: {e} (is the database running? `deploy/services.sh up` starts one)",
-            cfg.nodes
-        ))
+    b.build().await.map_err(|e| StateError::Connect {
+        nodes: cfg.nodes.clone(),
+        source: Box::new(e),
     })
 }
 
@@ -146,7 +131,7 @@ pub async fn migrate(cfg: &StateConfig) -> Result<u16, StateError> {
     for stmt in schema_statements(cfg) {
         s.query_unpaged(stmt.clone(), &[])
             .await
-            .map_err(|e| StateError::Database(format!("{e} in `{stmt}`")))?;
+            .map_err(|e| StateError::statement(&stmt, e))?;
     }
     s.await_schema_agreement().await.map_err(StateError::db)?;
     let ks = &cfg.keyspace;
@@ -178,7 +163,7 @@ async fn stored_shards(s: &Session, ks: &str) -> Result<Option<u16>, StateError>
             if msg.contains("does not exist") || msg.contains("unconfigured table") {
                 StateError::NotMigrated(ks.to_string())
             } else {
-                StateError::db(msg)
+                StateError::db(e)
             }
         })?;
     let rows = res.into_rows_result().map_err(StateError::db)?;
@@ -188,8 +173,9 @@ async fn stored_shards(s: &Session, ks: &str) -> Result<Option<u16>, StateError>
         .and_then(|(v,)| v);
     value
         .map(|v| {
-            v.parse::<u16>()
-                .map_err(|e| StateError::Database(format!("{ks}.meta shards = `{v}`: {e}")))
+            v.parse::<u16>().map_err(|e| {
+                StateError::Config(format!("{ks}.meta holds shards = `{v}`, not a count: {e}"))
+            })
         })
         .transpose()
 }
@@ -305,7 +291,7 @@ impl Store {
                 let mut p = s
                     .prepare(q.clone())
                     .await
-                    .map_err(|e| StateError::Database(format!("{e} preparing `{q}`")))?;
+                    .map_err(|e| StateError::statement(&q, e))?;
                 p.set_is_idempotent(true);
                 Ok::<_, StateError>(p)
             }
@@ -534,8 +520,7 @@ impl Store {
                 }
             },
             Op::Action(a) => {
-                let bytes = encode_action(a, Wire::Raw)
-                    .map_err(|e| StateError::Database(format!("encoding action: {e}")))?;
+                let bytes = encode_action(a, Wire::Raw).map_err(StateError::db)?;
                 s.execute_unpaged(
                     &self.put_action,
                     (
@@ -667,6 +652,7 @@ impl Store {
             )
         })
         .transpose()
+        .map_err(StateError::from)
     }
 
     /// The stored KPI days of `partition` from `from_day` on (days since the epoch), newest first.
@@ -763,6 +749,7 @@ impl Store {
             codec::decode_summary(format.unwrap_or(0), bytes.as_deref().unwrap_or_default())
         })
         .transpose()
+        .map_err(StateError::from)
     }
 
     async fn scan(

@@ -8,37 +8,23 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mora_runtime::{
+    Classify, ErrorClass, PartitionFlush, Restored, StateStore, StoreError, StoreSettings,
+    StoreStats,
+};
 use tokio::runtime::Runtime;
 use tracing::{info, warn};
 
 use crate::config::StateConfig;
 use crate::error::StateError;
-use crate::rows::PartitionFlush;
-use crate::store::{Restored, Store, Written};
+use crate::store::{Store, Written};
 
 /// Backoff between attempts: doubles from the first to the last.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
-/// Counters of the write-behind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct StateStats {
-    /// Flushes written.
-    pub flushes: u64,
-    /// Debtor rows written.
-    pub rows: u64,
-    /// Statements written (rows, views, ledger, checkpoints).
-    pub statements: u64,
-    /// Failed attempts (each retried).
-    pub failed_attempts: u64,
-    /// Debtors restored from the database.
-    pub restored_debtors: u64,
-    /// Milliseconds the last completed flush took, retries included.
-    pub last_flush_ms: u64,
-}
-
 struct InFlight {
     started: Instant,
-    done: Receiver<Result<Written, String>>,
+    done: Receiver<Written>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -50,7 +36,7 @@ pub struct StateHandle {
     in_flight: Option<InFlight>,
     last_done: Instant,
     failures: Arc<std::sync::atomic::AtomicU64>,
-    stats: StateStats,
+    stats: StoreStats,
 }
 
 impl std::fmt::Debug for StateHandle {
@@ -69,7 +55,7 @@ fn runtime() -> Result<Runtime, StateError> {
         .thread_name("mora-state")
         .enable_all()
         .build()
-        .map_err(|e| StateError::Config(format!("cannot start the state runtime: {e}")))
+        .map_err(StateError::db)
 }
 
 /// Microseconds since the epoch: the write time of a flush.
@@ -88,8 +74,8 @@ impl StateHandle {
         let store = loop {
             match rt.block_on(Store::connect(&cfg)) {
                 Ok(s) => break s,
-                Err(e @ (StateError::Database(_) | StateError::Corrupt { .. }))
-                    if Instant::now() + wait < deadline =>
+                Err(e)
+                    if e.class() == ErrorClass::Transient && Instant::now() + wait < deadline =>
                 {
                     warn!(error = %e, "State store unavailable; retrying.");
                     std::thread::sleep(wait);
@@ -106,7 +92,7 @@ impl StateHandle {
             in_flight: None,
             last_done: Instant::now(),
             failures: Arc::default(),
-            stats: StateStats::default(),
+            stats: StoreStats::default(),
         })
     }
 
@@ -126,7 +112,9 @@ impl StateHandle {
                     self.stats.restored_debtors += r.debtors.len() as u64;
                     return Ok(r);
                 }
-                Err(e @ StateError::Database(_)) if Instant::now() + wait < deadline => {
+                Err(e)
+                    if e.class() == ErrorClass::Transient && Instant::now() + wait < deadline =>
+                {
                     self.stats.failed_attempts += 1;
                     warn!(partition, error = %e, "Restore failed; retrying.");
                     std::thread::sleep(wait);
@@ -180,7 +168,7 @@ impl StateHandle {
                 }
                 match result {
                     Ok(()) => {
-                        let _ = tx.send(Ok(total));
+                        let _ = tx.send(total);
                         return;
                     }
                     Err(e) => {
@@ -204,11 +192,11 @@ impl StateHandle {
     pub fn poll(&mut self) -> Option<bool> {
         let f = self.in_flight.as_ref()?;
         match f.done.try_recv() {
-            Ok(Ok(w)) => {
+            Ok(w) => {
                 self.complete(w);
                 Some(true)
             }
-            Ok(Err(_)) | Err(TryRecvError::Disconnected) => {
+            Err(TryRecvError::Disconnected) => {
                 self.in_flight = None;
                 Some(true)
             }
@@ -240,12 +228,57 @@ impl StateHandle {
     }
 
     /// Counters so far.
-    pub fn stats(&self) -> StateStats {
-        StateStats {
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
             failed_attempts: self.stats.failed_attempts
                 + self.failures.load(std::sync::atomic::Ordering::Relaxed),
             ..self.stats
         }
+    }
+}
+
+impl StateStore for StateHandle {
+    fn settings(&self) -> StoreSettings {
+        let c = &self.cfg;
+        StoreSettings {
+            flush_interval: c.flush_interval,
+            max_lag: c.max_lag,
+            audit_ledger: c.audit_ledger,
+            summary_interval: c.summary_interval,
+            summary_queue_depth: c.summary_queue_depth,
+        }
+    }
+
+    fn restore(&mut self, partition: i32, patience: Duration) -> Result<Restored, StoreError> {
+        StateHandle::restore(self, partition, patience).map_err(StoreError::from)
+    }
+
+    fn submit(&mut self, flushes: Vec<PartitionFlush>) {
+        StateHandle::submit(self, flushes);
+    }
+
+    fn poll(&mut self) -> Option<bool> {
+        StateHandle::poll(self)
+    }
+
+    fn busy(&self) -> bool {
+        StateHandle::busy(self)
+    }
+
+    fn wait(&mut self, timeout: Duration) -> bool {
+        StateHandle::wait(self, timeout)
+    }
+
+    fn lag(&self) -> Duration {
+        StateHandle::lag(self)
+    }
+
+    fn since_last_flush(&self) -> Duration {
+        StateHandle::since_last_flush(self)
+    }
+
+    fn stats(&self) -> StoreStats {
+        StateHandle::stats(self)
     }
 }
 

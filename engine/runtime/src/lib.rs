@@ -3,7 +3,8 @@
 //! Partition workers: each owns the debtors of one input partition in a plain map (no locks on the hot path), a
 //! timer index ordered by instant, and the partition's work queues. Records come in through
 //! [`Operator::process`], time through [`Operator::on_tick`]; decisions go out through a [`Sink`]. Sources
-//! (Kafka, the simulator) and sinks (Kafka topics, files) live in other crates and only see these ports.
+//! (Kafka, the simulator) and sinks (Kafka topics, files) live in other crates and only see these ports; so does the
+//! state store, through the [`StateStore`] port of [`durable`].
 //!
 //! ```
 //! use mora_runtime::{CollectingSink, Operator, PartitionWorker};
@@ -18,6 +19,8 @@
 //! ```
 
 mod changes;
+pub mod durable;
+mod error;
 mod kpis;
 mod operator;
 mod partitioner;
@@ -30,6 +33,11 @@ mod timers;
 mod worker;
 
 pub use changes::{Fences, ViewKeys};
+pub use durable::{
+    Checkpoint, DebtorRow, Offsets, PartitionFlush, Restored, StateStore, StoreError,
+    StoreSettings, StoreStats, ViewChange,
+};
+pub use error::{BoxError, Classify, ErrorClass, chain as error_chain};
 pub use kpis::{
     Dim, KpiCounts, KpiRates, LabelledDay, RETENTION_DAYS as KPI_RETENTION_DAYS, Rate, dim_label,
     dim_of_label, label_dims, window_of_days,

@@ -1,3 +1,5 @@
+//! # mora-loadgen
+//!
 //! `mora loadgen`: the simulator's realistic event mix produced to the input topics (Confluent wire format).
 //!
 //! Each topic partition is simulated by its own generator with an engine in the loop, so the log holds contact
@@ -18,10 +20,25 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::Serialize;
 
-use crate::client;
-use crate::config::KafkaConfig;
-use crate::error::PipelineError;
-use crate::topics::check_co_partitioned;
+use mora_connector_kafka::{KafkaConfig, PipelineError, check_co_partitioned, client_config};
+
+/// What can stop the load generator.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadgenError {
+    /// The input topics are missing or not co-partitioned, or the broker could not be reached.
+    #[error("input topics: {0}")]
+    Topics(#[from] PipelineError),
+    /// The producer failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// A simulated record could not be encoded (a simulator bug).
+    #[error("encoding a simulated record: {0}")]
+    Encode(#[from] mora_schemas::EncodeError),
+    /// The record consumer passed to [`generate`] stopped it.
+    #[error("{0}")]
+    Emit(String),
+}
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -75,8 +92,8 @@ pub fn generate(
     opts: &LoadgenOptions,
     partitions: u32,
     engine: Arc<Engine>,
-    mut emit: impl FnMut(GeneratedRecord) -> Result<bool, PipelineError>,
-) -> Result<u64, PipelineError> {
+    mut emit: impl FnMut(GeneratedRecord) -> Result<bool, LoadgenError>,
+) -> Result<u64, LoadgenError> {
     let sim_cfg = SimConfig {
         debtors: opts.debtors,
         days: opts.days,
@@ -103,8 +120,7 @@ pub fn generate(
                 let (key, payload) = match &rec {
                     SimRecord::Event(ev) => {
                         let _ = worker.on_event(ev, &mut sink);
-                        let bytes = encode_event(ev, Wire::Confluent)
-                            .map_err(|e| PipelineError::Config(e.to_string()))?;
+                        let bytes = encode_event(ev, Wire::Confluent)?;
                         (ev.debtor_id.to_string(), bytes)
                     }
                     SimRecord::Poison { key, bytes, .. } => (key.to_string(), bytes.clone()),
@@ -134,8 +150,7 @@ pub fn generate(
                         at: tick,
                     },
                     Wire::Confluent,
-                )
-                .map_err(|e| PipelineError::Config(e.to_string()))?;
+                )?;
                 n += 1;
                 let go_on = emit(GeneratedRecord {
                     partition: p as i32,
@@ -163,9 +178,9 @@ pub fn loadgen(
     cfg: &KafkaConfig,
     opts: &LoadgenOptions,
     engine: Arc<Engine>,
-) -> Result<LoadgenReport, PipelineError> {
+) -> Result<LoadgenReport, LoadgenError> {
     let partitions = check_co_partitioned(cfg)?;
-    let producer: BaseProducer = client::plain(cfg)
+    let producer: BaseProducer = client_config(cfg)
         .set("enable.idempotence", "true")
         .set("linger.ms", "20")
         .set("queue.buffering.max.messages", "200000")
@@ -211,7 +226,7 @@ fn family_index(f: Family) -> usize {
 fn send(
     producer: &BaseProducer,
     mut record: BaseRecord<'_, [u8], Vec<u8>>,
-) -> Result<(), PipelineError> {
+) -> Result<(), LoadgenError> {
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),

@@ -3,7 +3,13 @@ use std::fs;
 use super::*;
 
 fn copy_deploy_config(dir: &Path) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    fs::copy(
+        root.join("../deploy/config/mora.toml"),
+        dir.join("mora.toml"),
+    )
+    .unwrap();
+    let src = root.join("defaults");
     for sub in ["", "policies", "holidays"] {
         fs::create_dir_all(dir.join(sub)).unwrap();
         for e in fs::read_dir(src.join(sub)).unwrap() {

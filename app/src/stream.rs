@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
-use mora_connector_kafka::{KafkaConfig, LoadgenOptions, create_topics, loadgen, run_with_state};
+use mora_connector_kafka::{KafkaConfig, create_topics, run_with_state};
+use mora_connector_scylla::{StateConfig, StateHandle};
+use mora_loadgen::{LoadgenOptions, loadgen};
 
 use crate::config;
 
@@ -88,6 +90,20 @@ pub struct LoadgenArgs {
     pub config: Option<PathBuf>,
 }
 
+/// How long `mora run` waits for the state store at start before giving up.
+const STORE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Connects the state store of `[state]`, if configured: the ScyllaDB connector behind the runtime's port.
+pub fn connect_store(
+    state: Option<StateConfig>,
+) -> anyhow::Result<Option<Box<dyn mora_runtime::StateStore>>> {
+    let Some(cfg) = state else {
+        return Ok(None);
+    };
+    let handle = StateHandle::connect(cfg, STORE_PATIENCE).context("connecting the state store")?;
+    Ok(Some(Box::new(handle)))
+}
+
 /// Runs the engine until SIGINT or SIGTERM.
 #[allow(clippy::print_stdout)]
 pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
@@ -105,7 +121,8 @@ pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
             "No [state] section: partitions are rebuilt by replaying their input from the beginning."
         );
     }
-    let handle = run_with_state(kafka, Arc::new(loaded.engine), loaded.app.state.clone())?;
+    let store = connect_store(loaded.app.state.clone())?;
+    let handle = run_with_state(kafka, Arc::new(loaded.engine), store)?;
     let server = if args.no_api {
         None
     } else {

@@ -1,5 +1,5 @@
-//! What one flush writes for one Kafka partition, built on the engine's thread from the worker's changed debtors
-//! (cheap copies and one encode per debtor) and written by the store off that thread.
+//! What one flush writes for one partition, built on the engine's thread from the worker's changed debtors (cheap
+//! copies and one encode per debtor) and written by the store off that thread.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,11 +8,11 @@ use mora_domain::action::{Action, AuditRecord};
 use mora_domain::debtor::Debtor;
 use mora_domain::engine::Engine;
 use mora_domain::time::Ts;
-use mora_runtime::ViewKeys;
 use rust_decimal::Decimal;
 
-use crate::codec;
-use crate::error::StateError;
+use super::codec::{self, CodecError};
+use crate::changes::ViewKeys;
+use crate::worker::PartitionWorker;
 
 /// Per input topic, the next offset to read: a cut of the partition's input.
 pub type Offsets = BTreeMap<String, i64>;
@@ -93,9 +93,9 @@ impl PartitionFlush {
     /// Adds the KPI days a worker counted into since the last flush, and its summary when `summary_depth` is given.
     pub fn add_aggregates(
         &mut self,
-        worker: &mut mora_runtime::PartitionWorker,
+        worker: &mut PartitionWorker,
         summary_depth: Option<usize>,
-    ) -> Result<(), StateError> {
+    ) -> Result<(), CodecError> {
         for (day, counters) in worker.take_kpi_days() {
             self.kpi_days.push((day, codec::encode_kpi_day(&counters)?));
         }
@@ -111,7 +111,7 @@ impl PartitionFlush {
         engine: &Engine,
         d: &Debtor,
         before: Option<ViewKeys>,
-    ) -> Result<(), StateError> {
+    ) -> Result<(), CodecError> {
         let dv = &d.derived;
         let segment_name = |i: u16| {
             engine
