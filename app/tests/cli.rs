@@ -1,9 +1,28 @@
 //! The `mora` binary as a user runs it.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn mora() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mora"))
+}
+
+/// `/etc/mora` as the Dockerfile lays it out: the embedded decision files (`app/defaults`) with the container's
+/// `deploy/config/mora.toml` beside them. Returns the path of `mora.toml`.
+fn container_config(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for sub in ["", "policies", "holidays"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        for e in std::fs::read_dir(root.join("defaults").join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                std::fs::copy(&p, dir.join(sub).join(p.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let cfg = dir.join("mora.toml");
+    std::fs::copy(root.join("../deploy/config/mora.toml"), &cfg).unwrap();
+    cfg
 }
 
 #[test]
@@ -54,8 +73,13 @@ fn demo_writes_actions_and_a_summary_and_exits_zero() {
 
 #[test]
 fn validate_accepts_the_shipped_configuration() {
-    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/mora.toml");
-    let out = mora().args(["validate", "--config", cfg]).output().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = container_config(dir.path());
+    let out = mora()
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -63,6 +87,17 @@ fn validate_accepts_the_shipped_configuration() {
     );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("jurisdictions CL, CO, MX, PE, US, US-MA")
+    );
+}
+
+#[test]
+fn the_repository_configuration_validates_from_the_checkout() {
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/mora.toml");
+    let out = mora().args(["validate", "--config", cfg]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -89,9 +124,11 @@ fn a_bad_configuration_fails_fast_naming_the_file_and_field() {
 
 #[test]
 fn environment_variables_override_the_file() {
-    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/mora.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = container_config(dir.path());
     let out = mora()
-        .args(["validate", "--config", cfg])
+        .args(["validate", "--config"])
+        .arg(&cfg)
         .env("MORA__DECISIONS__FILE", "missing.toml")
         .output()
         .unwrap();
