@@ -4,7 +4,7 @@
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
-use crate::utils;
+use crate::servers as utils;
 
 async fn session() -> Session {
     SessionBuilder::new()

@@ -12,7 +12,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::util::Timeout;
 
-use crate::utils;
+use crate::servers as utils;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 

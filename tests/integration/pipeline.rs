@@ -24,7 +24,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use crate::utils;
+use crate::servers as utils;
 
 const WAIT: Duration = Duration::from_secs(90);
 

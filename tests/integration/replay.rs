@@ -9,7 +9,7 @@ use mora_connector_kafka::{ClockSource, KafkaConfig, create_topics};
 use mora_domain::testkit::ts;
 use mora_loadgen::{LoadgenOptions, loadgen};
 
-use crate::utils;
+use crate::servers as utils;
 
 /// Input topics filled by the load generator, and runtime files for the configuration in force and a candidate.
 struct Setup {

@@ -27,7 +27,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 
-use crate::utils;
+use crate::servers as utils;
 
 const PARTITIONS: i32 = 4;
 
