@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use mora_benches::{NullSink, Workload, record, resident_bytes, shipped_engine, warmed};
 use mora_domain::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
-use mora_domain::debtor::{ContactMark, Debtor, MarkKind, Stage};
+use mora_domain::debtor::{ContactMark, Debtor, MarkKind};
 use mora_domain::engine::Engine;
 use mora_domain::ids::Channel;
+use mora_domain::stage::Stage;
 use mora_domain::testkit;
 use mora_schemas::{Family, Wire, decode_event, encode_event};
 

@@ -22,6 +22,7 @@ mod events;
 mod fast;
 mod outputs;
 mod registry;
+mod symbols;
 mod write;
 
 pub use clock::{ClockTick, decode_clock, encode_clock};

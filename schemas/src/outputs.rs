@@ -2,38 +2,15 @@
 
 use apache_avro::types::Value;
 use compact_str::CompactString;
-use mora_domain::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
-use mora_domain::debtor::Stage;
+use mora_domain::action::{Action, ActionId, AuditRecord, Reason};
 use mora_domain::money::Balances;
+use mora_domain::stage::Stage;
 use mora_domain::time::Ts;
 
 use crate::codec::{self, Fields, money, opt, record, string, symbol};
 use crate::error::{DecodeError, EncodeError};
 use crate::registry::{SchemaKind, Wire};
-
-const DECISION_KINDS: [(DecisionKind, &str); 8] = [
-    (DecisionKind::Emitted, "emitted"),
-    (DecisionKind::Deferred, "deferred"),
-    (DecisionKind::Dropped, "dropped"),
-    (DecisionKind::Cancelled, "cancelled"),
-    (DecisionKind::Suppressed, "suppressed"),
-    (DecisionKind::PromiseKept, "promise_kept"),
-    (DecisionKind::PromiseBroken, "promise_broken"),
-    (DecisionKind::Reclassified, "reclassified"),
-];
-
-/// The `Stage` enum's index of a stage.
-pub(crate) fn stage_index(s: Stage) -> usize {
-    Stage::ALL.iter().position(|x| *x == s).unwrap_or(0)
-}
-
-/// The `DecisionKind` enum's index of a kind.
-pub(crate) fn kind_index(k: DecisionKind) -> usize {
-    DECISION_KINDS
-        .iter()
-        .position(|(x, _)| *x == k)
-        .unwrap_or(0)
-}
+use crate::symbols::{DECISION_KINDS, kind_index, stage_index};
 
 /// Encodes a contact action (straight to Avro binary; the same bytes as [`encode_action_generic`]).
 pub fn encode_action(a: &Action, wire: Wire) -> Result<Vec<u8>, EncodeError> {

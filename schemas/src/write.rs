@@ -1,6 +1,6 @@
 //! The fast path for output records: contact actions and audit records written straight to Avro binary with their
 //! current schema, without building apache-avro's generic value tree and resolving the schema for each record
-//! (which cost more than the decision itself). The generic writers in [`crate::outputs`] stay as the reference;
+//! (which cost more than the decision itself). The generic writers in `outputs` stay as the reference;
 //! `tests/contract.rs` checks that both give the same bytes for arbitrary records.
 
 use mora_domain::action::{Action, AuditRecord};
@@ -91,7 +91,7 @@ pub(crate) fn action(a: &Action, wire: Wire) -> Result<Vec<u8>, EncodeError> {
     o.long(0); // end of the array
     o.money(a.overdue_base, "overdue_base")?;
     o.long(a.dpd.into());
-    o.index(crate::outputs::stage_index(a.stage));
+    o.index(crate::symbols::stage_index(a.stage));
     o.str(&a.segment);
     o.long(a.priority);
     o.str(&a.reason.strategy);
@@ -110,7 +110,7 @@ pub(crate) fn audit(r: &AuditRecord, wire: Wire) -> Result<Vec<u8>, EncodeError>
     let mut o = Out::start(SchemaKind::Audit, wire, 96);
     o.str(&r.debtor_id);
     o.ts(r.at);
-    o.index(crate::outputs::kind_index(r.kind));
+    o.index(crate::symbols::kind_index(r.kind));
     o.opt(r.action_id.as_ref(), |o, id| o.str(&id.0));
     o.opt(r.channel, |o, c| o.index(channel_index(c)));
     o.str(&r.rule);

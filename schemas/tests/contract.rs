@@ -2,9 +2,9 @@
 
 use apache_avro::types::Value;
 use mora_domain::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
-use mora_domain::debtor::Stage;
 use mora_domain::event::{DisputeOutcome, Envelope, EventKind, Installment, Outcome};
 use mora_domain::ids::Channel;
+use mora_domain::stage::Stage;
 use mora_domain::testkit::{self, cur, date, ts};
 use mora_schemas::*;
 use proptest::prelude::*;

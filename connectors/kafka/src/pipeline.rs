@@ -19,9 +19,9 @@ use crate::client;
 use crate::config::{DeliveryMode, KafkaConfig};
 use crate::durable::{Durable, FlushSource, RestoredSlot};
 use crate::error::PipelineError;
-use crate::run::RunStats;
 use crate::sink::{KafkaSink, Outputs, Written};
 use crate::slot::Slot;
+use crate::stats::RunStats;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Records buffered per topic-partition before fetching from it pauses.
@@ -226,7 +226,7 @@ impl Pipeline {
     }
 
     /// Applies every buffered record that is ready, in timestamp order per partition.
-    pub(crate) fn drain(&mut self, ends: &crate::context::EndOffsets) -> Result<(), PipelineError> {
+    pub(crate) fn drain(&mut self, ends: &crate::ends::EndOffsets) -> Result<(), PipelineError> {
         if self.durable.as_ref().is_some_and(Durable::holding) {
             // Input is paused for the state store: applying what is buffered would only run ahead of the topics
             // that cannot deliver meanwhile.
@@ -565,7 +565,7 @@ impl Pipeline {
 
     /// Workers, for inspection.
     /// Sets the gauges: consumer lag per input topic-partition, debtors, state-store lag.
-    pub(crate) fn export_gauges(&self, ends: &crate::context::EndOffsets) {
+    pub(crate) fn export_gauges(&self, ends: &crate::ends::EndOffsets) {
         let ends = ends.lock().map(|e| e.clone()).unwrap_or_default();
         for (p, slot) in &self.slots {
             for (t, received) in &slot.received {

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mora_domain::engine::Engine;
-use mora_runtime::{PartitionWorker, StateStore, StoreStats};
+use mora_runtime::{PartitionWorker, StateStore};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 use tracing::{info, warn};
@@ -16,55 +16,8 @@ use crate::config::KafkaConfig;
 use crate::context::EngineContext;
 use crate::error::PipelineError;
 use crate::pipeline::Pipeline;
+use crate::stats::RunStats;
 use crate::topics::check_co_partitioned;
-
-/// What an instance has done so far.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct RunStats {
-    /// Input records handled (replayed ones included).
-    pub records: u64,
-    /// Records replayed only to rebuild state.
-    pub restored: u64,
-    /// Actions written.
-    pub actions: u64,
-    /// Audit records written.
-    pub audits: u64,
-    /// Dead letters written.
-    pub dead_letters: u64,
-    /// Outputs suppressed while rebuilding state.
-    pub suppressed: u64,
-    /// Commits (transactions in exactly-once mode).
-    pub commits: u64,
-    /// Aborted transactions.
-    pub aborts: u64,
-    /// Times a full producer queue paused consumption.
-    pub backpressure_waits: u64,
-    /// Partitions currently owned.
-    pub assigned: Vec<i32>,
-    /// Partitions of the input topics (all instances together).
-    pub partitions_total: i32,
-    /// Debtors in memory.
-    pub debtors: u64,
-    /// Records received and waiting to be applied in timestamp order.
-    pub buffered: u64,
-    /// Records applied with a timestamp earlier than one already applied in their partition (cross-topic order
-    /// could not be kept, e.g. a topic's records arrived after `max_idle`).
-    pub out_of_order: u64,
-    /// The first few of them, for diagnosis.
-    pub out_of_order_examples: Vec<String>,
-    /// Clock records this instance wrote (wall-clock mode).
-    pub clock_records_written: u64,
-    /// Records skipped after a restore because their debtor's stored state already reflected them.
-    pub skipped: u64,
-    /// The state store's counters, when one is configured.
-    pub state: Option<StoreStats>,
-    /// Times input was paused because the state store was behind.
-    pub state_pauses: u64,
-    /// Milliseconds since the last flush landed.
-    pub state_lag_ms: u64,
-    /// Why the loop stopped, when it stopped on an error.
-    pub error: Option<String>,
-}
 
 /// A running instance.
 pub struct RunHandle {
@@ -246,7 +199,7 @@ fn run_loop(
     let interval = cfg.commit_interval;
     let inputs = cfg.topics.inputs();
     let failure = Arc::new(Mutex::new(None));
-    let ends = crate::context::EndOffsets::default();
+    let ends = crate::ends::EndOffsets::default();
     let ctx = EngineContext {
         pipeline: pipeline.clone(),
         failure: failure.clone(),
@@ -281,7 +234,7 @@ fn run_loop(
             p.pace_state(&consumer)?;
         }
         if let Some(f) = failure.lock().ok().and_then(|mut f| f.take()) {
-            return Err(PipelineError::Config(f));
+            return Err(f);
         }
         if last_commit.elapsed() >= interval {
             let mut p = lock(&pipeline)?;

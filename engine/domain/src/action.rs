@@ -5,9 +5,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::debtor::Stage;
 use crate::ids::{Channel, DebtorId};
 use crate::money::Balances;
+use crate::stage::Stage;
 use crate::time::Ts;
 
 /// A deterministic action id: 128 bits of XXH3 over the debtor, rule, step and cause, as 32 hex digits.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config_error::ConfigError;
-use crate::debtor::Stage;
+use crate::stage::Stage;
 
 /// Aging configuration: bucket and stage edges in days past due.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ use crate::action::Action;
 use crate::event::Profile;
 use crate::ids::{Channel, ChannelSet, Currency, DebtorId};
 use crate::money::Balances;
+use crate::stage::Stage;
 use crate::time::Ts;
 
 /// Everything the engine knows about one debtor.
@@ -251,48 +252,6 @@ pub struct StrategyCursor {
     /// When the next step of this path falls due (`None`: no step left), cached so that events and timers between
     /// steps need not recompute step instants.
     pub next_step: Option<Ts>,
-}
-
-/// Collection stage.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    /// Not yet due: reminders.
-    #[default]
-    Preventive,
-    /// Early and mid delinquency: calls, messages, agreements.
-    Administrative,
-    /// Severe delinquency: letters, bureau notice, agencies.
-    Extrajudicial,
-    /// Charged off: lawsuit, garnishment, debt sale.
-    Judicial,
-}
-
-impl Stage {
-    /// Every stage in order.
-    pub const ALL: [Stage; 4] = [
-        Stage::Preventive,
-        Stage::Administrative,
-        Stage::Extrajudicial,
-        Stage::Judicial,
-    ];
-
-    /// The stage's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Preventive => "preventive",
-            Stage::Administrative => "administrative",
-            Stage::Extrajudicial => "extrajudicial",
-            Stage::Judicial => "judicial",
-        }
-    }
-
-    /// Parses a stage name.
-    pub fn parse(s: &str) -> Option<Stage> {
-        Stage::ALL.into_iter().find(|st| st.as_str() == s)
-    }
 }
 
 /// Classification derived from the state; what queues, segments and actions are built from.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
 use crate::aging::{Aging, AgingConfig};
 use crate::config_error::ConfigError;
-use crate::debtor::{ContactMark, Debtor, MarkKind, PendingAction, Stage};
+use crate::debtor::{ContactMark, Debtor, MarkKind, PendingAction};
 use crate::event::Envelope;
 use crate::ids::Channel;
 use crate::ledger::{self, Effects, Rejected};
@@ -17,6 +17,7 @@ use crate::policy::{BlockReason, HolidayCalendarConfig, Policies, PolicyConfig, 
 use crate::priority::PriorityWeights;
 use crate::queues::{QueueConfig, QueueDefs};
 use crate::segment::{Segmentation, SegmentationConfig};
+use crate::stage::Stage;
 use crate::strategy::{AnchorKind, Strategies, StrategyConfig};
 use crate::time::{Ts, local_midnight};
 

@@ -29,6 +29,7 @@ pub mod policy;
 pub mod priority;
 pub mod queues;
 pub mod segment;
+pub mod stage;
 pub mod strategy;
 pub mod testkit;
 pub mod time;
@@ -40,11 +41,12 @@ mod tests;
 pub mod prelude {
     pub use crate::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
     pub use crate::config_error::ConfigError;
-    pub use crate::debtor::{Debtor, Stage};
+    pub use crate::debtor::Debtor;
     pub use crate::engine::{Decisions, Engine, EngineConfig, Input};
     pub use crate::event::{Envelope, EventKind, Outcome, Profile};
     pub use crate::ids::{Channel, ChannelSet, Currency, DebtorId};
     pub use crate::ledger::Rejected;
     pub use crate::policy::{BlockReason, HolidayCalendarConfig, PolicyConfig, Verdict};
+    pub use crate::stage::Stage;
     pub use crate::time::Ts;
 }

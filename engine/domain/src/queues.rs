@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::config_error::ConfigError;
-use crate::debtor::{Debtor, Stage};
+use crate::debtor::Debtor;
 use crate::ids::DebtorId;
 use crate::segment::Segmentation;
+use crate::stage::Stage;
 
 /// A work queue (a collector team, a dialer campaign...).
 #[derive(Clone, Debug, Serialize, Deserialize)]

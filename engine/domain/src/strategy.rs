@@ -6,9 +6,10 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::config_error::ConfigError;
-use crate::debtor::{Debtor, Stage};
+use crate::debtor::Debtor;
 use crate::ids::Channel;
 use crate::segment::Segmentation;
+use crate::stage::Stage;
 use crate::time::{Ts, local_instant};
 
 /// Most steps one strategy may have (the cursor is a 64-bit mask).

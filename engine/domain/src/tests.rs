@@ -49,7 +49,7 @@ fn strategy_path_follows_offsets_and_colombian_windows() {
     );
     assert_eq!(h.reasons(DecisionKind::Deferred), vec!["blocked_day"]);
     assert_eq!(h.debtor.days_past_due(h.now), 15);
-    assert_eq!(h.debtor.derived.stage, crate::debtor::Stage::Administrative);
+    assert_eq!(h.debtor.derived.stage, crate::stage::Stage::Administrative);
     assert_eq!(h.debtor.derived.outstanding_base, dec!(100.00));
 }
 
