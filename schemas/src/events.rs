@@ -108,25 +108,52 @@ pub fn decode_event_generic(family: Family, bytes: &[u8]) -> Result<Envelope, De
         reason: format!("unknown event record {name}"),
     })?;
     let p = Fields::of(payload, "payload")?;
-    let kind = match (family, reader_branch) {
-        (Family::Account, 0) => EventKind::DebtorUpserted(profile(p)?),
-        (Family::Account, 1) => {
+    let kind = match family {
+        Family::Account => account_event(reader_branch, p)?,
+        Family::Obligation => obligation_event(reader_branch, p)?,
+        Family::Payment => payment_event(reader_branch, p)?,
+        Family::Promise => promise_event(reader_branch, p)?,
+        Family::Dispute => dispute_event(reader_branch, p)?,
+        Family::ContactOutcome => contact_outcome_event(reader_branch, p)?,
+        _ => return Err(DecodeError::Field("payload")),
+    };
+    Ok(Envelope {
+        event_id,
+        debtor_id,
+        occurred_at,
+        kind,
+    })
+}
+
+/// Reads an account event (profile, consent, charge-off, agency placement) from branch `branch` of the
+/// reader's payload union.
+fn account_event(branch: usize, p: Fields) -> Result<EventKind, DecodeError> {
+    Ok(match branch {
+        0 => EventKind::DebtorUpserted(profile(p)?),
+        1 => {
             let mut p = p;
             EventKind::ConsentChanged {
                 channel: p.channel("channel")?,
                 granted: p.bool("granted")?,
             }
         }
-        (Family::Account, 2) => EventKind::ChargedOff {
+        2 => EventKind::ChargedOff {
             reason: { p }.string("reason")?,
         },
-        (Family::Account, 3) => EventKind::AgencyPlaced {
+        3 => EventKind::AgencyPlaced {
             agency_id: { p }.id("agency_id")?,
         },
-        (Family::Account, 4) => EventKind::AgencyRecalled {
+        4 => EventKind::AgencyRecalled {
             agency_id: { p }.id("agency_id")?,
         },
-        (Family::Obligation, 0) => {
+        _ => return Err(DecodeError::Field("payload")),
+    })
+}
+
+/// Reads an obligation event (opened, updated, payment plan) from branch `branch` of the reader's payload union.
+fn obligation_event(branch: usize, p: Fields) -> Result<EventKind, DecodeError> {
+    Ok(match branch {
+        0 => {
             let mut p = p;
             EventKind::ObligationOpened(ObligationOpened {
                 obligation_id: p.id("obligation_id")?,
@@ -136,7 +163,7 @@ pub fn decode_event_generic(family: Family, bytes: &[u8]) -> Result<Envelope, De
                 due_date: p.date("due_date")?,
             })
         }
-        (Family::Obligation, 1) => {
+        1 => {
             let mut p = p;
             EventKind::ObligationUpdated {
                 obligation_id: p.id("obligation_id")?,
@@ -144,7 +171,7 @@ pub fn decode_event_generic(family: Family, bytes: &[u8]) -> Result<Envelope, De
                 due_date: p.opt_date("due_date")?,
             }
         }
-        (Family::Obligation, 2) => {
+        2 => {
             let mut p = p;
             let plan_id = p.id("plan_id")?;
             let currency = p.currency("currency")?;
@@ -166,7 +193,14 @@ pub fn decode_event_generic(family: Family, bytes: &[u8]) -> Result<Envelope, De
                 installments,
             }
         }
-        (Family::Payment, 0) => {
+        _ => return Err(DecodeError::Field("payload")),
+    })
+}
+
+/// Reads a payment event (received, reversed, credit note) from branch `branch` of the reader's payload union.
+fn payment_event(branch: usize, p: Fields) -> Result<EventKind, DecodeError> {
+    Ok(match branch {
+        0 => {
             let mut p = p;
             EventKind::PaymentReceived {
                 payment_id: p.id("payment_id")?,
@@ -175,14 +209,14 @@ pub fn decode_event_generic(family: Family, bytes: &[u8]) -> Result<Envelope, De
                 obligation_id: p.opt_string("obligation_id")?,
             }
         }
-        (Family::Payment, 1) => {
+        1 => {
             let mut p = p;
             EventKind::PaymentReversed {
                 payment_id: p.id("payment_id")?,
                 reason: p.string("reason")?,
             }
         }
-        (Family::Payment, 2) => {
+        2 => {
             let mut p = p;
             EventKind::CreditNote {
                 note_id: p.id("note_id")?,
@@ -191,7 +225,14 @@ pub fn decode_event_generic(family: Family, bytes: &[u8]) -> Result<Envelope, De
                 obligation_id: p.opt_string("obligation_id")?,
             }
         }
-        (Family::Promise, 0) => {
+        _ => return Err(DecodeError::Field("payload")),
+    })
+}
+
+/// Reads a promise to pay from branch `branch` of the reader's payload union.
+fn promise_event(branch: usize, p: Fields) -> Result<EventKind, DecodeError> {
+    Ok(match branch {
+        0 => {
             let mut p = p;
             EventKind::PromiseToPay {
                 promise_id: p.id("promise_id")?,
@@ -201,7 +242,14 @@ pub fn decode_event_generic(family: Family, bytes: &[u8]) -> Result<Envelope, De
                 taken_by: p.string("taken_by")?,
             }
         }
-        (Family::Dispute, 0) => {
+        _ => return Err(DecodeError::Field("payload")),
+    })
+}
+
+/// Reads a dispute event (opened, resolved) from branch `branch` of the reader's payload union.
+fn dispute_event(branch: usize, p: Fields) -> Result<EventKind, DecodeError> {
+    Ok(match branch {
+        0 => {
             let mut p = p;
             EventKind::DisputeOpened {
                 dispute_id: p.id("dispute_id")?,
@@ -209,7 +257,7 @@ pub fn decode_event_generic(family: Family, bytes: &[u8]) -> Result<Envelope, De
                 reason: p.string("reason")?,
             }
         }
-        (Family::Dispute, 1) => {
+        1 => {
             let mut p = p;
             let outcome = match p.symbol("outcome")?.as_str() {
                 "UPHELD" => DisputeOutcome::Upheld,
@@ -227,7 +275,14 @@ pub fn decode_event_generic(family: Family, bytes: &[u8]) -> Result<Envelope, De
                 outcome,
             }
         }
-        (Family::ContactOutcome, 0) => {
+        _ => return Err(DecodeError::Field("payload")),
+    })
+}
+
+/// Reads a contact outcome from branch `branch` of the reader's payload union.
+fn contact_outcome_event(branch: usize, p: Fields) -> Result<EventKind, DecodeError> {
+    Ok(match branch {
+        0 => {
             let mut p = p;
             let action_id = p.id("action_id")?;
             let channel = p.channel("channel")?;
@@ -239,12 +294,6 @@ pub fn decode_event_generic(family: Family, bytes: &[u8]) -> Result<Envelope, De
             }
         }
         _ => return Err(DecodeError::Field("payload")),
-    };
-    Ok(Envelope {
-        event_id,
-        debtor_id,
-        occurred_at,
-        kind,
     })
 }
 
@@ -303,7 +352,26 @@ fn profile(mut p: Fields) -> Result<Profile, DecodeError> {
 /// Encodes an event in its family's current schema.
 pub fn encode_event(ev: &Envelope, wire: Wire) -> Result<Vec<u8>, EncodeError> {
     let (family, branch) = family_of(&ev.kind);
-    let payload = match &ev.kind {
+    let payload = match family {
+        Family::Account => account_payload(&ev.kind)?,
+        Family::Obligation => obligation_payload(&ev.kind)?,
+        Family::Payment => payment_payload(&ev.kind)?,
+        Family::Promise => promise_payload(&ev.kind)?,
+        Family::Dispute => dispute_payload(&ev.kind)?,
+        Family::ContactOutcome | Family::Clock => contact_outcome_payload(&ev.kind)?,
+    };
+    let value = record(vec![
+        ("event_id", string(&ev.event_id)),
+        ("debtor_id", string(&ev.debtor_id)),
+        ("occurred_at", Value::TimestampMillis(ev.occurred_at.0)),
+        ("payload", Value::Union(branch as u32, Box::new(payload))),
+    ]);
+    codec::encode(SchemaKind::Event(family), value, wire)
+}
+
+/// The payload record of an account event.
+fn account_payload(kind: &EventKind) -> Result<Value, EncodeError> {
+    Ok(match kind {
         EventKind::DebtorUpserted(p) => record(vec![
             ("country", string(&p.country)),
             ("region", opt(p.region.as_deref().map(string))),
@@ -348,6 +416,13 @@ pub fn encode_event(ev: &Envelope, wire: Wire) -> Result<Vec<u8>, EncodeError> {
         EventKind::AgencyPlaced { agency_id } | EventKind::AgencyRecalled { agency_id } => {
             record(vec![("agency_id", string(agency_id))])
         }
+        _ => return Err(EncodeError::Avro(format!("not an account event: {kind:?}"))),
+    })
+}
+
+/// The payload record of an obligation event.
+fn obligation_payload(kind: &EventKind) -> Result<Value, EncodeError> {
+    Ok(match kind {
         EventKind::ObligationOpened(o) => record(vec![
             ("obligation_id", string(&o.obligation_id)),
             ("product", string(&o.product)),
@@ -387,6 +462,17 @@ pub fn encode_event(ev: &Envelope, wire: Wire) -> Result<Vec<u8>, EncodeError> {
                 ("installments", Value::Array(items)),
             ])
         }
+        _ => {
+            return Err(EncodeError::Avro(format!(
+                "not an obligation event: {kind:?}"
+            )));
+        }
+    })
+}
+
+/// The payload record of a payment event.
+fn payment_payload(kind: &EventKind) -> Result<Value, EncodeError> {
+    Ok(match kind {
         EventKind::PaymentReceived {
             payment_id: id,
             currency,
@@ -399,7 +485,7 @@ pub fn encode_event(ev: &Envelope, wire: Wire) -> Result<Vec<u8>, EncodeError> {
             amount,
             obligation_id,
         } => {
-            let id_field = if matches!(ev.kind, EventKind::PaymentReceived { .. }) {
+            let id_field = if matches!(kind, EventKind::PaymentReceived { .. }) {
                 "payment_id"
             } else {
                 "note_id"
@@ -415,6 +501,13 @@ pub fn encode_event(ev: &Envelope, wire: Wire) -> Result<Vec<u8>, EncodeError> {
             ("payment_id", string(payment_id)),
             ("reason", string(reason)),
         ]),
+        _ => return Err(EncodeError::Avro(format!("not a payment event: {kind:?}"))),
+    })
+}
+
+/// The payload record of a promise to pay.
+fn promise_payload(kind: &EventKind) -> Result<Value, EncodeError> {
+    Ok(match kind {
         EventKind::PromiseToPay {
             promise_id,
             currency,
@@ -428,6 +521,13 @@ pub fn encode_event(ev: &Envelope, wire: Wire) -> Result<Vec<u8>, EncodeError> {
             ("promised_by", codec::date(*promised_by)),
             ("taken_by", string(taken_by)),
         ]),
+        _ => return Err(EncodeError::Avro(format!("not a promise to pay: {kind:?}"))),
+    })
+}
+
+/// The payload record of a dispute event.
+fn dispute_payload(kind: &EventKind) -> Result<Value, EncodeError> {
+    Ok(match kind {
         EventKind::DisputeOpened {
             dispute_id,
             obligation_id,
@@ -451,6 +551,13 @@ pub fn encode_event(ev: &Envelope, wire: Wire) -> Result<Vec<u8>, EncodeError> {
                 },
             ),
         ]),
+        _ => return Err(EncodeError::Avro(format!("not a dispute event: {kind:?}"))),
+    })
+}
+
+/// The payload record of a contact outcome.
+fn contact_outcome_payload(kind: &EventKind) -> Result<Value, EncodeError> {
+    Ok(match kind {
         EventKind::ContactOutcome {
             action_id,
             channel,
@@ -463,12 +570,10 @@ pub fn encode_event(ev: &Envelope, wire: Wire) -> Result<Vec<u8>, EncodeError> {
                 ("outcome", symbol(idx, outcome.as_str())),
             ])
         }
-    };
-    let value = record(vec![
-        ("event_id", string(&ev.event_id)),
-        ("debtor_id", string(&ev.debtor_id)),
-        ("occurred_at", Value::TimestampMillis(ev.occurred_at.0)),
-        ("payload", Value::Union(branch as u32, Box::new(payload))),
-    ]);
-    codec::encode(SchemaKind::Event(family), value, wire)
+        _ => {
+            return Err(EncodeError::Avro(format!(
+                "not a contact outcome: {kind:?}"
+            )));
+        }
+    })
 }

@@ -209,8 +209,22 @@ pub(crate) fn decode_current(family: Family, body: &[u8]) -> Result<Envelope, De
             "union index {branch} out of range"
         )));
     }
-    let kind = match (family, branch) {
-        (Family::Account, 0) => EventKind::DebtorUpserted(profile(&mut b)?),
+    let kind = payload(family, branch, &mut b)?;
+    match body.len() - b.pos {
+        0 => Ok(Envelope {
+            event_id,
+            debtor_id,
+            occurred_at,
+            kind,
+        }),
+        left => Err(DecodeError::TrailingBytes(left)),
+    }
+}
+
+/// Reads branch `branch` of `family`'s payload union, the record the envelope carries.
+fn payload(family: Family, branch: i64, b: &mut Body<'_>) -> Result<EventKind, DecodeError> {
+    Ok(match (family, branch) {
+        (Family::Account, 0) => EventKind::DebtorUpserted(profile(b)?),
         (Family::Account, 1) => EventKind::ConsentChanged {
             channel: b.channel("channel")?,
             granted: b.boolean()?,
@@ -297,16 +311,7 @@ pub(crate) fn decode_current(family: Family, body: &[u8]) -> Result<Envelope, De
             }
         }
         _ => return Err(DecodeError::Field("payload")),
-    };
-    match body.len() - b.pos {
-        0 => Ok(Envelope {
-            event_id,
-            debtor_id,
-            occurred_at,
-            kind,
-        }),
-        left => Err(DecodeError::TrailingBytes(left)),
-    }
+    })
 }
 
 fn profile(b: &mut Body<'_>) -> Result<Profile, DecodeError> {
