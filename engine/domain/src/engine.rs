@@ -10,12 +10,13 @@ use crate::aging::{Aging, AgingConfig};
 use crate::config_error::ConfigError;
 use crate::debtor::{ContactMark, Debtor, MarkKind, PendingAction};
 use crate::event::Envelope;
+use crate::facts::{self, Effects};
 use crate::ids::Channel;
-use crate::ledger::{self, Effects, Rejected};
 use crate::money::{FxConfig, FxTable};
 use crate::policy::{BlockReason, HolidayCalendarConfig, Policies, PolicyConfig, Verdict};
 use crate::priority::PriorityWeights;
 use crate::queues::{QueueConfig, QueueDefs};
+use crate::rejected::Rejected;
 use crate::segment::{Segmentation, SegmentationConfig};
 use crate::stage::Stage;
 use crate::strategy::{AnchorKind, Strategies, StrategyConfig};
@@ -137,7 +138,7 @@ impl Engine {
     ) -> Result<(), Rejected> {
         let owed_before = d.owes();
         let (effects, cause) = match input {
-            Input::Event(ev) => (ledger::apply(d, ev, &self.fx, now)?, Some(ev)),
+            Input::Event(ev) => (facts::apply(d, ev, &self.fx, now)?, Some(ev)),
             Input::Wake => (Effects::default(), None),
         };
         let first_new = out.audits.len();

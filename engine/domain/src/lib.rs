@@ -16,18 +16,21 @@
 //! assert_eq!(debtor.derived.stage, Stage::Preventive);
 //! ```
 
+pub mod account;
 pub mod action;
 pub mod aging;
 pub mod config_error;
 pub mod debtor;
 pub mod engine;
 pub mod event;
+pub mod facts;
 pub mod ids;
 pub mod ledger;
 pub mod money;
 pub mod policy;
 pub mod priority;
 pub mod queues;
+pub mod rejected;
 pub mod segment;
 pub mod stage;
 pub mod strategy;
@@ -45,8 +48,8 @@ pub mod prelude {
     pub use crate::engine::{Decisions, Engine, EngineConfig, Input};
     pub use crate::event::{Envelope, EventKind, Outcome, Profile};
     pub use crate::ids::{Channel, ChannelSet, Currency, DebtorId};
-    pub use crate::ledger::Rejected;
     pub use crate::policy::{BlockReason, HolidayCalendarConfig, PolicyConfig, Verdict};
+    pub use crate::rejected::Rejected;
     pub use crate::stage::Stage;
     pub use crate::time::Ts;
 }

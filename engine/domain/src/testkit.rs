@@ -391,7 +391,7 @@ impl Harness {
     }
 
     /// Advances to the event's instant and applies it.
-    pub fn feed(&mut self, ev: &Envelope) -> Result<(), crate::ledger::Rejected> {
+    pub fn feed(&mut self, ev: &Envelope) -> Result<(), crate::rejected::Rejected> {
         self.advance_to(ev.occurred_at);
         let now = self.now;
         self.engine.process(

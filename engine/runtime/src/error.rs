@@ -35,7 +35,7 @@ impl Classify for mora_schemas::DecodeError {
     }
 }
 
-impl Classify for mora_domain::ledger::Rejected {
+impl Classify for mora_domain::rejected::Rejected {
     fn class(&self) -> ErrorClass {
         ErrorClass::BadInput
     }

@@ -7,8 +7,8 @@ use mora_domain::debtor::Debtor;
 use mora_domain::engine::{Decisions, Engine, Input};
 use mora_domain::event::Envelope;
 use mora_domain::ids::DebtorId;
-use mora_domain::ledger::Rejected;
 use mora_domain::queues::QueueBook;
+use mora_domain::rejected::Rejected;
 use mora_domain::time::Ts;
 use mora_schemas::{DeadLetter, Family, decode_clock, decode_event};
 

@@ -1,0 +1,86 @@
+//! Applying an event's facts to a debtor's state: the bookkeeping half of a decision. Money facts live in
+//! [`crate::ledger`], facts about the debtor in [`crate::account`]; this module routes each event to them and
+//! reports what the decision half reacts to.
+//!
+//! Every function validates before it mutates, so a rejected event leaves the state as it was.
+
+use crate::account;
+use crate::debtor::Debtor;
+use crate::event::{Envelope, EventKind};
+use crate::ledger;
+use crate::money::FxTable;
+use crate::rejected::Rejected;
+use crate::time::Ts;
+
+/// What applying an event changed that the decision half reacts to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Effects {
+    /// Money came in (payment or credit note).
+    pub paid: bool,
+    /// A dispute was opened.
+    pub dispute_opened: bool,
+    /// Promises kept by this event.
+    pub promises_kept: u8,
+}
+
+/// Applies `ev` to `d`. `now` is the engine's current instant (never earlier than the event's time).
+pub fn apply(d: &mut Debtor, ev: &Envelope, fx: &FxTable, now: Ts) -> Result<Effects, Rejected> {
+    let mut effects = Effects::default();
+    match &ev.kind {
+        EventKind::DebtorUpserted(p) => account::upsert_profile(d, p, fx)?,
+        EventKind::ConsentChanged { channel, granted } => {
+            account::change_consent(d, *channel, *granted);
+        }
+        EventKind::ObligationOpened(o) => ledger::open_obligation(d, o, fx)?,
+        EventKind::ObligationUpdated {
+            obligation_id,
+            amount,
+            due_date,
+        } => ledger::update_obligation(d, obligation_id, *amount, *due_date)?,
+        EventKind::PaymentReceived {
+            payment_id,
+            currency,
+            amount,
+            obligation_id,
+        } => {
+            let target = obligation_id.as_deref();
+            if ledger::receive(d, fx, payment_id, (*currency, *amount), target)? {
+                effects.paid = true;
+                effects.promises_kept = ledger::credit_promises(d, *currency, *amount, now);
+            }
+        }
+        EventKind::CreditNote {
+            note_id,
+            currency,
+            amount,
+            obligation_id,
+        } => {
+            let target = obligation_id.as_deref();
+            effects.paid = ledger::receive(d, fx, note_id, (*currency, *amount), target)?;
+        }
+        EventKind::PaymentReversed { payment_id, .. } => ledger::reverse(d, payment_id)?,
+        EventKind::PromiseToPay {
+            promise_id,
+            currency,
+            amount,
+            promised_by,
+            ..
+        } => ledger::take_promise(d, fx, promise_id, (*currency, *amount), *promised_by)?,
+        EventKind::PaymentPlanAgreed {
+            plan_id,
+            currency,
+            installments,
+        } => ledger::agree_plan(d, fx, plan_id, *currency, installments)?,
+        EventKind::DisputeOpened { dispute_id, .. } => {
+            effects.dispute_opened = account::open_dispute(d, dispute_id);
+        }
+        EventKind::DisputeResolved { dispute_id, .. } => d.disputes.retain(|x| x != dispute_id),
+        EventKind::ContactOutcome {
+            channel, outcome, ..
+        } => account::contact_outcome(d, *channel, *outcome, now),
+        EventKind::ChargedOff { .. } => d.status.charged_off = true,
+        EventKind::AgencyPlaced { agency_id } => d.status.agency = Some(agency_id.clone()),
+        EventKind::AgencyRecalled { agency_id } => account::recall_agency(d, agency_id),
+    }
+    Ok(effects)
+}
