@@ -19,7 +19,7 @@ use crate::queues::{QueueConfig, QueueDefs};
 use crate::rejected::Rejected;
 use crate::segment::{Segmentation, SegmentationConfig};
 use crate::stage::Stage;
-use crate::strategy::{AnchorKind, Strategies, StrategyConfig};
+use crate::strategy::{AnchorKind, Strategies, Strategy, StrategyConfig};
 use crate::time::{Ts, local_midnight};
 
 /// The engine's decision configuration (policies and holiday calendars come from their own files).
@@ -162,6 +162,9 @@ impl Engine {
         self.derive(d, now, tz, &mut sink);
     }
 
+    /// The decision half of processing, in phases: promises settled, the debtor re-derived, queued actions
+    /// cancelled or released, new candidates (event-driven and scheduled) built and routed through the guard, old
+    /// contact marks forgotten, and the next wake set.
     fn evaluate(
         &self,
         d: &mut Debtor,
@@ -173,98 +176,45 @@ impl Engine {
     ) {
         let tz = tz_of(d);
         let mut candidates: Vec<Candidate> = Vec::new();
+        // The strategy in force when the event arrived answers for it, even if re-deriving moves the debtor on.
         let in_force = self.strategies.get(d.cursor.strategy);
-
-        for _ in 0..effects.promises_kept {
-            out.audits.push(audit(
-                d,
-                now,
-                DecisionKind::PromiseKept,
-                "promise",
-                "paid_by_deadline",
-            ));
-        }
-        // Promises whose deadline has come: broken.
-        let mut broken = Vec::new();
-        d.promises.retain(|p| {
-            if p.deadline <= now {
-                broken.push(p.id.clone());
-                false
-            } else {
-                true
-            }
-        });
-        for id in broken {
-            d.history.promises_broken = d.history.promises_broken.saturating_add(1);
-            out.audits.push(audit(
-                d,
-                now,
-                DecisionKind::PromiseBroken,
-                "promise",
-                "deadline_passed",
-            ));
-            if let Some(s) = in_force {
-                if let Some(step) = &s.on_broken_promise {
-                    candidates.push(Candidate {
-                        arm: s.arm.clone(),
-                        channel: step.channel,
-                        template: step.template.clone(),
-                        strategy: s.id.clone(),
-                        step: CompactString::const_new("on_broken_promise"),
-                        trigger: CompactString::const_new("promise_broken"),
-                        cause: id,
-                    });
-                }
-            }
-        }
-
+        settle_promises(
+            d,
+            now,
+            effects.promises_kept,
+            in_force,
+            &mut candidates,
+            out,
+        );
         self.derive(d, now, tz, out);
-
-        // Money in or a dispute: whatever is queued for this debtor is no longer right to send.
-        let cancel_reason = if effects.dispute_opened {
-            Some("dispute_opened")
-        } else if effects.paid {
-            Some("payment_received")
-        } else {
-            None
-        };
-        if let Some(reason) = cancel_reason {
-            for p in std::mem::take(&mut d.pending) {
-                out.audits.push(AuditRecord {
-                    action_id: Some(p.action.action_id.clone()),
-                    channel: Some(p.action.channel),
-                    ..audit(d, now, DecisionKind::Cancelled, "engine/pending", reason)
-                });
-            }
-        }
+        cancel_pending(d, now, effects, out);
         if owed_before && !d.owes() && effects.paid {
-            if let (Some(s), Some(ev)) = (in_force, cause) {
-                if let Some(step) = &s.on_paid_in_full {
-                    candidates.push(Candidate {
-                        arm: s.arm.clone(),
-                        channel: step.channel,
-                        template: step.template.clone(),
-                        strategy: s.id.clone(),
-                        step: CompactString::const_new("on_paid_in_full"),
-                        trigger: CompactString::const_new("paid_in_full"),
-                        cause: ev.event_id.clone(),
-                    });
-                }
-            }
+            thank_for_payment(in_force, cause, &mut candidates);
         }
-
-        // Deferred actions whose instant has come go back to the guard.
-        if d.pending.iter().any(|p| p.release <= now) {
-            let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut d.pending)
-                .into_iter()
-                .partition(|p| p.release <= now);
-            d.pending = keep;
-            for p in due {
-                self.route(d, p.action, now, out);
-            }
-        }
-
+        self.release_deferred(d, now, out);
         let next_step = self.scheduled_steps(d, now, tz, &mut candidates, out);
+        self.issue(d, candidates, now, out);
+        self.forget_old_contacts(d, now);
+        d.next_wake = self.next_wake(d, now, tz, next_step);
+    }
+
+    /// Deferred actions whose instant has come go back to the guard.
+    fn release_deferred(&self, d: &mut Debtor, now: Ts, out: &mut Decisions) {
+        if !d.pending.iter().any(|p| p.release <= now) {
+            return;
+        }
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut d.pending)
+            .into_iter()
+            .partition(|p| p.release <= now);
+        d.pending = keep;
+        for p in due {
+            self.route(d, p.action, now, out);
+        }
+    }
+
+    /// Builds each candidate's action and routes it through the guard, unless an action with the same id was
+    /// already issued to this debtor (suppressed, audited).
+    fn issue(&self, d: &mut Debtor, candidates: Vec<Candidate>, now: Ts, out: &mut Decisions) {
         for c in candidates {
             let action = self.build_action(d, c, now);
             let fp = fingerprint(&action.action_id);
@@ -284,7 +234,10 @@ impl Engine {
             }
             self.route(d, action, now, out);
         }
+    }
 
+    /// Contact marks older than the longest frequency-cap lookback of any policy can no longer matter.
+    fn forget_old_contacts(&self, d: &mut Debtor, now: Ts) {
         let lookback = self.policies.longest_lookback_ms;
         if let Some(first_kept) = d
             .contacts
@@ -295,7 +248,6 @@ impl Engine {
         } else {
             d.contacts.clear();
         }
-        d.next_wake = self.next_wake(d, now, tz, next_step);
     }
 
     /// Recomputes DPD, bucket, stage, history, segment, priority and queue membership.
@@ -628,6 +580,98 @@ fn remember(d: &mut Debtor, id: &ActionId) {
             d.issued.remove(0);
         }
         d.issued.push(fp);
+    }
+}
+
+/// Audits the promises this event kept, and breaks those whose deadline has come (each a candidate for the
+/// strategy's broken-promise step).
+fn settle_promises(
+    d: &mut Debtor,
+    now: Ts,
+    kept: u8,
+    in_force: Option<&Strategy>,
+    candidates: &mut Vec<Candidate>,
+    out: &mut Decisions,
+) {
+    for _ in 0..kept {
+        out.audits.push(audit(
+            d,
+            now,
+            DecisionKind::PromiseKept,
+            "promise",
+            "paid_by_deadline",
+        ));
+    }
+    let mut broken = Vec::new();
+    d.promises.retain(|p| {
+        if p.deadline <= now {
+            broken.push(p.id.clone());
+            false
+        } else {
+            true
+        }
+    });
+    for id in broken {
+        d.history.promises_broken = d.history.promises_broken.saturating_add(1);
+        out.audits.push(audit(
+            d,
+            now,
+            DecisionKind::PromiseBroken,
+            "promise",
+            "deadline_passed",
+        ));
+        if let Some(s) = in_force
+            && let Some(step) = &s.on_broken_promise
+        {
+            candidates.push(Candidate {
+                arm: s.arm.clone(),
+                channel: step.channel,
+                template: step.template.clone(),
+                strategy: s.id.clone(),
+                step: CompactString::const_new("on_broken_promise"),
+                trigger: CompactString::const_new("promise_broken"),
+                cause: id,
+            });
+        }
+    }
+}
+
+/// The strategy's paid-in-full step, for the event that cleared the debt.
+fn thank_for_payment(
+    in_force: Option<&Strategy>,
+    cause: Option<&Envelope>,
+    candidates: &mut Vec<Candidate>,
+) {
+    if let (Some(s), Some(ev)) = (in_force, cause)
+        && let Some(step) = &s.on_paid_in_full
+    {
+        candidates.push(Candidate {
+            arm: s.arm.clone(),
+            channel: step.channel,
+            template: step.template.clone(),
+            strategy: s.id.clone(),
+            step: CompactString::const_new("on_paid_in_full"),
+            trigger: CompactString::const_new("paid_in_full"),
+            cause: ev.event_id.clone(),
+        });
+    }
+}
+
+/// Money in or a dispute: whatever is queued for this debtor is no longer right to send (each cancellation audited).
+fn cancel_pending(d: &mut Debtor, now: Ts, effects: Effects, out: &mut Decisions) {
+    let reason = if effects.dispute_opened {
+        "dispute_opened"
+    } else if effects.paid {
+        "payment_received"
+    } else {
+        return;
+    };
+    for p in std::mem::take(&mut d.pending) {
+        out.audits.push(AuditRecord {
+            action_id: Some(p.action.action_id.clone()),
+            channel: Some(p.action.channel),
+            ..audit(d, now, DecisionKind::Cancelled, "engine/pending", reason)
+        });
     }
 }
 
