@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use mora_runtime::QueueEntry;
+use mora_runtime::{QueueEntry, QueueHead};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -43,6 +43,85 @@ impl Key {
 
     fn cursor(&self) -> String {
         format!("{}.{}.{}", self.0.0, self.1, self.2)
+    }
+}
+
+/// The head of a queue a partition's owner published: its entries in queue order, and where it stops short of the
+/// queue's end (its last entry, when the queue holds more).
+#[derive(Clone, Debug)]
+struct Head {
+    partition: i32,
+    entries: Vec<(Key, QueueEntry)>,
+    truncated_at: Option<Key>,
+}
+
+impl Head {
+    fn of(partition: i32, head: &QueueHead) -> Self {
+        let key = |e: &QueueEntry| Key::new(e.priority, partition, e.slot);
+        Head {
+            partition,
+            entries: head.entries.iter().map(|e| (key(e), e.clone())).collect(),
+            truncated_at: head
+                .truncated()
+                .then(|| head.entries.last().map(key))
+                .flatten(),
+        }
+    }
+}
+
+/// One page of the merged queue.
+#[derive(Debug, Default)]
+struct Page {
+    /// Entries in queue order, at most the limit.
+    items: Vec<(Key, QueueEntry)>,
+    /// Where the next page starts, when this one is full.
+    next: Option<Key>,
+    /// Partitions whose published heads end before this page could be completed (empty: the page is exact).
+    short: Vec<i32>,
+}
+
+/// Merges owned partitions' entries (already past `cursor`) with the heads other instances published into one page
+/// of `limit` entries in queue order. The merged order is exact up to the earliest point where some published head
+/// stops short of its queue (the horizon): a page never reaches past it, and one that ends there because of it says
+/// which partitions ran short.
+fn merge_page(
+    mut items: Vec<(Key, QueueEntry)>,
+    heads: Vec<Head>,
+    cursor: Option<Key>,
+    limit: usize,
+) -> Page {
+    let mut horizon: Option<Key> = None;
+    let mut short = Vec::new();
+    for head in heads {
+        items.extend(
+            head.entries
+                .into_iter()
+                .filter(|(k, _)| cursor.is_none_or(|c| *k > c)),
+        );
+        if let Some(last) = head.truncated_at {
+            short.push(head.partition);
+            horizon = Some(horizon.map_or(last, |h| h.min(last)));
+        }
+    }
+    items.sort_by_key(|a| a.0);
+    let mut incomplete = false;
+    if let Some(h) = horizon {
+        let before = items.len();
+        items.retain(|(k, _)| *k <= h);
+        // Past the horizon the order is unknown; a page that reaches it stops there.
+        incomplete = items.len() < before || items.len() < limit;
+    }
+    items.truncate(limit);
+    if items.len() == limit {
+        incomplete = false;
+    }
+    let next = (items.len() == limit)
+        .then(|| items.last().map(|(k, _)| *k))
+        .flatten();
+    Page {
+        items,
+        next,
+        short: if incomplete { short } else { Vec::new() },
     }
 }
 
@@ -89,7 +168,7 @@ pub(crate) async fn queue(
             .into_response();
         }
     };
-    let mut items: Vec<(Key, serde_json::Value)> = Vec::new();
+    let mut local: Vec<(Key, QueueEntry)> = Vec::new();
     let mut total = 0u64;
     let mut memory = Vec::new();
     s.backend.visit(&mut |workers| {
@@ -110,58 +189,31 @@ pub(crate) async fn queue(
             });
             for (prio, slot, d) in w.queue_page(&name, from, limit) {
                 let e = QueueEntry::of(&engine, prio, slot, d);
-                items.push((Key::new(prio, part, slot), item(part, &e)));
+                local.push((Key::new(prio, part, slot), e));
             }
         }
     });
     let (foreign, _) = remote::foreign(&s, &memory, None).await;
-    // The earliest position past which some partition's published head no longer shows every entry.
-    let mut horizon: Option<Key> = None;
-    let mut short = Vec::new();
+    let mut heads = Vec::new();
     for summary in &foreign.summaries {
-        let Some(head) = summary.queues.get(&name) else {
-            continue;
-        };
-        total += head.len;
-        let part = summary.partition;
-        for e in &head.entries {
-            let key = Key::new(e.priority, part, e.slot);
-            if cursor.is_none_or(|c| key > c) {
-                items.push((key, item(part, e)));
-            }
-        }
-        if head.truncated()
-            && let Some(last) = head.entries.last()
-        {
-            let key = Key::new(last.priority, part, last.slot);
-            short.push(part);
-            horizon = Some(horizon.map_or(key, |h| h.min(key)));
+        if let Some(head) = summary.queues.get(&name) {
+            total += head.len;
+            heads.push(Head::of(summary.partition, head));
         }
     }
-    items.sort_by_key(|a| a.0);
-    let mut incomplete = false;
-    if let Some(h) = horizon {
-        let before = items.len();
-        items.retain(|(k, _)| *k <= h);
-        // Past the horizon the order is unknown; a page that reaches it stops there.
-        incomplete = items.len() < before || items.len() < limit;
-    }
-    items.truncate(limit);
-    if items.len() == limit {
-        incomplete = false;
-    }
-    let next = (items.len() == limit)
-        .then(|| items.last().map(|(k, _)| k.cursor()))
-        .flatten();
+    let page = merge_page(local, heads, cursor, limit);
+    let next = page.next.map(|k| k.cursor());
+    let items: Vec<serde_json::Value> = page.items.iter().map(|(k, e)| item(k.1, e)).collect();
+    let incomplete = (!page.short.is_empty()).then_some(page.short);
     let mut body = json!({
         "queue": name,
         "partitions": foreign.covered(&memory),
         "sources": foreign.sources(&memory),
         "total": total,
-        "items": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        "items": items,
         "next_cursor": next,
     });
-    if incomplete {
+    if let Some(short) = incomplete {
         body["incomplete"] = json!({
             "partitions": short,
             "message": "the queue continues in partitions another instance owns, past the entries their owners \
@@ -169,4 +221,111 @@ pub(crate) async fn queue(
         });
     }
     Json(body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(priority: i64, slot: u32) -> QueueEntry {
+        QueueEntry {
+            priority,
+            slot,
+            debtor_id: format!("D-{slot}"),
+            dpd: 0,
+            stage: "administrative".into(),
+            segment: None,
+            overdue_base: Default::default(),
+        }
+    }
+
+    fn local(partition: i32, entries: &[(i64, u32)]) -> Vec<(Key, QueueEntry)> {
+        entries
+            .iter()
+            .map(|&(p, s)| (Key::new(p, partition, s), entry(p, s)))
+            .collect()
+    }
+
+    fn head(partition: i32, entries: &[(i64, u32)], len: u64) -> Head {
+        Head::of(
+            partition,
+            &QueueHead {
+                len,
+                entries: entries.iter().map(|&(p, s)| entry(p, s)).collect(),
+            },
+        )
+    }
+
+    fn keys(page: &Page) -> Vec<(i64, i32, u32)> {
+        page.items.iter().map(|(k, _)| (k.0.0, k.1, k.2)).collect()
+    }
+
+    #[test]
+    fn entries_merge_by_priority_then_partition_then_slot() {
+        let page = merge_page(
+            local(0, &[(900, 1), (500, 2)]),
+            vec![head(1, &[(900, 7), (700, 3)], 2)],
+            None,
+            10,
+        );
+        assert_eq!(
+            keys(&page),
+            vec![(900, 0, 1), (900, 1, 7), (700, 1, 3), (500, 0, 2)]
+        );
+        assert_eq!(page.next, None, "a page that is not full has no next");
+        assert!(page.short.is_empty(), "complete heads leave the page exact");
+    }
+
+    #[test]
+    fn a_full_page_gives_the_cursor_of_its_last_entry_and_the_next_page_resumes_after_it() {
+        let all = || local(0, &[(900, 1), (800, 2), (700, 3)]);
+        let first = merge_page(all(), vec![], None, 2);
+        assert_eq!(keys(&first), vec![(900, 0, 1), (800, 0, 2)]);
+        let next = first.next.expect("full page");
+        assert_eq!(Key::parse(&next.cursor()), Some(next), "cursors round-trip");
+        let rest: Vec<_> = all().into_iter().filter(|(k, _)| *k > next).collect();
+        assert_eq!(
+            keys(&merge_page(rest, vec![], Some(next), 2)),
+            vec![(700, 0, 3)]
+        );
+    }
+
+    #[test]
+    fn published_entries_at_or_before_the_cursor_are_skipped() {
+        let cursor = Key::new(800, 0, 5);
+        let page = merge_page(
+            vec![],
+            vec![head(1, &[(900, 1), (800, 2), (700, 3)], 3)],
+            Some(cursor),
+            10,
+        );
+        assert_eq!(keys(&page), vec![(800, 1, 2), (700, 1, 3)]);
+    }
+
+    #[test]
+    fn a_page_stops_at_the_shortest_truncated_head_and_names_its_partition() {
+        // Partition 1 published two of its five entries: past (800, 1, 2) its order is unknown.
+        let page = merge_page(
+            local(0, &[(900, 1), (750, 2), (600, 3)]),
+            vec![head(1, &[(850, 1), (800, 2)], 5)],
+            None,
+            10,
+        );
+        assert_eq!(keys(&page), vec![(900, 0, 1), (850, 1, 1), (800, 1, 2)]);
+        assert_eq!(page.short, vec![1]);
+        assert_eq!(page.next, None);
+    }
+
+    #[test]
+    fn a_full_page_before_the_horizon_is_exact() {
+        let page = merge_page(
+            local(0, &[(900, 1), (880, 2)]),
+            vec![head(1, &[(850, 1), (800, 2)], 5)],
+            None,
+            2,
+        );
+        assert_eq!(keys(&page), vec![(900, 0, 1), (880, 0, 2)]);
+        assert!(page.short.is_empty());
+        assert!(page.next.is_some());
+    }
 }
