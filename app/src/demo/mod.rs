@@ -120,48 +120,63 @@ pub fn run_serving(
     let server = if args.no_api {
         None
     } else {
-        let api = crate::api::ApiConfig {
-            listen: args.listen.clone(),
-            ..Default::default()
-        };
-        let reloader = crate::api::Reloader::new(config);
-        let backend: Arc<dyn crate::api::Backend> = Arc::new(backend.clone());
-        let router = crate::api::router(backend.clone(), &api, reloader.clone(), metrics, None)?;
-        match crate::api::Server::start(&api.listen, router) {
-            Ok(s) => {
-                reloader.watch(backend);
-                Some(s)
-            }
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "The demo runs without its HTTP API.");
-                None
-            }
-        }
+        start_api(args, backend, config, metrics)?
     };
-    let days_done = AtomicU64::new(0);
-    let total = u64::from(args.days) * u64::from(args.partitions);
-    let bar = if args.no_progress {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(total)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} simulated days {pos}/{len} [{bar:40}] {elapsed_precise} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
     let started = Instant::now();
     let parts: Vec<PathBuf> = (0..args.partitions)
         .map(|p| args.out.join(format!(".partition-{p}")))
         .collect();
+    let results = run_partitions(args, &sim, &workers, &parts)?;
+    let wall = started.elapsed();
+    mora_connector_files::merge_partitions(&args.out, &parts)
+        .context("cannot merge partition outputs")?;
+    let summary = Summary::build(args, &engine, &results, wall);
+    let json = serde_json::to_string_pretty(&summary)?;
+    std::fs::write(args.out.join("summary.json"), json + "\n")
+        .context("cannot write summary.json")?;
+    Ok((summary, server))
+}
+
+/// Starts the HTTP API over the demo's workers; the demo runs on without it if its port is taken.
+fn start_api(
+    args: &DemoArgs,
+    backend: crate::api::DemoBackend,
+    config: Option<PathBuf>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> anyhow::Result<Option<crate::api::Server>> {
+    let api = crate::api::ApiConfig {
+        listen: args.listen.clone(),
+        ..Default::default()
+    };
+    let reloader = crate::api::Reloader::new(config);
+    let backend: Arc<dyn crate::api::Backend> = Arc::new(backend);
+    let router = crate::api::router(backend.clone(), &api, reloader.clone(), metrics, None)?;
+    match crate::api::Server::start(&api.listen, router) {
+        Ok(s) => {
+            reloader.watch(backend);
+            Ok(Some(s))
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "The demo runs without its HTTP API.");
+            Ok(None)
+        }
+    }
+}
+
+/// Simulates every partition on a thread of its own (writing to `parts`), with a progress bar of simulated days.
+fn run_partitions(
+    args: &DemoArgs,
+    sim: &SimConfig,
+    workers: &[Arc<Mutex<PartitionWorker>>],
+    parts: &[PathBuf],
+) -> anyhow::Result<Vec<partition::PartitionResult>> {
+    let days_done = AtomicU64::new(0);
+    let bar = progress_bar(args);
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..args.partitions)
             .map(|p| {
-                let (worker, sim, dir, days_done) = (
+                let (worker, dir, days_done) = (
                     workers[p as usize].clone(),
-                    &sim,
                     parts[p as usize].clone(),
                     &days_done,
                 );
@@ -188,14 +203,25 @@ pub fn run_serving(
                 Err(e) => Err(anyhow::anyhow!("cannot start a partition thread: {e}")),
             })
             .collect::<anyhow::Result<Vec<_>>>()
-    })?;
+    });
     bar.finish_and_clear();
-    let wall = started.elapsed();
-    mora_connector_files::merge_partitions(&args.out, &parts)
-        .context("cannot merge partition outputs")?;
-    let summary = Summary::build(args, &engine, &results, wall);
-    let json = serde_json::to_string_pretty(&summary)?;
-    std::fs::write(args.out.join("summary.json"), json + "\n")
-        .context("cannot write summary.json")?;
-    Ok((summary, server))
+    results
+}
+
+/// The progress bar of simulated days over all partitions (hidden with `--no-progress`).
+fn progress_bar(args: &DemoArgs) -> ProgressBar {
+    let total = u64::from(args.days) * u64::from(args.partitions);
+    let bar = if args.no_progress {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} simulated days {pos}/{len} [{bar:40}] {elapsed_precise} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
 }
