@@ -1,5 +1,8 @@
 //! The `mora` binary as a user runs it.
 
+// Helpers outside #[test] functions panic on failure by design: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

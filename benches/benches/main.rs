@@ -2,6 +2,9 @@
 //!
 //! `cargo bench -p mora-benches` runs every group; `MORA_BENCH_DEBTORS` sets the warmed portfolio (default 1 M).
 
+// criterion's macros generate the undocumented functions of a bench target.
+#![allow(missing_docs)]
+
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 

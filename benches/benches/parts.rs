@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p mora-benches --bench parts`
 
+// criterion's macros generate the undocumented functions of a bench target.
+#![allow(missing_docs)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -9,6 +9,9 @@
 //!
 //! `cargo bench -p mora-benches --bench timers`
 
+// criterion's macros generate the undocumented functions of a bench target.
+#![allow(missing_docs)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

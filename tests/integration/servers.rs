@@ -5,14 +5,14 @@ const HOW_TO_START: &str = "start them with `deploy/services.sh up` (or run `dep
 MORA_KAFKA_BROKERS / MORA_CQL_NODES at running servers";
 
 /// The Kafka bootstrap servers: `MORA_KAFKA_BROKERS`, else the services script's 127.0.0.1:9092.
-pub fn kafka_brokers() -> String {
+pub(crate) fn kafka_brokers() -> String {
     let brokers = std::env::var("MORA_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     require_reachable("Kafka", &brokers);
     brokers
 }
 
 /// The CQL contact points: `MORA_CQL_NODES`, else the services script's 127.0.0.1:9042.
-pub fn cql_nodes() -> Vec<String> {
+pub(crate) fn cql_nodes() -> Vec<String> {
     let nodes = std::env::var("MORA_CQL_NODES").unwrap_or_else(|_| "127.0.0.1:9042".into());
     require_reachable("CQL", &nodes);
     nodes.split(',').map(str::to_string).collect()
@@ -33,7 +33,7 @@ fn require_reachable(what: &str, endpoints: &str) {
 }
 
 /// A name no other test (or earlier run) uses: `prefix_<pid>_<nanos>_<n>`.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
@@ -50,7 +50,7 @@ pub fn unique(prefix: &str) -> String {
 /// Every record of `topic` (all partitions, assigned explicitly), read until the client reports each partition's
 /// end: the last stable offset with `read_committed`, the high watermark with `read_uncommitted`. The result never
 /// depends on how quickly records arrive.
-pub fn read_to_end(
+pub(crate) fn read_to_end(
     brokers: &str,
     topic: &str,
     isolation: &str,

@@ -5,7 +5,7 @@ use std::path::Path;
 use mora::demo::{DemoArgs, Summary};
 
 /// Runs a small demo into `out` with `seed`.
-pub fn demo(out: &Path, seed: u64, debtors: u64, days: u32) -> Summary {
+pub(crate) fn demo(out: &Path, seed: u64, debtors: u64, days: u32) -> Summary {
     let args = DemoArgs {
         seed,
         debtors,
@@ -17,7 +17,7 @@ pub fn demo(out: &Path, seed: u64, debtors: u64, days: u32) -> Summary {
 }
 
 /// Every action written under `out`, as JSON values, file by file in channel order.
-pub fn actions(out: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn actions(out: &Path) -> Vec<serde_json::Value> {
     let mut files: Vec<_> = std::fs::read_dir(out.join("actions"))
         .unwrap()
         .map(|e| e.unwrap().path())

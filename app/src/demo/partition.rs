@@ -18,7 +18,7 @@ const TICK_MS: i64 = 15 * MINUTE_MS;
 
 /// What one partition produced.
 #[derive(Debug)]
-pub struct PartitionResult {
+pub(super) struct PartitionResult {
     pub stats: WorkerStats,
     pub portfolio: Portfolio,
     /// Top of the dialer queue: (priority, state).
@@ -47,7 +47,7 @@ impl Sink for DemoSink {
     }
 }
 
-pub fn run(
+pub(super) fn run(
     p: u32,
     cfg: &SimConfig,
     shared: &Mutex<PartitionWorker>,

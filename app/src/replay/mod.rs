@@ -180,10 +180,10 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<Report> {
             }
         }
         for (i, (mut s, e)) in sides.into_iter().zip(&engines).enumerate() {
-            if let Some(to) = args.to {
-                if s.sink.counting {
-                    s.worker.on_tick(to, &mut s.sink);
-                }
+            if let Some(to) = args.to
+                && s.sink.counting
+            {
+                s.worker.on_tick(to, &mut s.sink);
             }
             if s.sink.counting {
                 let end = tally::snapshot(e, s.worker.debtors());

@@ -45,9 +45,10 @@ pub struct ArmTally {
 }
 
 /// A debtor's figures at one instant (segment name, cures, self-cures).
-pub type Snapshot = BTreeMap<String, (String, u32, u32)>;
+pub(super) type Snapshot = BTreeMap<String, (String, u32, u32)>;
 
 impl Tally {
+    /// Counts an action sent.
     pub fn action(&mut self, a: &Action) {
         self.actions += 1;
         *self
@@ -60,6 +61,7 @@ impl Tally {
         self.arm(&a.reason.strategy, &a.arm).actions += 1;
     }
 
+    /// Counts an audit record: what was blocked and why, promises, cures.
     pub fn audit(&mut self, r: &AuditRecord) {
         match r.kind {
             DecisionKind::Deferred | DecisionKind::Dropped => {
@@ -146,7 +148,7 @@ impl Tally {
 }
 
 /// Every debtor's segment and cure counters.
-pub fn snapshot<'a>(engine: &Engine, debtors: impl Iterator<Item = &'a Debtor>) -> Snapshot {
+pub(super) fn snapshot<'a>(engine: &Engine, debtors: impl Iterator<Item = &'a Debtor>) -> Snapshot {
     debtors
         .map(|d| {
             (

@@ -17,7 +17,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::log::Log;
 
 /// Creates `topics` with `partitions` partitions each (existing ones are kept) and waits until the broker lists them.
-pub fn create_topics(brokers: &str, topics: &[String], partitions: i32) -> anyhow::Result<()> {
+pub(super) fn create_topics(
+    brokers: &str,
+    topics: &[String],
+    partitions: i32,
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()?;
@@ -63,15 +67,15 @@ pub fn create_topics(brokers: &str, topics: &[String], partitions: i32) -> anyho
 /// appended in production order. An action is timed from the first record of its partition at or after its
 /// decision instant: the event it answers, or the record that moved the partition's time past the timer it fired.
 #[derive(Debug, Default)]
-pub struct SendIndex {
+pub(super) struct SendIndex {
     partitions: Vec<Mutex<Vec<(i64, u64, u8)>>>,
 }
 
 /// Step of records produced as the warm-up backlog (never timed).
-pub const WARMUP: u8 = u8::MAX;
+pub(super) const WARMUP: u8 = u8::MAX;
 
 impl SendIndex {
-    pub fn new(partitions: usize) -> Self {
+    pub(super) fn new(partitions: usize) -> Self {
         Self {
             partitions: (0..partitions).map(|_| Mutex::new(Vec::new())).collect(),
         }
@@ -86,7 +90,7 @@ impl SendIndex {
     }
 
     /// The produce time and step of the record that triggered a decision at `sim` in `partition`.
-    pub fn trigger(&self, partition: usize, sim: i64) -> Option<(u64, u8)> {
+    pub(super) fn trigger(&self, partition: usize, sim: i64) -> Option<(u64, u8)> {
         let p = self.partitions.get(partition)?;
         let p = p.lock().unwrap_or_else(|e| e.into_inner());
         let i = p.partition_point(|e| e.0 < sim);
@@ -95,12 +99,12 @@ impl SendIndex {
 }
 
 /// Microseconds since the harness started (the same clock for producing and reading).
-pub fn now_us(origin: Instant) -> u64 {
+pub(super) fn now_us(origin: Instant) -> u64 {
     origin.elapsed().as_micros() as u64
 }
 
 /// Sends the log's records to the input topics `<prefix><family>`.
-pub struct Sender {
+pub(super) struct Sender {
     producer: BaseProducer,
     topics: BTreeMap<Family, String>,
     pub index: Arc<SendIndex>,
@@ -108,7 +112,7 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(
+    pub(super) fn new(
         brokers: &str,
         prefix: &str,
         partitions: usize,
@@ -136,7 +140,7 @@ impl Sender {
     /// Sends `log.records[range]` tagged with `step`: as fast as possible without `rate`, otherwise `rate` records
     /// per second (sent in small bursts against the wall clock). `tick` is called about every 100 ms with the count
     /// sent so far. Returns when every record is acknowledged.
-    pub fn send(
+    pub(super) fn send(
         &self,
         log: &Log,
         range: std::ops::Range<usize>,
@@ -191,7 +195,7 @@ impl Sender {
 }
 
 /// Reads how far a consumer group got: the sum of its committed offsets over `topics`' partitions.
-pub struct GroupProgress {
+pub(super) struct GroupProgress {
     consumer: BaseConsumer,
     tpl: TopicPartitionList,
     /// The last count read: a lookup that fails (the broker busy past the timeout) repeats it rather than reading
@@ -200,7 +204,7 @@ pub struct GroupProgress {
 }
 
 impl GroupProgress {
-    pub fn new(
+    pub(super) fn new(
         brokers: &str,
         group: &str,
         topics: &[String],
@@ -225,7 +229,7 @@ impl GroupProgress {
     }
 
     /// Records the group has committed (0 before its first commit; the last count read if the lookup fails).
-    pub fn committed(&self) -> u64 {
+    pub(super) fn committed(&self) -> u64 {
         if let Ok(c) = self
             .consumer
             .committed_offsets(self.tpl.clone(), Duration::from_secs(5))

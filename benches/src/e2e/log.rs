@@ -12,7 +12,7 @@ use mora_schemas::Family;
 
 /// The generated log, extended on demand from a generator thread that waits while nobody asks for more.
 #[derive(Debug)]
-pub struct Log {
+pub(super) struct Log {
     /// Records so far, in production order.
     pub records: Vec<GeneratedRecord>,
     /// Where the warm-up ends (records before it are produced as a backlog).
@@ -24,7 +24,7 @@ pub struct Log {
 impl Log {
     /// Starts generating `debtors` over `partitions` partitions and takes the first `warmup_days` simulated days as the
     /// warm-up backlog.
-    pub fn new(
+    pub(super) fn new(
         debtors: u64,
         partitions: u32,
         seed: u64,
@@ -65,7 +65,7 @@ impl Log {
     }
 
     /// Makes sure at least `n` records exist.
-    pub fn ensure(&mut self, n: usize) -> anyhow::Result<()> {
+    pub(super) fn ensure(&mut self, n: usize) -> anyhow::Result<()> {
         while self.records.len() < n {
             self.records.push(self.rx.recv()?);
         }
@@ -73,7 +73,7 @@ impl Log {
     }
 
     /// Debtor events (not clock records) in `records[range]`.
-    pub fn events_in(&self, range: std::ops::Range<usize>) -> u64 {
+    pub(super) fn events_in(&self, range: std::ops::Range<usize>) -> u64 {
         self.records[range]
             .iter()
             .filter(|r| r.family != Family::Clock)
@@ -81,7 +81,7 @@ impl Log {
     }
 
     /// The simulated instant of the last warm-up record.
-    pub fn warmup_until(&self) -> Ts {
+    pub(super) fn warmup_until(&self) -> Ts {
         self.records
             .get(self.warmup.saturating_sub(1))
             .map_or(Ts(0), |r| r.at)

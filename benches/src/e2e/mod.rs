@@ -34,6 +34,7 @@ use systems::Started;
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Kafka bootstrap servers.
     pub brokers: String,
     /// CQL contact points of the state store for mora (`None`: in memory only).
     pub state_nodes: Option<Vec<String>>,
@@ -43,8 +44,11 @@ pub struct Options {
     pub state_flush: Option<Duration>,
     /// mora's `state.audit_ledger`.
     pub audit_ledger: bool,
+    /// Debtors in the simulated portfolio.
     pub debtors: u64,
+    /// Partitions of every topic.
     pub partitions: u32,
+    /// Seed of the simulated log (the same for every system).
     pub seed: u64,
     /// Simulated days produced as the backlog.
     pub warmup_days: f64,
@@ -54,6 +58,7 @@ pub struct Options {
     pub step_seconds: f64,
     /// Shares of the maximum sustainable rate, one step each.
     pub loads: Vec<f64>,
+    /// The systems and delivery modes to run, in order.
     pub runs: Vec<(System, Mode)>,
     /// The peer's Maven project.
     pub peer_dir: PathBuf,

@@ -14,7 +14,7 @@ const COLOURS: [RGBColor; 4] = [
 ];
 
 /// Registers a font for labels: `MORA_PLOT_FONT`, or DejaVu Sans where distributions install it.
-pub fn register_font() -> anyhow::Result<()> {
+pub(super) fn register_font() -> anyhow::Result<()> {
     let candidates = [
         std::env::var("MORA_PLOT_FONT").unwrap_or_default(),
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into(),
@@ -44,7 +44,7 @@ fn label(r: &RunReport) -> String {
 type Pick = fn(&super::report::Percentiles) -> f64;
 
 /// Latency p50, p99 and p99.9 against load, one panel each, one line per system and mode.
-pub fn latency_by_load(report: &Report, path: &Path) -> anyhow::Result<()> {
+pub(super) fn latency_by_load(report: &Report, path: &Path) -> anyhow::Result<()> {
     let root = BitMapBackend::new(path, (1500, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 3));
@@ -102,7 +102,7 @@ pub fn latency_by_load(report: &Report, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Events consumed per second over each run's time (backlog, then the load steps).
-pub fn throughput_over_time(report: &Report, path: &Path) -> anyhow::Result<()> {
+pub(super) fn throughput_over_time(report: &Report, path: &Path) -> anyhow::Result<()> {
     let root = BitMapBackend::new(path, (1200, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let rates: Vec<Vec<(f64, f64)>> = report.runs.iter().map(per_second).collect();

@@ -17,7 +17,7 @@ use super::kafka::{SendIndex, WARMUP, now_us};
 
 /// How to read an output record: the debtor, the simulated instant it was sent at, and an identity for duplicates.
 #[derive(Clone, Copy, Debug)]
-pub enum OutputFormat {
+pub(super) enum OutputFormat {
     /// mora's contact actions (Avro).
     MoraAction,
     /// The peer's JSON actions: `{"debtor_id", "at", "bucket", "segment"}`.
@@ -26,7 +26,7 @@ pub enum OutputFormat {
 
 /// What to read and how.
 #[derive(Debug, Clone, Copy)]
-pub struct ProbeSpec<'a> {
+pub(super) struct ProbeSpec<'a> {
     pub brokers: &'a str,
     pub group: &'a str,
     pub topics: &'a [String],
@@ -39,7 +39,7 @@ pub struct ProbeSpec<'a> {
 
 /// Latencies per step (microseconds), and counts.
 #[derive(Debug)]
-pub struct Probe {
+pub(super) struct Probe {
     pub steps: Vec<Mutex<Histogram<u64>>>,
     pub actions: AtomicU64,
     pub duplicates: AtomicU64,
@@ -50,7 +50,7 @@ pub struct Probe {
 
 impl Probe {
     /// Starts reading `spec.topics` from the beginning.
-    pub fn start(
+    pub(super) fn start(
         spec: ProbeSpec<'_>,
         index: Arc<SendIndex>,
         origin: Instant,
@@ -150,14 +150,14 @@ impl Probe {
     }
 
     /// A copy of step `i`'s histogram.
-    pub fn histogram(&self, i: usize) -> Option<Histogram<u64>> {
+    pub(super) fn histogram(&self, i: usize) -> Option<Histogram<u64>> {
         self.steps
             .get(i)
             .map(|h| h.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
     /// Stops reading.
-    pub fn stop(&self) {
+    pub(super) fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = t.join();

@@ -8,18 +8,31 @@ use super::systems::{Mode, System};
 /// The whole report.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// Where the figures come from.
     pub machine: Machine,
+    /// The command line that produced the report.
     pub command: String,
+    /// Debtors in the simulated portfolio.
     pub debtors: u64,
+    /// Partitions of every topic.
     pub partitions: u32,
+    /// Seed of the simulated log.
     pub seed: u64,
+    /// Whether mora ran with its state store.
     pub state_store: bool,
+    /// Records in the backlog.
     pub warmup_records: usize,
+    /// Records produced flat out to measure the maximum sustainable rate.
     pub capacity_records: usize,
+    /// The simulated instant the backlog reaches.
     pub warmup_simulated_until: String,
+    /// Seconds of each load step.
     pub step_seconds: f64,
+    /// Shares of the maximum sustainable rate, one step each.
     pub loads: Vec<f64>,
+    /// One entry per system and mode.
     pub runs: Vec<RunReport>,
+    /// mora against the peer, per mode.
     pub ratios: Vec<Ratio>,
 }
 
@@ -156,7 +169,7 @@ pub struct Ratio {
 }
 
 /// Ratios of every mode both systems ran in.
-pub fn ratios(runs: &[RunReport]) -> Vec<Ratio> {
+pub(super) fn ratios(runs: &[RunReport]) -> Vec<Ratio> {
     let mut out = Vec::new();
     for mode in [Mode::ExactlyOnce, Mode::AtLeastOnce] {
         let find = |s| {

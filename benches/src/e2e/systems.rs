@@ -37,6 +37,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// A short label for tables and plots.
     pub fn short(self) -> &'static str {
         match self {
             Mode::ExactlyOnce => "eos",
@@ -47,7 +48,7 @@ impl Mode {
 
 /// A system started for one run.
 #[derive(Debug)]
-pub enum Running {
+pub(super) enum Running {
     /// mora in this process.
     Mora(Box<RunHandle>),
     /// The peer's JVM.
@@ -56,7 +57,7 @@ pub enum Running {
 
 /// What the harness needs to know about a started system.
 #[derive(Debug)]
-pub struct Started {
+pub(super) struct Started {
     pub running: Running,
     /// The consumer group whose committed offsets show progress.
     pub group: String,
@@ -67,7 +68,7 @@ pub struct Started {
 
 impl Running {
     /// Stops the system; mora's run statistics, if it was mora.
-    pub fn stop(self) -> anyhow::Result<Option<RunStats>> {
+    pub(super) fn stop(self) -> anyhow::Result<Option<RunStats>> {
         match self {
             Running::Mora(h) => Ok(Some(h.stop()?)),
             Running::Peer(mut child) => {
@@ -89,7 +90,7 @@ impl Running {
     }
 
     /// Resident memory of the system's process, bytes (mora shares this process with the harness).
-    pub fn resident_bytes(&self) -> Option<u64> {
+    pub(super) fn resident_bytes(&self) -> Option<u64> {
         let pid = match self {
             Running::Mora(_) => "self".to_string(),
             Running::Peer(c) => c.id().to_string(),
@@ -98,7 +99,7 @@ impl Running {
     }
 
     /// Whether it is still running.
-    pub fn alive(&mut self) -> bool {
+    pub(super) fn alive(&mut self) -> bool {
         match self {
             Running::Mora(h) => h.stats().error.is_none(),
             Running::Peer(c) => matches!(c.try_wait(), Ok(None)),
@@ -107,7 +108,7 @@ impl Running {
 }
 
 /// Input topic names under `prefix`.
-pub fn input_topics(prefix: &str, with_clock: bool) -> Vec<String> {
+pub(super) fn input_topics(prefix: &str, with_clock: bool) -> Vec<String> {
     Family::ALL
         .iter()
         .filter(|f| with_clock || **f != Family::Clock)
@@ -116,7 +117,7 @@ pub fn input_topics(prefix: &str, with_clock: bool) -> Vec<String> {
 }
 
 /// Starts mora on the topics under `prefix`.
-pub fn start_mora(
+pub(super) fn start_mora(
     brokers: &str,
     prefix: &str,
     mode: Mode,
@@ -172,7 +173,7 @@ pub fn start_mora(
 }
 
 /// Builds the peer with Maven (once per harness run) and returns its class path.
-pub fn build_peer(dir: &Path) -> anyhow::Result<String> {
+pub(super) fn build_peer(dir: &Path) -> anyhow::Result<String> {
     let status = Command::new("mvn")
         .args(["-q", "-B", "package"])
         .current_dir(dir)
@@ -185,7 +186,7 @@ pub fn build_peer(dir: &Path) -> anyhow::Result<String> {
 }
 
 /// Starts the peer on the topics under `prefix`, its log in `log`.
-pub fn start_peer(
+pub(super) fn start_peer(
     classpath: &str,
     brokers: &str,
     prefix: &str,

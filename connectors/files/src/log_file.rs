@@ -85,7 +85,7 @@ pub fn read_log(path: &Path) -> io::Result<Vec<LogRecord>> {
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("odd number of digits".into());
     }
     (0..s.len())

@@ -13,7 +13,7 @@ use crate::config::{ClockSource, KafkaConfig};
 use crate::error::PipelineError;
 
 /// A source of wall time (injectable, so tests can drive it).
-pub type WallClock = fn() -> Ts;
+pub(crate) type WallClock = fn() -> Ts;
 
 /// The system clock.
 pub fn system_time() -> Ts {

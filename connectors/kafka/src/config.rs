@@ -187,14 +187,13 @@ impl KafkaConfig {
         if self.clock.interval < Duration::from_millis(10) {
             return Err("kafka.clock.interval: must be at least 10ms".into());
         }
-        if let Some(p) = &self.security.protocol {
-            if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"]
+        if let Some(p) = &self.security.protocol
+            && !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"]
                 .contains(&p.to_ascii_lowercase().as_str())
-            {
-                return Err(format!(
-                    "kafka.security.protocol: `{p}` is not plaintext, ssl, sasl_plaintext or sasl_ssl"
-                ));
-            }
+        {
+            return Err(format!(
+                "kafka.security.protocol: `{p}` is not plaintext, ssl, sasl_plaintext or sasl_ssl"
+            ));
         }
         Ok(())
     }

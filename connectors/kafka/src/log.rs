@@ -76,10 +76,10 @@ pub fn read_partition_log(
             None => {
                 let positions = consumer.position()?;
                 for e in positions.elements() {
-                    if let (Offset::Offset(p), Some(end)) = (e.offset(), ends.get(e.topic())) {
-                        if p >= *end {
-                            ends.remove(e.topic());
-                        }
+                    if let (Offset::Offset(p), Some(end)) = (e.offset(), ends.get(e.topic()))
+                        && p >= *end
+                    {
+                        ends.remove(e.topic());
                     }
                 }
                 if !ends.is_empty() && last_progress.elapsed() > STALL {

@@ -24,7 +24,7 @@ pub(crate) struct Outputs {
 }
 
 impl Outputs {
-    pub fn new(topics: &TopicsConfig) -> Self {
+    pub(crate) fn new(topics: &TopicsConfig) -> Self {
         Self {
             actions: Channel::ALL
                 .iter()

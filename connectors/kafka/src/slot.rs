@@ -29,13 +29,13 @@ pub(crate) struct Inbox {
 
 impl Inbox {
     /// Takes a record in.
-    pub fn push(&mut self, at: Instant, msg: OwnedMessage) {
+    pub(crate) fn push(&mut self, at: Instant, msg: OwnedMessage) {
         self.stalled_since = None;
         self.queue.push_back((at, msg));
     }
 
     /// Restarts the stall clock (time spent paused for the state store is not time this topic kept others waiting).
-    pub fn forgive(&mut self) {
+    pub(crate) fn forgive(&mut self) {
         self.stalled_since = None;
     }
 }
@@ -72,7 +72,11 @@ pub(crate) enum Hold {
 }
 
 impl Slot {
-    pub fn new(worker: PartitionWorker, starts: BTreeMap<String, i64>, ledger: Ledger) -> Self {
+    pub(crate) fn new(
+        worker: PartitionWorker,
+        starts: BTreeMap<String, i64>,
+        ledger: Ledger,
+    ) -> Self {
         let partition = worker.partition();
         Self {
             worker,
@@ -91,7 +95,7 @@ impl Slot {
     }
 
     /// Buffers a record (no allocation per record once the topic has been seen).
-    pub fn receive(&mut self, msg: OwnedMessage, now: Instant) {
+    pub(crate) fn receive(&mut self, msg: OwnedMessage, now: Instant) {
         let next = msg.offset() + 1;
         match self.received.get_mut(msg.topic()) {
             Some(n) => *n = (*n).max(next),
@@ -111,7 +115,7 @@ impl Slot {
     }
 
     /// Records buffered.
-    pub fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.inboxes.values().map(|i| i.queue.len()).sum()
     }
 
@@ -147,7 +151,7 @@ impl Slot {
     /// can still deliver an earlier record. A topic the broker holds records for (`lagging`) is waited for until it
     /// delivers, or for [`LAGGING_TOPIC_WAIT`] without delivering; a caught-up topic only until the oldest head has
     /// waited `max_idle` (an idle topic cannot hold time back longer).
-    pub fn next_ready(
+    pub(crate) fn next_ready(
         &mut self,
         inputs: &[String],
         max_idle: Duration,

@@ -115,13 +115,13 @@ impl Segmentation {
                 })?;
                 buckets |= 1 << idx;
             }
-            if let (Some(lo), Some(hi)) = (r.amount_min, r.amount_max) {
-                if lo >= hi {
-                    return Err(ConfigError::invalid(
-                        field("amount_max"),
-                        "must be greater than amount_min",
-                    ));
-                }
+            if let (Some(lo), Some(hi)) = (r.amount_min, r.amount_max)
+                && lo >= hi
+            {
+                return Err(ConfigError::invalid(
+                    field("amount_max"),
+                    "must be greater than amount_min",
+                ));
             }
             if r.amount_min.is_some_and(|a| a < Decimal::ZERO) {
                 return Err(ConfigError::invalid(
@@ -129,13 +129,13 @@ impl Segmentation {
                     "must not be negative",
                 ));
             }
-            if let (Some(lo), Some(hi)) = (r.risk_min, r.risk_max) {
-                if lo > hi {
-                    return Err(ConfigError::invalid(
-                        field("risk_max"),
-                        "must not be below risk_min",
-                    ));
-                }
+            if let (Some(lo), Some(hi)) = (r.risk_min, r.risk_max)
+                && lo > hi
+            {
+                return Err(ConfigError::invalid(
+                    field("risk_max"),
+                    "must not be below risk_min",
+                ));
             }
             if r.risk_max.is_some_and(|x| x > 1000) || r.risk_min.is_some_and(|x| x > 1000) {
                 return Err(ConfigError::invalid(

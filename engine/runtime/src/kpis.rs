@@ -222,7 +222,7 @@ const NEW: u8 = u8::MAX;
 
 /// One partition's daily counters.
 #[derive(Clone, Debug, Default)]
-pub struct Kpis {
+pub(crate) struct Kpis {
     days: BTreeMap<i64, BTreeMap<Dim, KpiCounts>>,
     /// Days counted into since the last [`Kpis::take_dirty`] (what the next state flush writes).
     dirty: BTreeSet<i64>,
@@ -380,7 +380,7 @@ impl Kpis {
     }
 
     /// The counters of the `days` days up to `now`, per dimension, with the populations of `debtors` now.
-    pub fn window<'a>(
+    pub(crate) fn window<'a>(
         &self,
         now: Ts,
         days: i64,
@@ -399,7 +399,9 @@ impl Kpis {
 
 /// Populations now per dimension (debtors per bucket, past due, overdue amount): the part of a window's counters
 /// that is a picture of the present rather than a count of moves.
-pub fn populations<'a>(debtors: impl Iterator<Item = &'a Debtor>) -> BTreeMap<Dim, KpiCounts> {
+pub(crate) fn populations<'a>(
+    debtors: impl Iterator<Item = &'a Debtor>,
+) -> BTreeMap<Dim, KpiCounts> {
     let mut out: BTreeMap<Dim, KpiCounts> = BTreeMap::new();
     for d in debtors {
         for dim in dims(d) {

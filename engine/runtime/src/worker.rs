@@ -380,10 +380,9 @@ impl PartitionWorker {
                 r.kind,
                 mora_domain::action::DecisionKind::PromiseKept
                     | mora_domain::action::DecisionKind::PromiseBroken
-            ) {
-                if let Some(slot) = self.store.find(&r.debtor_id) {
-                    self.kpis.audit(self.clock, self.store.get(slot), r);
-                }
+            ) && let Some(slot) = self.store.find(&r.debtor_id)
+            {
+                self.kpis.audit(self.clock, self.store.get(slot), r);
             }
             if self.recent.len() == RECENT_DECISIONS {
                 self.recent.pop_front();
