@@ -441,6 +441,9 @@ impl Pipeline {
         }
         warn!(error = %e, "Transaction failed; aborting it and rebuilding state from the committed offsets.");
         if self.in_txn {
+            // The client aborts only once every output sent has its delivery report, and reports are served by
+            // polling on this thread.
+            self.await_deliveries(TXN_TIMEOUT);
             self.producer.abort_transaction(TXN_TIMEOUT)?;
             self.in_txn = false;
         }
