@@ -10,6 +10,7 @@
 
 mod demo;
 mod deployment;
+mod layering;
 mod restore;
 mod utils;
 
