@@ -228,3 +228,121 @@ impl Durable {
         self.handle.since_last_flush().as_millis() as u64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The pipeline's side of the port, driven by a test double of the store: what a flush carries, and when
+    //! input pauses. The ScyllaDB store itself is tested against the database (`mora-tests`, `services`).
+
+    use std::sync::Mutex;
+
+    use mora_domain::testkit::{self, ts};
+    use mora_runtime::{CollectingSink, Restored, StoreError};
+
+    use super::*;
+
+    /// A store that keeps what it is given and is as far behind as the test says.
+    #[derive(Debug, Default)]
+    struct FakeStore {
+        submitted: Arc<Mutex<Vec<PartitionFlush>>>,
+        lag: Arc<Mutex<Duration>>,
+    }
+
+    impl StateStore for FakeStore {
+        fn settings(&self) -> StoreSettings {
+            StoreSettings {
+                flush_interval: Duration::ZERO,
+                max_lag: Duration::from_secs(1),
+                audit_ledger: true,
+                summary_interval: Duration::from_secs(3600),
+                summary_queue_depth: 10,
+            }
+        }
+        fn restore(&mut self, _: i32, _: Duration) -> Result<Restored, StoreError> {
+            Ok(Restored::default())
+        }
+        fn submit(&mut self, flushes: Vec<PartitionFlush>) {
+            self.submitted.lock().unwrap().extend(flushes);
+        }
+        fn poll(&mut self) -> Option<bool> {
+            None
+        }
+        fn busy(&self) -> bool {
+            false
+        }
+        fn wait(&mut self, _: Duration) -> bool {
+            true
+        }
+        fn lag(&self) -> Duration {
+            *self.lag.lock().unwrap()
+        }
+        fn since_last_flush(&self) -> Duration {
+            Duration::ZERO
+        }
+        fn stats(&self) -> StoreStats {
+            StoreStats::default()
+        }
+    }
+
+    #[test]
+    fn a_flush_carries_the_changed_partitions_only_each_with_its_cut() {
+        let store = FakeStore::default();
+        let submitted = store.submitted.clone();
+        let mut durable = Durable::new(Box::new(store));
+        let engine = Arc::new(testkit::engine());
+        let mut workers = [
+            PartitionWorker::new(0, engine.clone()),
+            PartitionWorker::new(1, engine.clone()),
+        ];
+        let at = ts("2026-03-02T14:00:00Z");
+        let mut sink = CollectingSink::default();
+        workers[0]
+            .on_event(
+                &testkit::debtor_upserted("D-1", "CO", "America/Bogota", at),
+                &mut sink,
+            )
+            .unwrap();
+        let mut ledgers = [durable.ledger(), durable.ledger()];
+        let applied = [
+            BTreeMap::from([("in.account".to_string(), 8)]),
+            BTreeMap::new(),
+        ];
+        let mut flushed = [BTreeMap::new(), BTreeMap::new()];
+        let sources = workers
+            .iter_mut()
+            .zip(ledgers.iter_mut())
+            .zip(applied.iter())
+            .zip(flushed.iter_mut())
+            .enumerate()
+            .map(|(p, (((worker, ledger), applied), flushed))| FlushSource {
+                partition: p as i32,
+                worker,
+                ledger,
+                applied,
+                flushed,
+            });
+        durable.flush(&engine, false, sources).unwrap();
+        let got = submitted.lock().unwrap();
+        assert_eq!(got.len(), 1, "the untouched partition is not flushed");
+        assert_eq!(got[0].partition, 0);
+        assert_eq!(got[0].rows.len(), 1);
+        assert_eq!(got[0].rows[0].debtor_id, "D-1");
+        assert_eq!(got[0].checkpoint.offsets, applied[0]);
+        assert_eq!(flushed[0], applied[0], "the cut flushed is remembered");
+    }
+
+    #[test]
+    fn input_pauses_while_the_store_is_behind_its_limit_and_resumes_when_it_catches_up() {
+        let store = FakeStore::default();
+        let lag = store.lag.clone();
+        let mut durable = Durable::new(Box::new(store));
+        assert_eq!(durable.should_pause(), (false, false));
+        *lag.lock().unwrap() = Duration::from_secs(2);
+        assert_eq!(durable.should_pause(), (true, true), "past max_lag: pause");
+        assert_eq!(durable.should_pause(), (true, false), "still behind");
+        assert!(durable.holding());
+        *lag.lock().unwrap() = Duration::ZERO;
+        assert_eq!(durable.should_pause(), (false, true), "caught up: resume");
+        assert_eq!(durable.pauses, 1);
+    }
+}
