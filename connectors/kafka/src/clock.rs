@@ -70,8 +70,7 @@ impl Ticker {
                     at,
                 },
                 Wire::Confluent,
-            )
-            .map_err(|e| PipelineError::Config(e.to_string()))?;
+            )?;
             let key = p.to_string();
             let record = BaseRecord::to(&self.topic)
                 .partition(p)

@@ -29,6 +29,9 @@ pub enum PipelineError {
     /// A changed debtor or aggregate could not be encoded for the state store (a bug).
     #[error("state store: {0}")]
     Encode(#[from] CodecError),
+    /// A record mora writes could not be encoded (a bug: every record it builds fits its schema).
+    #[error("encoding an output record: {0}")]
+    Output(#[from] mora_schemas::EncodeError),
     /// The engine thread could not start, or ended without saying why.
     #[error("engine thread: {0}")]
     Thread(String),
@@ -47,6 +50,7 @@ impl Classify for PipelineError {
             | PipelineError::Topics(_)
             | PipelineError::Kafka(_)
             | PipelineError::Encode(_)
+            | PipelineError::Output(_)
             | PipelineError::Thread(_) => ErrorClass::Fatal,
         }
     }
