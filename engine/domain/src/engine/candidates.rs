@@ -1,205 +1,36 @@
-//! The decision function: `(state, input, now, configuration) -> (state', actions, audit records)`.
+//! Candidate actions: where they come from (scheduled strategy steps, a broken promise, a debt paid in full, a
+//! deferral whose instant has come), how each becomes an action with a deterministic id, and its way through the
+//! compliance guard, the only way out.
 
+use crate::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
+use crate::debtor::{ContactMark, Debtor, MarkKind, PendingAction};
+use crate::event::Envelope;
+use crate::facts::Effects;
+use crate::ids::Channel;
+use crate::policy::{BlockReason, Verdict};
+use crate::stage::Stage;
+use crate::strategy::{AnchorKind, Strategy};
+use crate::time::Ts;
 use chrono_tz::Tz;
 use compact_str::{CompactString, format_compact};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
-use crate::aging::{Aging, AgingConfig};
-use crate::config_error::ConfigError;
-use crate::debtor::{ContactMark, Debtor, MarkKind, PendingAction};
-use crate::event::Envelope;
-use crate::facts::{self, Effects};
-use crate::ids::Channel;
-use crate::money::{FxConfig, FxTable};
-use crate::policy::{BlockReason, HolidayCalendarConfig, Policies, PolicyConfig, Verdict};
-use crate::priority::PriorityWeights;
-use crate::queues::{QueueConfig, QueueDefs};
-use crate::rejected::Rejected;
-use crate::segment::{Segmentation, SegmentationConfig};
-use crate::stage::Stage;
-use crate::strategy::{AnchorKind, Strategies, Strategy, StrategyConfig};
-use crate::time::{Ts, local_midnight};
-
-/// The engine's decision configuration (policies and holiday calendars come from their own files).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EngineConfig {
-    /// Base currency and exchange rates.
-    pub fx: FxConfig,
-    /// Bucket and stage edges.
-    #[serde(default)]
-    pub aging: AgingConfig,
-    /// Segmentation rules.
-    pub segmentation: SegmentationConfig,
-    /// Priority weights.
-    #[serde(default)]
-    pub priority: PriorityWeights,
-    /// Work queues.
-    #[serde(default)]
-    pub queues: Vec<QueueConfig>,
-    /// Strategies, the first matching a debtor's segment and stage in force.
-    #[serde(default)]
-    pub strategies: Vec<StrategyConfig>,
-}
-
-/// The compiled configuration the decision function reads. Immutable; swap a new one in to reload.
-#[derive(Clone, Debug)]
-pub struct Engine {
-    /// FX table.
-    pub fx: FxTable,
-    /// Aging.
-    pub aging: Aging,
-    /// Segmentation.
-    pub segmentation: Segmentation,
-    /// Priority weights.
-    pub priority: PriorityWeights,
-    /// Work queues.
-    pub queues: QueueDefs,
-    /// Strategies.
-    pub strategies: Strategies,
-    /// Jurisdiction policies.
-    pub policies: Policies,
-}
-
-/// What the decision function is asked to react to.
-#[derive(Clone, Copy, Debug)]
-pub enum Input<'a> {
-    /// An input event.
-    Event(&'a Envelope),
-    /// Time passed: one of the debtor's timers fell due.
-    Wake,
-}
-
-/// Output buffers of one or more decisions (reused across calls to avoid allocation).
-#[derive(Clone, Debug, Default)]
-pub struct Decisions {
-    /// Actions to send.
-    pub actions: Vec<Action>,
-    /// Audit records.
-    pub audits: Vec<AuditRecord>,
-}
-
-impl Decisions {
-    /// Empties both buffers, keeping their capacity.
-    pub fn clear(&mut self) {
-        self.actions.clear();
-        self.audits.clear();
-    }
-}
+use super::{Decisions, Engine, audit};
 
 /// An action the strategy wants, before the guard has seen it.
-struct Candidate {
-    arm: CompactString,
-    channel: Channel,
-    template: CompactString,
-    strategy: CompactString,
-    step: CompactString,
-    trigger: CompactString,
-    cause: CompactString,
+pub(super) struct Candidate {
+    pub(super) arm: CompactString,
+    pub(super) channel: Channel,
+    pub(super) template: CompactString,
+    pub(super) strategy: CompactString,
+    pub(super) step: CompactString,
+    pub(super) trigger: CompactString,
+    pub(super) cause: CompactString,
 }
 
 impl Engine {
-    /// Validates and compiles every part, naming the part and field of the first error.
-    pub fn new(
-        cfg: &EngineConfig,
-        policies: &[PolicyConfig],
-        calendars: &[HolidayCalendarConfig],
-    ) -> Result<Self, ConfigError> {
-        let fx = FxTable::new(&cfg.fx)?;
-        let aging = Aging::new(&cfg.aging).map_err(|e| e.within("aging"))?;
-        let segmentation =
-            Segmentation::new(&cfg.segmentation, &aging).map_err(|e| e.within("segmentation"))?;
-        cfg.priority.validate().map_err(|e| e.within("priority"))?;
-        let queues = QueueDefs::new(&cfg.queues, &segmentation)?;
-        let strategies = Strategies::new(&cfg.strategies, &segmentation)?;
-        let policies = Policies::new(policies, calendars)?;
-        Ok(Self {
-            fx,
-            aging,
-            segmentation,
-            priority: cfg.priority.clone(),
-            queues,
-            strategies,
-            policies,
-        })
-    }
-
-    /// Applies `input` to `d` at `now` and decides. A rejected event leaves `d` unchanged and emits nothing.
-    ///
-    /// `now` must not go backwards for a debtor; the runtime passes `max(clock, event time)`.
-    pub fn process(
-        &self,
-        d: &mut Debtor,
-        input: Input<'_>,
-        now: Ts,
-        out: &mut Decisions,
-    ) -> Result<(), Rejected> {
-        let owed_before = d.owes();
-        let (effects, cause) = match input {
-            Input::Event(ev) => (facts::apply(d, ev, &self.fx, now)?, Some(ev)),
-            Input::Wake => (Effects::default(), None),
-        };
-        let first_new = out.audits.len();
-        self.evaluate(d, now, owed_before, effects, cause, out);
-        // Records not about an action carry the strategy and arm the debtor is on after the decision.
-        if let Some(s) = self.strategies.get(d.cursor.strategy) {
-            for r in &mut out.audits[first_new..] {
-                if r.arm.is_none() {
-                    r.strategy = Some(s.id.clone());
-                    r.arm = Some(s.arm.clone());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Re-derives segment, priority and queues with the current configuration (after a reload), deciding nothing.
-    pub fn reclassify(&self, d: &mut Debtor, now: Ts) {
-        let tz = tz_of(d);
-        let mut sink = Decisions::default();
-        self.derive(d, now, tz, &mut sink);
-    }
-
-    /// The decision half of processing, in phases: promises settled, the debtor re-derived, queued actions
-    /// cancelled or released, new candidates (event-driven and scheduled) built and routed through the guard, old
-    /// contact marks forgotten, and the next wake set.
-    fn evaluate(
-        &self,
-        d: &mut Debtor,
-        now: Ts,
-        owed_before: bool,
-        effects: Effects,
-        cause: Option<&Envelope>,
-        out: &mut Decisions,
-    ) {
-        let tz = tz_of(d);
-        let mut candidates: Vec<Candidate> = Vec::new();
-        // The strategy in force when the event arrived answers for it, even if re-deriving moves the debtor on.
-        let in_force = self.strategies.get(d.cursor.strategy);
-        settle_promises(
-            d,
-            now,
-            effects.promises_kept,
-            in_force,
-            &mut candidates,
-            out,
-        );
-        self.derive(d, now, tz, out);
-        cancel_pending(d, now, effects, out);
-        if owed_before && !d.owes() && effects.paid {
-            thank_for_payment(in_force, cause, &mut candidates);
-        }
-        self.release_deferred(d, now, out);
-        let next_step = self.scheduled_steps(d, now, tz, &mut candidates, out);
-        self.issue(d, candidates, now, out);
-        self.forget_old_contacts(d, now);
-        d.next_wake = self.next_wake(d, now, tz, next_step);
-    }
-
     /// Deferred actions whose instant has come go back to the guard.
-    fn release_deferred(&self, d: &mut Debtor, now: Ts, out: &mut Decisions) {
+    pub(super) fn release_deferred(&self, d: &mut Debtor, now: Ts, out: &mut Decisions) {
         if !d.pending.iter().any(|p| p.release <= now) {
             return;
         }
@@ -214,7 +45,13 @@ impl Engine {
 
     /// Builds each candidate's action and routes it through the guard, unless an action with the same id was
     /// already issued to this debtor (suppressed, audited).
-    fn issue(&self, d: &mut Debtor, candidates: Vec<Candidate>, now: Ts, out: &mut Decisions) {
+    pub(super) fn issue(
+        &self,
+        d: &mut Debtor,
+        candidates: Vec<Candidate>,
+        now: Ts,
+        out: &mut Decisions,
+    ) {
         for c in candidates {
             let action = self.build_action(d, c, now);
             let fp = fingerprint(&action.action_id);
@@ -236,88 +73,8 @@ impl Engine {
         }
     }
 
-    /// Contact marks older than the longest frequency-cap lookback of any policy can no longer matter.
-    fn forget_old_contacts(&self, d: &mut Debtor, now: Ts) {
-        let lookback = self.policies.longest_lookback_ms;
-        if let Some(first_kept) = d
-            .contacts
-            .iter()
-            .position(|m| m.at.0 >= now.0.saturating_sub(lookback))
-        {
-            d.contacts.drain(..first_kept);
-        } else {
-            d.contacts.clear();
-        }
-    }
-
-    /// Recomputes DPD, bucket, stage, history, segment, priority and queue membership.
-    fn derive(&self, d: &mut Debtor, now: Ts, tz: Tz, out: &mut Decisions) {
-        let first = d.derived.stage_entered.is_none();
-        let today = now.local_date(tz);
-        let oldest = d.oldest_unpaid_due();
-        let dpd = d.days_past_due(now);
-        let mut overdue = Decimal::ZERO;
-        for o in d
-            .obligations
-            .iter()
-            .filter(|o| o.is_open() && o.due < today)
-        {
-            overdue += self.fx.to_base(o.currency, o.outstanding);
-        }
-        let outstanding_base = d.outstanding_base(&self.fx);
-        let dv = &mut d.derived;
-        dv.outstanding_base = outstanding_base;
-        dv.overdue_base = overdue.round_dp(2);
-        dv.dpd = dpd;
-        dv.bucket = self.aging.bucket(dpd);
-        let stage = if d.status.charged_off && oldest.is_some() {
-            Stage::Judicial
-        } else {
-            self.aging.stage(dpd)
-        };
-        if first || stage != dv.stage {
-            dv.stage_entered = Some(today);
-            if !first {
-                out.audits.push(audit(
-                    d,
-                    now,
-                    DecisionKind::Reclassified,
-                    "aging",
-                    &format!("stage:{}", stage.as_str()),
-                ));
-            }
-            d.derived.stage = stage;
-        }
-        let h = &mut d.history;
-        if dpd > 0 && !h.in_episode {
-            h.in_episode = true;
-            h.episodes = h.episodes.saturating_add(1);
-            h.contacted_in_episode = false;
-        } else if dpd == 0 && h.in_episode {
-            h.in_episode = false;
-            h.cures = h.cures.saturating_add(1);
-            if !h.contacted_in_episode {
-                h.self_cures = h.self_cures.saturating_add(1);
-            }
-        }
-        let segment = self.segmentation.classify(d);
-        if segment != d.derived.segment && !first {
-            let name = &self.segmentation.names()[segment as usize];
-            out.audits.push(audit(
-                d,
-                now,
-                DecisionKind::Reclassified,
-                "segmentation",
-                &format!("segment:{name}"),
-            ));
-        }
-        d.derived.segment = segment;
-        d.derived.priority = self.priority.score(d, &self.fx);
-        d.derived.queues = self.queues.membership(d);
-    }
-
     /// Advances the strategy cursor and adds the scheduled step due now, if any. Returns the next step instant.
-    fn scheduled_steps(
+    pub(super) fn scheduled_steps(
         &self,
         d: &mut Debtor,
         now: Ts,
@@ -388,7 +145,7 @@ impl Engine {
         steps.next
     }
 
-    fn build_action(&self, d: &Debtor, c: Candidate, now: Ts) -> Action {
+    pub(super) fn build_action(&self, d: &Debtor, c: Candidate, now: Ts) -> Action {
         let action_id = ActionId::derive(&[
             d.id.as_bytes(),
             c.strategy.as_bytes(),
@@ -422,7 +179,7 @@ impl Engine {
     }
 
     /// Brings an action's figures up to date with the debtor's state (a deferred action may wait days).
-    fn refresh(&self, d: &Debtor, a: &mut Action) {
+    pub(super) fn refresh(&self, d: &Debtor, a: &mut Action) {
         a.amounts_due = d.outstanding();
         a.overdue_base = d.derived.overdue_base;
         a.dpd = d.derived.dpd;
@@ -434,7 +191,7 @@ impl Engine {
     }
 
     /// Passes an action through the compliance guard: the only way out of the engine.
-    fn route(&self, d: &mut Debtor, mut action: Action, now: Ts, out: &mut Decisions) {
+    pub(super) fn route(&self, d: &mut Debtor, mut action: Action, now: Ts, out: &mut Decisions) {
         let rule_for =
             |a: &Action| format_compact!("strategy/{}/{}", a.reason.strategy, a.reason.step);
         let policy = d
@@ -523,30 +280,6 @@ impl Engine {
             }
         }
     }
-
-    fn next_wake(&self, d: &Debtor, now: Ts, tz: Tz, next_step: Option<Ts>) -> Ts {
-        let mut next = next_step.unwrap_or(Ts::MAX);
-        for p in &d.promises {
-            next = next.min(p.deadline);
-        }
-        for p in &d.pending {
-            next = next.min(p.release);
-        }
-        // The next bucket or stage edge, at the debtor's local midnight. There is deliberately no daily wake for the
-        // DPD term of the priority: it is refreshed whenever the debtor is evaluated (events, edges, steps, promises,
-        // releases), which keeps the cost of time proportional to what really changes.
-        if let Some(due) = d.oldest_unpaid_due() {
-            let edge = self
-                .aging
-                .next_edge(d.derived.dpd)
-                .and_then(|e| due.checked_add_days(chrono::Days::new(e.into())));
-            if let Some(date) = edge {
-                next = next.min(local_midnight(date, tz));
-            }
-        }
-        // Never wake in the past: a timer at `now` already ran.
-        if next <= now { now.plus_ms(1) } else { next }
-    }
 }
 
 /// The cause part of a scheduled step's action id: the anchor the step counts from, as a day number (formatting
@@ -585,7 +318,7 @@ fn remember(d: &mut Debtor, id: &ActionId) {
 
 /// Audits the promises this event kept, and breaks those whose deadline has come (each a candidate for the
 /// strategy's broken-promise step).
-fn settle_promises(
+pub(super) fn settle_promises(
     d: &mut Debtor,
     now: Ts,
     kept: u8,
@@ -637,7 +370,7 @@ fn settle_promises(
 }
 
 /// The strategy's paid-in-full step, for the event that cleared the debt.
-fn thank_for_payment(
+pub(super) fn thank_for_payment(
     in_force: Option<&Strategy>,
     cause: Option<&Envelope>,
     candidates: &mut Vec<Candidate>,
@@ -658,7 +391,7 @@ fn thank_for_payment(
 }
 
 /// Money in or a dispute: whatever is queued for this debtor is no longer right to send (each cancellation audited).
-fn cancel_pending(d: &mut Debtor, now: Ts, effects: Effects, out: &mut Decisions) {
+pub(super) fn cancel_pending(d: &mut Debtor, now: Ts, effects: Effects, out: &mut Decisions) {
     let reason = if effects.dispute_opened {
         "dispute_opened"
     } else if effects.paid {
@@ -672,24 +405,5 @@ fn cancel_pending(d: &mut Debtor, now: Ts, effects: Effects, out: &mut Decisions
             channel: Some(p.action.channel),
             ..audit(d, now, DecisionKind::Cancelled, "engine/pending", reason)
         });
-    }
-}
-
-fn tz_of(d: &Debtor) -> Tz {
-    d.profile.as_ref().map_or(Tz::UTC, |p| p.time_zone)
-}
-
-fn audit(d: &Debtor, now: Ts, kind: DecisionKind, rule: &str, reason: &str) -> AuditRecord {
-    AuditRecord {
-        debtor_id: d.id.clone(),
-        at: now,
-        kind,
-        action_id: None,
-        channel: None,
-        rule: rule.into(),
-        reason: reason.into(),
-        until: None,
-        strategy: None,
-        arm: None,
     }
 }

@@ -1,0 +1,314 @@
+//! The decision function: `(state, input, now, configuration) -> (state', actions, audit records)`.
+
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, AuditRecord, DecisionKind};
+use crate::aging::{Aging, AgingConfig};
+use crate::config_error::ConfigError;
+use crate::debtor::Debtor;
+use crate::event::Envelope;
+use crate::facts::{self, Effects};
+use crate::money::{FxConfig, FxTable};
+use crate::policy::{HolidayCalendarConfig, Policies, PolicyConfig};
+use crate::priority::PriorityWeights;
+use crate::queues::{QueueConfig, QueueDefs};
+use crate::rejected::Rejected;
+use crate::segment::{Segmentation, SegmentationConfig};
+use crate::stage::Stage;
+use crate::strategy::{Strategies, StrategyConfig};
+use crate::time::{Ts, local_midnight};
+
+mod candidates;
+
+use candidates::{Candidate, cancel_pending, settle_promises, thank_for_payment};
+
+/// The engine's decision configuration (policies and holiday calendars come from their own files).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Base currency and exchange rates.
+    pub fx: FxConfig,
+    /// Bucket and stage edges.
+    #[serde(default)]
+    pub aging: AgingConfig,
+    /// Segmentation rules.
+    pub segmentation: SegmentationConfig,
+    /// Priority weights.
+    #[serde(default)]
+    pub priority: PriorityWeights,
+    /// Work queues.
+    #[serde(default)]
+    pub queues: Vec<QueueConfig>,
+    /// Strategies, the first matching a debtor's segment and stage in force.
+    #[serde(default)]
+    pub strategies: Vec<StrategyConfig>,
+}
+
+/// The compiled configuration the decision function reads. Immutable; swap a new one in to reload.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    /// FX table.
+    pub fx: FxTable,
+    /// Aging.
+    pub aging: Aging,
+    /// Segmentation.
+    pub segmentation: Segmentation,
+    /// Priority weights.
+    pub priority: PriorityWeights,
+    /// Work queues.
+    pub queues: QueueDefs,
+    /// Strategies.
+    pub strategies: Strategies,
+    /// Jurisdiction policies.
+    pub policies: Policies,
+}
+
+/// What the decision function is asked to react to.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// An input event.
+    Event(&'a Envelope),
+    /// Time passed: one of the debtor's timers fell due.
+    Wake,
+}
+
+/// Output buffers of one or more decisions (reused across calls to avoid allocation).
+#[derive(Clone, Debug, Default)]
+pub struct Decisions {
+    /// Actions to send.
+    pub actions: Vec<Action>,
+    /// Audit records.
+    pub audits: Vec<AuditRecord>,
+}
+
+impl Decisions {
+    /// Empties both buffers, keeping their capacity.
+    pub fn clear(&mut self) {
+        self.actions.clear();
+        self.audits.clear();
+    }
+}
+
+impl Engine {
+    /// Validates and compiles every part, naming the part and field of the first error.
+    pub fn new(
+        cfg: &EngineConfig,
+        policies: &[PolicyConfig],
+        calendars: &[HolidayCalendarConfig],
+    ) -> Result<Self, ConfigError> {
+        let fx = FxTable::new(&cfg.fx)?;
+        let aging = Aging::new(&cfg.aging).map_err(|e| e.within("aging"))?;
+        let segmentation =
+            Segmentation::new(&cfg.segmentation, &aging).map_err(|e| e.within("segmentation"))?;
+        cfg.priority.validate().map_err(|e| e.within("priority"))?;
+        let queues = QueueDefs::new(&cfg.queues, &segmentation)?;
+        let strategies = Strategies::new(&cfg.strategies, &segmentation)?;
+        let policies = Policies::new(policies, calendars)?;
+        Ok(Self {
+            fx,
+            aging,
+            segmentation,
+            priority: cfg.priority.clone(),
+            queues,
+            strategies,
+            policies,
+        })
+    }
+
+    /// Applies `input` to `d` at `now` and decides. A rejected event leaves `d` unchanged and emits nothing.
+    ///
+    /// `now` must not go backwards for a debtor; the runtime passes `max(clock, event time)`.
+    pub fn process(
+        &self,
+        d: &mut Debtor,
+        input: Input<'_>,
+        now: Ts,
+        out: &mut Decisions,
+    ) -> Result<(), Rejected> {
+        let owed_before = d.owes();
+        let (effects, cause) = match input {
+            Input::Event(ev) => (facts::apply(d, ev, &self.fx, now)?, Some(ev)),
+            Input::Wake => (Effects::default(), None),
+        };
+        let first_new = out.audits.len();
+        self.evaluate(d, now, owed_before, effects, cause, out);
+        // Records not about an action carry the strategy and arm the debtor is on after the decision.
+        if let Some(s) = self.strategies.get(d.cursor.strategy) {
+            for r in &mut out.audits[first_new..] {
+                if r.arm.is_none() {
+                    r.strategy = Some(s.id.clone());
+                    r.arm = Some(s.arm.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-derives segment, priority and queues with the current configuration (after a reload), deciding nothing.
+    pub fn reclassify(&self, d: &mut Debtor, now: Ts) {
+        let tz = tz_of(d);
+        let mut sink = Decisions::default();
+        self.derive(d, now, tz, &mut sink);
+    }
+
+    /// The decision half of processing, in phases: promises settled, the debtor re-derived, queued actions
+    /// cancelled or released, new candidates (event-driven and scheduled) built and routed through the guard, old
+    /// contact marks forgotten, and the next wake set.
+    fn evaluate(
+        &self,
+        d: &mut Debtor,
+        now: Ts,
+        owed_before: bool,
+        effects: Effects,
+        cause: Option<&Envelope>,
+        out: &mut Decisions,
+    ) {
+        let tz = tz_of(d);
+        let mut candidates: Vec<Candidate> = Vec::new();
+        // The strategy in force when the event arrived answers for it, even if re-deriving moves the debtor on.
+        let in_force = self.strategies.get(d.cursor.strategy);
+        settle_promises(
+            d,
+            now,
+            effects.promises_kept,
+            in_force,
+            &mut candidates,
+            out,
+        );
+        self.derive(d, now, tz, out);
+        cancel_pending(d, now, effects, out);
+        if owed_before && !d.owes() && effects.paid {
+            thank_for_payment(in_force, cause, &mut candidates);
+        }
+        self.release_deferred(d, now, out);
+        let next_step = self.scheduled_steps(d, now, tz, &mut candidates, out);
+        self.issue(d, candidates, now, out);
+        self.forget_old_contacts(d, now);
+        d.next_wake = self.next_wake(d, now, tz, next_step);
+    }
+
+    /// Contact marks older than the longest frequency-cap lookback of any policy can no longer matter.
+    fn forget_old_contacts(&self, d: &mut Debtor, now: Ts) {
+        let lookback = self.policies.longest_lookback_ms;
+        if let Some(first_kept) = d
+            .contacts
+            .iter()
+            .position(|m| m.at.0 >= now.0.saturating_sub(lookback))
+        {
+            d.contacts.drain(..first_kept);
+        } else {
+            d.contacts.clear();
+        }
+    }
+
+    /// Recomputes DPD, bucket, stage, history, segment, priority and queue membership.
+    fn derive(&self, d: &mut Debtor, now: Ts, tz: Tz, out: &mut Decisions) {
+        let first = d.derived.stage_entered.is_none();
+        let today = now.local_date(tz);
+        let oldest = d.oldest_unpaid_due();
+        let dpd = d.days_past_due(now);
+        let mut overdue = Decimal::ZERO;
+        for o in d
+            .obligations
+            .iter()
+            .filter(|o| o.is_open() && o.due < today)
+        {
+            overdue += self.fx.to_base(o.currency, o.outstanding);
+        }
+        let outstanding_base = d.outstanding_base(&self.fx);
+        let dv = &mut d.derived;
+        dv.outstanding_base = outstanding_base;
+        dv.overdue_base = overdue.round_dp(2);
+        dv.dpd = dpd;
+        dv.bucket = self.aging.bucket(dpd);
+        let stage = if d.status.charged_off && oldest.is_some() {
+            Stage::Judicial
+        } else {
+            self.aging.stage(dpd)
+        };
+        if first || stage != dv.stage {
+            dv.stage_entered = Some(today);
+            if !first {
+                out.audits.push(audit(
+                    d,
+                    now,
+                    DecisionKind::Reclassified,
+                    "aging",
+                    &format!("stage:{}", stage.as_str()),
+                ));
+            }
+            d.derived.stage = stage;
+        }
+        let h = &mut d.history;
+        if dpd > 0 && !h.in_episode {
+            h.in_episode = true;
+            h.episodes = h.episodes.saturating_add(1);
+            h.contacted_in_episode = false;
+        } else if dpd == 0 && h.in_episode {
+            h.in_episode = false;
+            h.cures = h.cures.saturating_add(1);
+            if !h.contacted_in_episode {
+                h.self_cures = h.self_cures.saturating_add(1);
+            }
+        }
+        let segment = self.segmentation.classify(d);
+        if segment != d.derived.segment && !first {
+            let name = &self.segmentation.names()[segment as usize];
+            out.audits.push(audit(
+                d,
+                now,
+                DecisionKind::Reclassified,
+                "segmentation",
+                &format!("segment:{name}"),
+            ));
+        }
+        d.derived.segment = segment;
+        d.derived.priority = self.priority.score(d, &self.fx);
+        d.derived.queues = self.queues.membership(d);
+    }
+
+    fn next_wake(&self, d: &Debtor, now: Ts, tz: Tz, next_step: Option<Ts>) -> Ts {
+        let mut next = next_step.unwrap_or(Ts::MAX);
+        for p in &d.promises {
+            next = next.min(p.deadline);
+        }
+        for p in &d.pending {
+            next = next.min(p.release);
+        }
+        // The next bucket or stage edge, at the debtor's local midnight. There is deliberately no daily wake for the
+        // DPD term of the priority: it is refreshed whenever the debtor is evaluated (events, edges, steps, promises,
+        // releases), which keeps the cost of time proportional to what really changes.
+        if let Some(due) = d.oldest_unpaid_due() {
+            let edge = self
+                .aging
+                .next_edge(d.derived.dpd)
+                .and_then(|e| due.checked_add_days(chrono::Days::new(e.into())));
+            if let Some(date) = edge {
+                next = next.min(local_midnight(date, tz));
+            }
+        }
+        // Never wake in the past: a timer at `now` already ran.
+        if next <= now { now.plus_ms(1) } else { next }
+    }
+}
+
+fn tz_of(d: &Debtor) -> Tz {
+    d.profile.as_ref().map_or(Tz::UTC, |p| p.time_zone)
+}
+
+fn audit(d: &Debtor, now: Ts, kind: DecisionKind, rule: &str, reason: &str) -> AuditRecord {
+    AuditRecord {
+        debtor_id: d.id.clone(),
+        at: now,
+        kind,
+        action_id: None,
+        channel: None,
+        rule: rule.into(),
+        reason: reason.into(),
+        until: None,
+        strategy: None,
+        arm: None,
+    }
+}
