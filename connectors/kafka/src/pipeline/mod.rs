@@ -1,5 +1,6 @@
 //! The engine's state on one instance: a worker per assigned partition, offsets consumed since the last commit,
-//! and the transaction cycle that commits outputs and offsets together.
+//! partitions assigned and revoked, and records applied in timestamp order. The transaction cycle is in `commit`,
+//! the state store's pacing in `state`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use mora_domain::engine::Engine;
 use mora_runtime::{InputRecord, Operator, PartitionWorker, StateStore};
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::producer::{BaseProducer, Producer};
@@ -17,11 +18,14 @@ use tracing::{info, warn};
 
 use crate::client;
 use crate::config::{DeliveryMode, KafkaConfig};
-use crate::durable::{Durable, FlushSource, RestoredSlot};
+use crate::durable::{Durable, RestoredSlot};
 use crate::error::PipelineError;
 use crate::sink::{KafkaSink, Outputs, Written};
 use crate::slot::Slot;
 use crate::stats::RunStats;
+
+mod commit;
+mod state;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Records buffered per topic-partition before fetching from it pauses.
@@ -376,197 +380,6 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Commits outputs and offsets: one transaction (exactly-once) or flush-then-commit (at-least-once).
-    pub(crate) fn commit<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-    ) -> Result<(), PipelineError> {
-        self.producer.poll(Duration::ZERO);
-        self.sync_stats();
-        if self.offsets.is_empty() && !self.in_txn {
-            return Ok(());
-        }
-        let mut tpl = TopicPartitionList::new();
-        for (p, topics) in &self.offsets {
-            for (t, o) in topics {
-                tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
-            }
-        }
-        if let Some(e) = self.failed.take() {
-            return self.abort_and_rewind(consumer, e);
-        }
-        // Wait for in-flight outputs in short steps: librdkafka's flush (also called inside commit_transaction)
-        // returns on a 100 ms cadence, which would put a floor under every commit's latency.
-        self.await_deliveries(TXN_TIMEOUT);
-        if self.exactly_once() {
-            let group = consumer
-                .group_metadata()
-                .ok_or_else(|| PipelineError::Config("no consumer group metadata".into()))?;
-            let result = self
-                .producer
-                .send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
-                .and_then(|()| self.producer.commit_transaction(TXN_TIMEOUT));
-            match result {
-                Ok(()) => {
-                    self.in_txn = false;
-                    self.offsets.clear();
-                    self.stats.commits += 1;
-                    metrics::counter!("mora_commits_total", "result" => "committed").increment(1);
-                }
-                Err(e) => return self.abort_and_rewind(consumer, e),
-            }
-        } else {
-            if self.producer.in_flight_count() > 0 {
-                self.producer.flush(TXN_TIMEOUT)?; // only if deliveries timed out above
-            }
-            consumer.commit(&tpl, CommitMode::Sync)?;
-            self.offsets.clear();
-            self.stats.commits += 1;
-            metrics::counter!("mora_commits_total", "result" => "committed").increment(1);
-        }
-        self.sync_stats();
-        Ok(())
-    }
-
-    /// After a failed transaction: abort it (its outputs are never visible), and rebuild every partition from the
-    /// committed offsets so that state matches what was committed. Fatal client errors stop the pipeline.
-    fn abort_and_rewind<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        e: KafkaError,
-    ) -> Result<(), PipelineError> {
-        let fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal());
-        if fatal || !self.exactly_once() {
-            return Err(PipelineError::Kafka(e));
-        }
-        warn!(error = %e, "Transaction failed; aborting it and rebuilding state from the committed offsets.");
-        if self.in_txn {
-            // The client aborts only once every output sent has its delivery report, and reports are served by
-            // polling on this thread.
-            self.await_deliveries(TXN_TIMEOUT);
-            self.producer.abort_transaction(TXN_TIMEOUT)?;
-            self.in_txn = false;
-        }
-        self.stats.aborts += 1;
-        metrics::counter!("mora_commits_total", "result" => "aborted").increment(1);
-        self.offsets.clear();
-        let assignment = consumer.assignment()?;
-        self.slots.clear();
-        let starts = self.assign(consumer, &assignment)?;
-        for el in starts.elements() {
-            consumer.seek(el.topic(), el.partition(), el.offset(), TXN_TIMEOUT)?;
-        }
-        Ok(())
-    }
-
-    fn sync_stats(&mut self) {
-        let w = self.written;
-        self.stats.actions = w.actions;
-        self.stats.audits = w.audits;
-        self.stats.dead_letters = w.dead_letters;
-        self.stats.suppressed = w.suppressed;
-        self.stats.backpressure_waits = w.backpressure_waits;
-        if let Some(d) = &self.durable {
-            self.stats.state = Some(d.stats());
-            self.stats.state_pauses = d.pauses;
-            self.stats.state_lag_ms = d.lag_ms();
-        }
-        self.stats.skipped = self.slots.values().map(|s| s.worker.stats().skipped).sum();
-    }
-
-    /// After a commit: starts a flush of the changes if one is due (`now`: regardless of the interval, waiting for
-    /// it to land, as when releasing partitions or stopping).
-    pub(crate) fn flush_state(&mut self, now: bool) -> Result<(), PipelineError> {
-        let Some(d) = self.durable.as_mut() else {
-            return Ok(());
-        };
-        if now {
-            d.settle();
-        } else if !d.due() {
-            return Ok(());
-        }
-        let engine = self.engine.clone();
-        d.flush(
-            &engine,
-            now,
-            self.slots.iter_mut().map(|(p, s)| FlushSource {
-                partition: *p,
-                worker: &mut s.worker,
-                ledger: &mut s.ledger,
-                applied: &s.applied,
-                flushed: &mut s.flushed,
-            }),
-        )?;
-        if now {
-            d.settle();
-        }
-        Ok(())
-    }
-
-    /// Pauses every assigned topic-partition while the state store is further behind than its limit, and resumes
-    /// them (except those paused for full buffers) when it catches up.
-    pub(crate) fn pace_state<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-    ) -> Result<(), PipelineError> {
-        let Some(d) = self.durable.as_mut() else {
-            return Ok(());
-        };
-        let (behind, changed) = d.should_pause();
-        if !changed {
-            return Ok(());
-        }
-        let mut tpl = TopicPartitionList::new();
-        for e in consumer.assignment()?.elements() {
-            let full = self
-                .slots
-                .get(&e.partition())
-                .and_then(|s| s.inboxes.get(e.topic()))
-                .is_some_and(|i| i.paused);
-            if behind || !full {
-                tpl.add_partition(e.topic(), e.partition());
-            }
-        }
-        if behind {
-            consumer.pause(&tpl)?;
-        } else {
-            consumer.resume(&tpl)?;
-            // Time spent paused is not time a topic kept the others waiting.
-            let now = Instant::now();
-            for slot in self.slots.values_mut() {
-                for inbox in slot.inboxes.values_mut() {
-                    inbox.forgive();
-                    for (at, _) in inbox.queue.iter_mut() {
-                        *at = now;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Serves delivery reports until every output sent is acknowledged (or `timeout` passes). The client's timed
-    /// poll waits out its whole timeout and rounds what is left below a millisecond down to none (a busy loop that
-    /// took a sixth of the engine thread), so this serves what has arrived and sleeps briefly in between instead.
-    fn await_deliveries(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            for _ in 0..32 {
-                self.producer.poll(Duration::ZERO);
-            }
-            if self.producer.in_flight_count() == 0 || Instant::now() >= deadline {
-                return;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-
-    /// Serves the producer's delivery reports.
-    pub(crate) fn poll_producer(&self) {
-        self.producer.poll(Duration::ZERO);
-    }
-
-    /// Workers, for inspection.
     /// Sets the gauges: consumer lag per input topic-partition, debtors, state-store lag.
     pub(crate) fn export_gauges(&self, ends: &crate::ends::EndOffsets) {
         let ends = ends.lock().map(|e| e.clone()).unwrap_or_default();

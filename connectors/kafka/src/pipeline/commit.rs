@@ -1,0 +1,134 @@
+//! The transaction cycle: outputs and offsets committed together (exactly-once) or outputs acknowledged before
+//! offsets (at-least-once), and a failed transaction aborted with every partition rebuilt from the committed offsets.
+
+use crate::error::PipelineError;
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::Producer;
+use std::time::{Duration, Instant};
+use tracing::warn;
+
+use super::{Pipeline, TXN_TIMEOUT};
+
+impl Pipeline {
+    /// Commits outputs and offsets: one transaction (exactly-once) or flush-then-commit (at-least-once).
+    pub(crate) fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), PipelineError> {
+        self.producer.poll(Duration::ZERO);
+        self.sync_stats();
+        if self.offsets.is_empty() && !self.in_txn {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, topics) in &self.offsets {
+            for (t, o) in topics {
+                tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+            }
+        }
+        if let Some(e) = self.failed.take() {
+            return self.abort_and_rewind(consumer, e);
+        }
+        // Wait for in-flight outputs in short steps: librdkafka's flush (also called inside commit_transaction)
+        // returns on a 100 ms cadence, which would put a floor under every commit's latency.
+        self.await_deliveries(TXN_TIMEOUT);
+        if self.exactly_once() {
+            let group = consumer
+                .group_metadata()
+                .ok_or_else(|| PipelineError::Config("no consumer group metadata".into()))?;
+            let result = self
+                .producer
+                .send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
+                .and_then(|()| self.producer.commit_transaction(TXN_TIMEOUT));
+            match result {
+                Ok(()) => {
+                    self.in_txn = false;
+                    self.offsets.clear();
+                    self.stats.commits += 1;
+                    metrics::counter!("mora_commits_total", "result" => "committed").increment(1);
+                }
+                Err(e) => return self.abort_and_rewind(consumer, e),
+            }
+        } else {
+            if self.producer.in_flight_count() > 0 {
+                self.producer.flush(TXN_TIMEOUT)?; // only if deliveries timed out above
+            }
+            consumer.commit(&tpl, CommitMode::Sync)?;
+            self.offsets.clear();
+            self.stats.commits += 1;
+            metrics::counter!("mora_commits_total", "result" => "committed").increment(1);
+        }
+        self.sync_stats();
+        Ok(())
+    }
+
+    /// After a failed transaction: abort it (its outputs are never visible), and rebuild every partition from the
+    /// committed offsets so that state matches what was committed. Fatal client errors stop the pipeline.
+    fn abort_and_rewind<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        e: KafkaError,
+    ) -> Result<(), PipelineError> {
+        let fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal());
+        if fatal || !self.exactly_once() {
+            return Err(PipelineError::Kafka(e));
+        }
+        warn!(error = %e, "Transaction failed; aborting it and rebuilding state from the committed offsets.");
+        if self.in_txn {
+            // The client aborts only once every output sent has its delivery report, and reports are served by
+            // polling on this thread.
+            self.await_deliveries(TXN_TIMEOUT);
+            self.producer.abort_transaction(TXN_TIMEOUT)?;
+            self.in_txn = false;
+        }
+        self.stats.aborts += 1;
+        metrics::counter!("mora_commits_total", "result" => "aborted").increment(1);
+        self.offsets.clear();
+        let assignment = consumer.assignment()?;
+        self.slots.clear();
+        let starts = self.assign(consumer, &assignment)?;
+        for el in starts.elements() {
+            consumer.seek(el.topic(), el.partition(), el.offset(), TXN_TIMEOUT)?;
+        }
+        Ok(())
+    }
+
+    fn sync_stats(&mut self) {
+        let w = self.written;
+        self.stats.actions = w.actions;
+        self.stats.audits = w.audits;
+        self.stats.dead_letters = w.dead_letters;
+        self.stats.suppressed = w.suppressed;
+        self.stats.backpressure_waits = w.backpressure_waits;
+        if let Some(d) = &self.durable {
+            self.stats.state = Some(d.stats());
+            self.stats.state_pauses = d.pauses;
+            self.stats.state_lag_ms = d.lag_ms();
+        }
+        self.stats.skipped = self.slots.values().map(|s| s.worker.stats().skipped).sum();
+    }
+
+    /// Serves delivery reports until every output sent is acknowledged (or `timeout` passes). The client's timed
+    /// poll waits out its whole timeout and rounds what is left below a millisecond down to none (a busy loop that
+    /// took a sixth of the engine thread), so this serves what has arrived and sleeps briefly in between instead.
+    fn await_deliveries(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for _ in 0..32 {
+                self.producer.poll(Duration::ZERO);
+            }
+            if self.producer.in_flight_count() == 0 || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Serves the producer's delivery reports.
+    pub(crate) fn poll_producer(&self) {
+        self.producer.poll(Duration::ZERO);
+    }
+}
