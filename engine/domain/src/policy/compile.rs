@@ -278,24 +278,11 @@ fn compile_chain(
     }
 }
 
-fn compile_one(
-    p: &PolicyConfig,
-    cals: &Calendars<'_>,
-    overlay: bool,
-) -> Result<Policy, ConfigError> {
-    if p.id.is_empty() {
-        return Err(ConfigError::invalid("id", "must not be empty"));
-    }
-    let windows = compile_windows(&p.windows)?;
-    if !overlay && windows.iter().all(Vec::is_empty) && !p.window_channels.is_empty() {
-        return Err(ConfigError::invalid(
-            "windows",
-            "a policy needs at least one window (an overlay may omit them)",
-        ));
-    }
+/// `blocked_days`: a bit per weekday blocked, and whether public holidays are.
+fn compile_blocked_days(days: &[String]) -> Result<(u8, bool), ConfigError> {
     let mut blocked_weekdays = 0u8;
     let mut block_holidays = false;
-    for (i, b) in p.blocked_days.iter().enumerate() {
+    for (i, b) in days.iter().enumerate() {
         if b == "holiday" {
             block_holidays = true;
         } else {
@@ -308,9 +295,17 @@ fn compile_one(
             blocked_weekdays |= 1 << w.num_days_from_monday();
         }
     }
+    Ok((blocked_weekdays, block_holidays))
+}
+
+/// The holidays of every calendar a policy names, and the years all of them cover (`None`: no calendar).
+fn compile_holidays(
+    names: &[String],
+    cals: &Calendars<'_>,
+) -> Result<(HashSet<NaiveDate>, Option<BTreeSet<i32>>), ConfigError> {
     let mut holidays = HashSet::new();
     let mut covered: Option<BTreeSet<i32>> = None;
-    for (i, c) in p.holiday_calendars.iter().enumerate() {
+    for (i, c) in names.iter().enumerate() {
         let (dates, years) = cals.get(c.as_str()).ok_or_else(|| {
             ConfigError::invalid(
                 format!("holiday_calendars[{i}]"),
@@ -323,12 +318,11 @@ fn compile_one(
             Some(prev) => prev.intersection(years).copied().collect(),
         });
     }
-    if block_holidays && p.holiday_calendars.is_empty() {
-        return Err(ConfigError::invalid(
-            "blocked_days",
-            "`holiday` needs at least one entry in holiday_calendars",
-        ));
-    }
+    Ok((holidays, covered))
+}
+
+/// Caps and channel-diversity limits must count something over some time.
+fn check_limits(p: &PolicyConfig) -> Result<(), ConfigError> {
     for (i, c) in p.caps.iter().enumerate() {
         if c.max == 0 || c.per.is_zero() {
             return Err(ConfigError::invalid(
@@ -345,6 +339,33 @@ fn compile_one(
             ));
         }
     }
+    Ok(())
+}
+
+fn compile_one(
+    p: &PolicyConfig,
+    cals: &Calendars<'_>,
+    overlay: bool,
+) -> Result<Policy, ConfigError> {
+    if p.id.is_empty() {
+        return Err(ConfigError::invalid("id", "must not be empty"));
+    }
+    let windows = compile_windows(&p.windows)?;
+    if !overlay && windows.iter().all(Vec::is_empty) && !p.window_channels.is_empty() {
+        return Err(ConfigError::invalid(
+            "windows",
+            "a policy needs at least one window (an overlay may omit them)",
+        ));
+    }
+    let (blocked_weekdays, block_holidays) = compile_blocked_days(&p.blocked_days)?;
+    let (holidays, covered) = compile_holidays(&p.holiday_calendars, cals)?;
+    if block_holidays && p.holiday_calendars.is_empty() {
+        return Err(ConfigError::invalid(
+            "blocked_days",
+            "`holiday` needs at least one entry in holiday_calendars",
+        ));
+    }
+    check_limits(p)?;
     let gaps = |v: &[super::config::GapConfig]| -> Vec<Gap> {
         v.iter()
             .map(|g| Gap {
