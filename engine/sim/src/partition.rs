@@ -352,118 +352,9 @@ impl PartitionSim {
             due_date: due,
         };
         let mut follow = Vec::new();
-        let day = |rng: &mut ChaCha8Rng, d: &SimDebtor, off: i64| {
-            let date = due + chrono::Duration::days(off);
-            d.local_at(rng, date, 8, 20)
-        };
-        match d.kind {
-            Archetype::Punctual => {
-                let off = -rng.gen_range(0..5);
-                follow.push((
-                    day(rng, d, off),
-                    Item::Pay {
-                        currency: cur,
-                        amount,
-                        reverse: rng.gen_bool(0.02),
-                    },
-                ));
-            }
-            Archetype::SelfCurer => {
-                let off = rng.gen_range(1..12);
-                follow.push((
-                    day(rng, d, off),
-                    Item::Pay {
-                        currency: cur,
-                        amount,
-                        reverse: rng.gen_bool(0.02),
-                    },
-                ));
-            }
-            Archetype::Responsive => {
-                if rng.gen_bool(0.3) {
-                    let off = rng.gen_range(40..70);
-                    follow.push((
-                        day(rng, d, off),
-                        Item::Pay {
-                            currency: cur,
-                            amount,
-                            reverse: false,
-                        },
-                    ));
-                }
-            }
-            Archetype::Struggling => {
-                if rng.gen_bool(0.7) {
-                    let part = amount * Decimal::from(rng.gen_range(30..70)) / Decimal::from(100);
-                    let off = rng.gen_range(3..20);
-                    follow.push((
-                        day(rng, d, off),
-                        Item::Pay {
-                            currency: cur,
-                            amount: part.round_dp(0),
-                            reverse: false,
-                        },
-                    ));
-                }
-            }
-            Archetype::Defaulter => {
-                if n == 1 {
-                    let off = rng.gen_range(90..150);
-                    follow.push((
-                        day(rng, d, off),
-                        Item::Event(EventKind::ChargedOff {
-                            reason: "uncollectible".into(),
-                        }),
-                    ));
-                }
-            }
-            Archetype::Disputer => {
-                if d.dispute.is_none() {
-                    let dispute_id = format_compact!("{}-R{n}", d.id);
-                    d.dispute = Some(dispute_id.clone());
-                    let off = rng.gen_range(2..6);
-                    let opened = day(rng, d, off);
-                    let ev = EventKind::DisputeOpened {
-                        dispute_id,
-                        obligation_id: None,
-                        reason: "not_recognised".into(),
-                    };
-                    follow.push((opened, Item::Event(ev)));
-                    follow.push((
-                        opened.plus_ms(rng.gen_range(5..20) * DAY_MS),
-                        Item::Resolve {
-                            upheld: rng.gen_bool(0.4),
-                        },
-                    ));
-                }
-            }
-        }
+        plan_installment(rng, d, due, (cur, amount), n, &mut follow);
         if d.usd_card {
-            let usd = currency("USD");
-            let card = Decimal::from(rng.gen_range(20..300));
-            d.add_owed(usd, card);
-            let card_ob = ObligationOpened {
-                obligation_id: format_compact!("{}-C{n}", d.id),
-                product: "card".into(),
-                currency: usd,
-                amount: card,
-                due_date: due,
-            };
-            follow.push((
-                at.plus_ms(60_000),
-                Item::Event(EventKind::ObligationOpened(card_ob)),
-            ));
-            if d.kind != Archetype::Defaulter {
-                let off = rng.gen_range(-3..15);
-                follow.push((
-                    day(rng, d, off),
-                    Item::Pay {
-                        currency: usd,
-                        amount: card,
-                        reverse: false,
-                    },
-                ));
-            }
+            plan_card(rng, d, (at, due), n, &mut follow);
         }
         // Next month's installment, issued 20 days before its due date.
         let next_issue =
@@ -607,5 +498,139 @@ fn next_due(from: NaiveDate, day: u32) -> NaiveDate {
             (from.year(), from.month() + 1)
         };
         NaiveDate::from_ymd_opt(y, m, day).unwrap_or(from)
+    }
+}
+
+/// A day `off` days from `due`, at a local time the debtor is awake.
+fn day_of(rng: &mut ChaCha8Rng, d: &SimDebtor, due: NaiveDate, off: i64) -> Ts {
+    let date = due + chrono::Duration::days(off);
+    d.local_at(rng, date, 8, 20)
+}
+
+/// How an installment will be paid (or not), by the debtor's archetype: what follows it and when.
+fn plan_installment(
+    rng: &mut ChaCha8Rng,
+    d: &mut SimDebtor,
+    due: NaiveDate,
+    (cur, amount): (Currency, Decimal),
+    n: u32,
+    follow: &mut Vec<(Ts, Item)>,
+) {
+    match d.kind {
+        Archetype::Punctual => {
+            let off = -rng.gen_range(0..5);
+            follow.push((
+                day_of(rng, d, due, off),
+                Item::Pay {
+                    currency: cur,
+                    amount,
+                    reverse: rng.gen_bool(0.02),
+                },
+            ));
+        }
+        Archetype::SelfCurer => {
+            let off = rng.gen_range(1..12);
+            follow.push((
+                day_of(rng, d, due, off),
+                Item::Pay {
+                    currency: cur,
+                    amount,
+                    reverse: rng.gen_bool(0.02),
+                },
+            ));
+        }
+        Archetype::Responsive => {
+            if rng.gen_bool(0.3) {
+                let off = rng.gen_range(40..70);
+                follow.push((
+                    day_of(rng, d, due, off),
+                    Item::Pay {
+                        currency: cur,
+                        amount,
+                        reverse: false,
+                    },
+                ));
+            }
+        }
+        Archetype::Struggling => {
+            if rng.gen_bool(0.7) {
+                let part = amount * Decimal::from(rng.gen_range(30..70)) / Decimal::from(100);
+                let off = rng.gen_range(3..20);
+                follow.push((
+                    day_of(rng, d, due, off),
+                    Item::Pay {
+                        currency: cur,
+                        amount: part.round_dp(0),
+                        reverse: false,
+                    },
+                ));
+            }
+        }
+        Archetype::Defaulter => {
+            if n == 1 {
+                let off = rng.gen_range(90..150);
+                follow.push((
+                    day_of(rng, d, due, off),
+                    Item::Event(EventKind::ChargedOff {
+                        reason: "uncollectible".into(),
+                    }),
+                ));
+            }
+        }
+        Archetype::Disputer => {
+            if d.dispute.is_none() {
+                let dispute_id = format_compact!("{}-R{n}", d.id);
+                d.dispute = Some(dispute_id.clone());
+                let off = rng.gen_range(2..6);
+                let opened = day_of(rng, d, due, off);
+                let ev = EventKind::DisputeOpened {
+                    dispute_id,
+                    obligation_id: None,
+                    reason: "not_recognised".into(),
+                };
+                follow.push((opened, Item::Event(ev)));
+                follow.push((
+                    opened.plus_ms(rng.gen_range(5..20) * DAY_MS),
+                    Item::Resolve {
+                        upheld: rng.gen_bool(0.4),
+                    },
+                ));
+            }
+        }
+    }
+}
+
+/// A US-dollar card's monthly charge beside the installment, and its payment.
+fn plan_card(
+    rng: &mut ChaCha8Rng,
+    d: &mut SimDebtor,
+    (at, due): (Ts, NaiveDate),
+    n: u32,
+    follow: &mut Vec<(Ts, Item)>,
+) {
+    let usd = currency("USD");
+    let card = Decimal::from(rng.gen_range(20..300));
+    d.add_owed(usd, card);
+    let card_ob = ObligationOpened {
+        obligation_id: format_compact!("{}-C{n}", d.id),
+        product: "card".into(),
+        currency: usd,
+        amount: card,
+        due_date: due,
+    };
+    follow.push((
+        at.plus_ms(60_000),
+        Item::Event(EventKind::ObligationOpened(card_ob)),
+    ));
+    if d.kind != Archetype::Defaulter {
+        let off = rng.gen_range(-3..15);
+        follow.push((
+            day_of(rng, d, due, off),
+            Item::Pay {
+                currency: usd,
+                amount: card,
+                reverse: false,
+            },
+        ));
     }
 }
