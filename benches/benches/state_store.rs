@@ -2,7 +2,8 @@
 //!
 //! Needs the database: `deploy/services.sh up`, then
 //! `cargo bench -p mora-benches --bench state_store` (`MORA_BENCH_RESTORE_DEBTORS`, default 1 000 000;
-//! `MORA_CQL_NODES`, default 127.0.0.1:9042). Figures are printed, never asserted.
+//! `MORA_CQL_NODES`, default 127.0.0.1:9042; `MORA_BENCH_BATCH_BYTES` and `MORA_BENCH_CONCURRENCY` override
+//! `state.batch_bytes` and `state.concurrency`). Figures are printed, never asserted.
 //!
 //! The stored debtors are realistic states (a simulated portfolio run through the engine for 60 days), copied
 //! under new ids up to the requested count, so the rows have production-like sizes.
@@ -64,7 +65,16 @@ fn main() {
             .map_or(0, |d| d.as_secs())
     );
     cfg.consistency = ConsistencyLevel::One;
-    cfg.concurrency = 256;
+    cfg.concurrency = std::env::var("MORA_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    if let Some(b) = std::env::var("MORA_BENCH_BATCH_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.batch_bytes = b;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -78,6 +88,7 @@ fn main() {
         let mut bytes = 0usize;
         let started = Instant::now();
         let mut written = 0usize;
+        let mut requests = 0u64;
         let chunk = 20_000;
         while written < n {
             let mut f = PartitionFlush {
@@ -94,13 +105,15 @@ fn main() {
             // Only the state rows: membership views are written once per change, not per flush.
             f.views.clear();
             written += f.rows.len();
-            store.write(&f, 1).await.expect("write");
+            requests += store.write(&f, 1).await.expect("write").requests;
         }
         let secs = started.elapsed().as_secs_f64();
         println!(
-            "state_store/write   {n} debtor rows in {secs:.1} s: {:.0} rows/s (mean state {} bytes, concurrency {})",
+            "state_store/write   {n} debtor rows in {secs:.1} s: {:.0} rows/s (mean state {} bytes, {requests} requests: {:.1} rows per request, batches up to {} bytes, concurrency {})",
             n as f64 / secs,
             bytes / n.max(1),
+            n as f64 / requests.max(1) as f64,
+            cfg.batch_bytes,
             cfg.concurrency
         );
         // Let compaction of the freshly written table settle a little before reading.

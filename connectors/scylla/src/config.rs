@@ -46,10 +46,23 @@ pub struct StateConfig {
     /// depth per partition, and say where a page stops short.
     #[serde(default = "default_summary_queue_depth")]
     pub summary_queue_depth: usize,
+    /// Upper bound, in bytes of row data, of one batch of debtor rows. A flush groups its rows by CQL partition and
+    /// sends each group as UNLOGGED batches of at most this size: the database's cost is per request far more than
+    /// per byte. Keep it under the database's warning threshold: ScyllaDB warns at 128 KiB and fails at 1 MiB
+    /// (`batch_size_warn_threshold_in_kb` / `batch_size_fail_threshold_in_kb`); Cassandra's defaults are 5 KiB and
+    /// 50 KiB (`batch_size_warn_threshold` / `batch_size_fail_threshold`), so raise them to ScyllaDB's, as the test
+    /// services do.
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: usize,
     /// Optional credentials.
     pub username: Option<String>,
     /// Optional credentials.
     pub password: Option<String>,
+}
+
+// Half of ScyllaDB's warning threshold (128 KiB): room for the statements' other columns and the protocol framing.
+fn default_batch_bytes() -> usize {
+    64 * 1024
 }
 
 fn default_keyspace() -> String {
@@ -101,6 +114,7 @@ impl StateConfig {
             audit_ledger: true,
             summary_interval: default_summary_interval(),
             summary_queue_depth: default_summary_queue_depth(),
+            batch_bytes: default_batch_bytes(),
             username: None,
             password: None,
         }
@@ -136,6 +150,11 @@ impl StateConfig {
         }
         if !(1..=100_000).contains(&self.summary_queue_depth) {
             return Err("state.summary_queue_depth: must be between 1 and 100000".into());
+        }
+        if !(1024..=1024 * 1024).contains(&self.batch_bytes) {
+            return Err(
+                "state.batch_bytes: must be between 1024 and 1048576 (1 KiB to 1 MiB)".into(),
+            );
         }
         if self.max_lag < self.flush_interval {
             return Err("state.max_lag: must be at least state.flush_interval".into());

@@ -159,6 +159,7 @@ impl StateHandle {
                         Ok(w) => {
                             total.rows += w.rows;
                             total.statements += w.statements;
+                            total.requests += w.requests;
                         }
                         Err(e) => {
                             result = Err(e);
@@ -224,6 +225,7 @@ impl StateHandle {
         self.stats.flushes += 1;
         self.stats.rows += w.rows;
         self.stats.statements += w.statements;
+        self.stats.requests += w.requests;
         self.last_done = Instant::now();
     }
 

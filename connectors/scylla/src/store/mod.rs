@@ -24,6 +24,7 @@ pub struct Store {
     session: Session,
     shards: u16,
     concurrency: usize,
+    batch_bytes: usize,
     put_state: PreparedStatement,
     put_action: PreparedStatement,
     put_audit: PreparedStatement,
@@ -95,6 +96,7 @@ impl Store {
         Ok(Self {
             shards,
             concurrency: cfg.concurrency,
+            batch_bytes: cfg.batch_bytes,
             put_state: prep(format!(
                 "INSERT INTO {ks}.debtor_state (kafka_partition, shard, debtor_id, format, state, bucket, stage, segment, \
                  outstanding_base, overdue_base, dpd, priority, applied, updated_at) \

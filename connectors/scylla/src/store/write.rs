@@ -26,6 +26,8 @@ pub struct Written {
     pub rows: u64,
     /// Every statement (rows, views, ledger, checkpoints).
     pub statements: u64,
+    /// Requests sent (a batch is one): what the database's cost follows.
+    pub requests: u64,
 }
 
 fn decimal(d: Decimal) -> CqlDecimal {
@@ -92,8 +94,43 @@ impl scylla::serialize::row::SerializeRow for BatchRow<'_> {
     }
 }
 
+/// A debtor row's size in a batch, as the byte bound counts it: its state and text columns, plus the fixed-size ones.
+fn row_bytes(r: &DebtorRow) -> usize {
+    r.state.len() + r.debtor_id.len() + r.bucket.len() + r.segment.len() + r.stage.len() + 96
+}
+
+/// Groups rows by their CQL partition (shard) and cuts each group into batches of at most `batch_bytes` (a row
+/// larger than that goes alone). Every batch touches one partition, so the database applies it as one mutation.
+fn row_batches(rows: &[DebtorRow], shards: u16, batch_bytes: usize) -> Vec<Vec<&DebtorRow>> {
+    let mut by_shard: BTreeMap<i16, Vec<&DebtorRow>> = BTreeMap::new();
+    for r in rows {
+        by_shard
+            .entry(shard_of(&r.debtor_id, shards))
+            .or_default()
+            .push(r);
+    }
+    let mut out = Vec::new();
+    for (_, group) in by_shard {
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        for r in group {
+            let size = row_bytes(r);
+            if !batch.is_empty() && bytes + size > batch_bytes {
+                out.push(std::mem::take(&mut batch));
+                bytes = 0;
+            }
+            bytes += size;
+            batch.push(r);
+        }
+        if !batch.is_empty() {
+            out.push(batch);
+        }
+    }
+    out
+}
+
 enum Op<'a> {
-    Row(&'a DebtorRow),
+    /// Debtor rows of one CQL partition, sent as one UNLOGGED batch.
+    Rows(Vec<&'a DebtorRow>),
     View(&'a ViewChange),
     Action(&'a Action),
     Audit(&'a AuditRecord),
@@ -104,10 +141,11 @@ impl Store {
     /// Every statement carries `write_time` (microseconds) so a late write from an instance that lost the
     /// partition never overwrites a newer one from its next owner. Idempotent: a failed flush is retried whole.
     pub async fn write(&self, f: &PartitionFlush, write_time: i64) -> Result<Written, StateError> {
-        let ops = f
-            .rows
-            .iter()
-            .map(Op::Row)
+        let batches = row_batches(&f.rows, self.shards, self.batch_bytes);
+        let requests = batches.len() + f.views.len() + f.actions.len() + f.audits.len();
+        let ops = batches
+            .into_iter()
+            .map(Op::Rows)
             .chain(f.views.iter().map(Op::View))
             .chain(f.actions.iter().map(Op::Action))
             .chain(f.audits.iter().map(Op::Audit));
@@ -167,7 +205,8 @@ impl Store {
                 )));
             }
         }
-        if !values.is_empty() {
+        let checkpoint_batch = !values.is_empty();
+        if checkpoint_batch {
             self.session
                 .batch(&batch, values)
                 .await
@@ -189,12 +228,16 @@ impl Store {
                 .await
                 .map_err(StateError::db)?;
         }
+        let checkpoint_requests = usize::from(checkpoint_batch)
+            + if kpis_in_batch { 0 } else { f.kpi_days.len() }
+            + usize::from(f.summary.is_some());
         Ok(Written {
             rows: f.rows.len() as u64,
             statements: f.statements() as u64
                 + cp.offsets.len() as u64
                 + f.kpi_days.len() as u64
                 + u64::from(f.summary.is_some()),
+            requests: (requests + checkpoint_requests) as u64,
         })
     }
 
@@ -208,10 +251,13 @@ impl Store {
         let s = &self.session;
         let shard = |id: &str| shard_of(id, self.shards);
         let r = match op {
-            Op::Row(r) => {
-                s.execute_unpaged(
-                    &self.put_state,
-                    (
+            Op::Rows(rows) => {
+                let mut batch = Batch::new(BatchType::Unlogged);
+                batch.set_is_idempotent(true);
+                let mut values = Vec::with_capacity(rows.len());
+                for r in rows {
+                    batch.append_statement(self.put_state.clone());
+                    values.push((
                         p,
                         shard(&r.debtor_id),
                         r.debtor_id.as_str(),
@@ -227,9 +273,13 @@ impl Store {
                         applied,
                         CqlTimestamp(t / 1000),
                         t,
-                    ),
-                )
-                .await
+                    ));
+                }
+                return s
+                    .batch(&batch, values)
+                    .await
+                    .map(|_| ())
+                    .map_err(StateError::db);
             }
             Op::View(v) => match v {
                 ViewChange::JoinSegment(name, id) => {
@@ -295,6 +345,52 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(id: &str, state: usize) -> DebtorRow {
+        DebtorRow {
+            debtor_id: id.into(),
+            state: vec![0; state],
+            bucket: "1-30".into(),
+            stage: "administrative",
+            segment: "early".into(),
+            outstanding_base: Decimal::ONE,
+            overdue_base: Decimal::ONE,
+            dpd: 10,
+            priority: 100,
+        }
+    }
+
+    #[test]
+    fn rows_batch_by_cql_partition_within_the_byte_bound() {
+        let rows: Vec<DebtorRow> = (0..1000).map(|i| row(&format!("D{i:06}"), 400)).collect();
+        let batches = row_batches(&rows, 8, 16 * 1024);
+        assert_eq!(
+            batches.iter().map(Vec::len).sum::<usize>(),
+            1000,
+            "every row once"
+        );
+        for b in &batches {
+            let shard = shard_of(&b[0].debtor_id, 8);
+            assert!(
+                b.iter().all(|r| shard_of(&r.debtor_id, 8) == shard),
+                "one partition per batch"
+            );
+            assert!(b.iter().map(|r| row_bytes(r)).sum::<usize>() <= 16 * 1024);
+        }
+        // 8 partitions of ~125 rows of ~530 bytes: 5 batches each at 16 KiB, not 1 000 requests.
+        assert!(batches.len() <= 8 * 5, "{} batches", batches.len());
+    }
+
+    #[test]
+    fn a_row_larger_than_the_bound_goes_alone() {
+        let rows = vec![row("A", 10), row("B", 100_000), row("C", 10)];
+        let batches = row_batches(&rows, 1, 4096);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1, 1, 1],
+            "the big row is cut off from its neighbours on both sides"
+        );
+    }
 
     #[test]
     fn decimals_keep_their_scale() {

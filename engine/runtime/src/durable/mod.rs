@@ -64,6 +64,8 @@ pub struct StoreStats {
     pub rows: u64,
     /// Statements written (rows, views, ledger, checkpoints).
     pub statements: u64,
+    /// Requests sent to the store (a batch of statements is one).
+    pub requests: u64,
     /// Failed attempts (each retried).
     pub failed_attempts: u64,
     /// Debtors restored from the store.
