@@ -123,12 +123,7 @@ fn the_grafana_dashboard_uses_only_metrics_the_engine_exports() {
     .unwrap();
     let mut sources = String::new();
     for dir in ["connectors/kafka/src", "app/src"] {
-        for e in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
-            let p = e.unwrap().path();
-            if p.extension().is_some_and(|x| x == "rs") {
-                sources += &std::fs::read_to_string(p).unwrap();
-            }
-        }
+        read_rust_sources(&std::path::Path::new(root).join(dir), &mut sources);
     }
     let mut names = Vec::new();
     for panel in dash["panels"].as_array().unwrap() {
@@ -149,5 +144,17 @@ fn the_grafana_dashboard_uses_only_metrics_the_engine_exports() {
             sources.contains(&format!("\"{n}\"")),
             "the dashboard uses {n}, which the engine does not export"
         );
+    }
+}
+
+/// Appends every `.rs` file under `dir`, sub-folders included, to `out`.
+fn read_rust_sources(dir: &std::path::Path, out: &mut String) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            read_rust_sources(&path, out);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            *out += &std::fs::read_to_string(path).unwrap();
+        }
     }
 }
