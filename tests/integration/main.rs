@@ -28,3 +28,5 @@ mod replay;
 mod servers;
 #[cfg(feature = "services")]
 mod state;
+#[cfg(feature = "services")]
+mod stored_format;

@@ -55,6 +55,7 @@ pub struct Action {
     /// Outstanding debt per currency when decided.
     pub amounts_due: Balances,
     /// Overdue amount in the base currency.
+    #[serde(with = "crate::serde_forms::amount")]
     pub overdue_base: Decimal,
     /// Days past due.
     pub dpd: u16,

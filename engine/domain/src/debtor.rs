@@ -162,10 +162,13 @@ pub struct Obligation {
     /// Currency.
     pub currency: Currency,
     /// Original amount.
+    #[serde(with = "crate::serde_forms::amount")]
     pub amount: Decimal,
     /// What is still owed.
+    #[serde(with = "crate::serde_forms::amount")]
     pub outstanding: Decimal,
     /// Due date (debtor's local calendar).
+    #[serde(with = "crate::serde_forms::date")]
     pub due: NaiveDate,
     /// Replaced by a payment plan: no longer collected.
     pub restructured: bool,
@@ -186,8 +189,10 @@ pub struct PaymentRecord {
     /// Currency.
     pub currency: Currency,
     /// Amounts allocated to obligations, by obligation id.
+    #[serde(with = "crate::serde_forms::allocations")]
     pub allocations: Vec<(CompactString, Decimal)>,
     /// Amount kept as credit.
+    #[serde(with = "crate::serde_forms::amount")]
     pub to_credit: Decimal,
     /// Whether it was already reversed.
     pub reversed: bool,
@@ -201,8 +206,10 @@ pub struct Promise {
     /// Currency.
     pub currency: Currency,
     /// Promised amount.
+    #[serde(with = "crate::serde_forms::amount")]
     pub amount: Decimal,
     /// Paid towards it since it was made.
+    #[serde(with = "crate::serde_forms::amount")]
     pub paid: Decimal,
     /// First instant at which it is broken if unpaid: the start of the day after `promised_by`, local time.
     pub deadline: Ts,
@@ -244,8 +251,10 @@ pub struct StrategyCursor {
     /// Index of the strategy in force, plus one (0: none).
     pub strategy: u16,
     /// Oldest unpaid due date the steps were counted from.
+    #[serde(with = "crate::serde_forms::opt_date")]
     pub anchor: Option<NaiveDate>,
     /// Stage-entry date the steps were counted from.
+    #[serde(with = "crate::serde_forms::opt_date")]
     pub entered: Option<NaiveDate>,
     /// Bit `i` set: step `i` was taken, skipped or suppressed for this anchor.
     pub done: u64,
@@ -264,14 +273,17 @@ pub struct Derived {
     /// Collection stage.
     pub stage: Stage,
     /// Local date the current stage was entered.
+    #[serde(with = "crate::serde_forms::opt_date")]
     pub stage_entered: Option<NaiveDate>,
     /// Segment index (into the configured segments).
     pub segment: u16,
     /// Priority score in hundredths of a point; higher is worked first.
     pub priority: i64,
     /// Total outstanding in the base currency.
+    #[serde(with = "crate::serde_forms::amount")]
     pub outstanding_base: Decimal,
     /// Overdue part of it.
+    #[serde(with = "crate::serde_forms::amount")]
     pub overdue_base: Decimal,
     /// Bit `i` set: the debtor is in work queue `i`.
     pub queues: u32,

@@ -178,6 +178,7 @@ pub struct Profile {
     /// Customer type.
     pub customer_type: CustomerType,
     /// Credit limit, in `credit_currency`.
+    #[serde(with = "crate::serde_forms::amount")]
     pub credit_limit: Decimal,
     /// Currency of the credit limit.
     pub credit_currency: Currency,

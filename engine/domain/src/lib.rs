@@ -32,6 +32,7 @@ pub mod priority;
 pub mod queues;
 pub mod rejected;
 pub mod segment;
+pub mod serde_forms;
 pub mod stage;
 pub mod strategy;
 pub mod testkit;

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::serde_forms::Amount;
+
 use crate::config_error::ConfigError;
 use crate::ids::Currency;
 
@@ -13,18 +15,60 @@ use crate::ids::Currency;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Balances(Vec<(Currency, Decimal)>);
 
+/// In binary formats (the state store) a sequence of `(currency, amount)` pairs, amounts as integers.
 impl Serialize for Balances {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(c, a)| (c, a)))
+        if s.is_human_readable() {
+            s.collect_map(self.0.iter().map(|(c, a)| (c, a)))
+        } else {
+            s.collect_seq(self.0.iter().map(|(c, a)| (c, Amount(*a))))
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Balances {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let map = BTreeMap::<Currency, Decimal>::deserialize(d)?;
-        Ok(Balances(
-            map.into_iter().filter(|(_, a)| !a.is_zero()).collect(),
-        ))
+        if d.is_human_readable() {
+            let map = BTreeMap::<Currency, Decimal>::deserialize(d)?;
+            Ok(Balances::from_sorted(map.into_iter()))
+        } else {
+            d.deserialize_seq(BalancesVisitor)
+        }
+    }
+}
+
+impl Balances {
+    fn from_sorted(pairs: impl Iterator<Item = (Currency, Decimal)>) -> Self {
+        Balances(pairs.filter(|(_, a)| !a.is_zero()).collect())
+    }
+}
+
+/// Reads the binary form, and the map MessagePack rows of the state store's format 1 hold.
+struct BalancesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BalancesVisitor {
+    type Value = Balances;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("amounts by currency")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Balances, A::Error> {
+        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(8));
+        while let Some((c, a)) = seq.next_element::<(Currency, Amount)>()? {
+            v.push((c, a.0));
+        }
+        v.sort_by_key(|(c, _)| *c);
+        Ok(Balances::from_sorted(v.into_iter()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Balances, A::Error> {
+        let mut v = Vec::new();
+        while let Some((c, a)) = map.next_entry::<Currency, Amount>()? {
+            v.push((c, a.0));
+        }
+        v.sort_by_key(|(c, _)| *c);
+        Ok(Balances::from_sorted(v.into_iter()))
     }
 }
 

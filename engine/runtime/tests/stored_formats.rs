@@ -13,7 +13,7 @@ use mora_domain::debtor::Debtor;
 use mora_domain::event::EventKind;
 use mora_domain::testkit::{self, ts};
 use mora_runtime::durable::codec;
-use mora_runtime::{CollectingSink, Operator, PartitionWorker};
+use mora_runtime::{CollectingSink, PartitionWorker};
 
 const DEBTORS: [&str; 3] = ["D-1", "D-2", "D-3"];
 

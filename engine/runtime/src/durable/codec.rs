@@ -1,7 +1,14 @@
-//! The stored form of a debtor's state, a day's KPI counters and a partition's summary: MessagePack with structs as
-//! arrays (no field names) behind a format number, so a later layout can be told apart from this one. MessagePack is
-//! self-describing, which the decimal amounts' deserialiser needs. Every store keeps these bytes as they are, so the
+//! The stored form of a debtor's state, a day's KPI counters and a partition's summary, behind a format number so
+//! that a later layout can be told apart from an earlier one. Every store keeps these bytes as they are, so the
 //! format belongs to the runtime, not to a database connector.
+//!
+//! Debtor state, format 2 (written since 0.4): the fields in declaration order with no names or lengths beyond
+//! those of strings and sequences, integers as varints (postcard's wire format), amounts as integers (scale, sign and
+//! magnitude) and dates as day numbers (`mora_domain::serde_forms`). A field added or reordered is a new format: the
+//! decoder of every earlier one stays, and a row read in an earlier format is written in the current one on its next
+//! flush. Format 1 (MessagePack, structs as arrays, amounts and dates as text) is still read.
+//!
+//! KPI counters and summaries stay MessagePack (format 1): they are written once per interval, not per event.
 
 use mora_domain::debtor::Debtor;
 use serde::Serialize;
@@ -15,7 +22,9 @@ use crate::summary::PartitionSummary;
 #[non_exhaustive]
 pub enum CodecError {
     /// The value was written in a format this version does not know.
-    #[error("{what} of `{key}`: format {format} is not known to this version (it reads {known})")]
+    #[error(
+        "{what} of `{key}`: format {format} is not known to this version (it reads up to {known})"
+    )]
     UnknownFormat {
         /// What was being read (debtor state, KPI counters, partition summary).
         what: &'static str,
@@ -35,7 +44,7 @@ pub enum CodecError {
         key: String,
         /// The decoder's complaint.
         #[source]
-        source: rmp_serde::decode::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A value could not be encoded (a bug: every state the engine builds is encodable).
     #[error("{what} of `{key}` cannot be encoded")]
@@ -46,35 +55,53 @@ pub enum CodecError {
         key: String,
         /// The encoder's complaint.
         #[source]
-        source: rmp_serde::encode::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
 /// Format of the `state` column written by this version.
-pub const FORMAT: i16 = 1;
+pub const FORMAT: i16 = 2;
 
-/// Encodes a debtor's state.
+/// The MessagePack format written before [`FORMAT`] 2, still read.
+const MESSAGEPACK: i16 = 1;
+
+/// Encodes a debtor's state in [`FORMAT`].
 pub fn encode(d: &Debtor) -> Result<Vec<u8>, CodecError> {
-    rmp_serde::to_vec(d).map_err(|source| CodecError::Encode {
+    postcard::to_stdvec(d).map_err(|e| CodecError::Encode {
         what: "debtor state",
         key: d.id.to_string(),
-        source,
+        source: e.into(),
     })
 }
 
-/// Decodes a state written in `format`.
+/// Decodes a state written in `format` (any format this version knows).
 pub fn decode(debtor: &str, format: i16, bytes: &[u8]) -> Result<Debtor, CodecError> {
-    decode_as("debtor state", debtor, (format, FORMAT), bytes)
+    let what = "debtor state";
+    let failed = |source: Box<dyn std::error::Error + Send + Sync>| CodecError::Decode {
+        what,
+        key: debtor.into(),
+        source,
+    };
+    match format {
+        FORMAT => postcard::from_bytes(bytes).map_err(|e| failed(e.into())),
+        MESSAGEPACK => rmp_serde::from_slice(bytes).map_err(|e| failed(e.into())),
+        _ => Err(CodecError::UnknownFormat {
+            what,
+            key: debtor.into(),
+            format,
+            known: FORMAT,
+        }),
+    }
 }
 
 /// Format of the `counters` (KPI days) and `summary` columns written by this version.
 pub const AGGREGATE_FORMAT: i16 = 1;
 
 fn encode_aggregate<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, CodecError> {
-    rmp_serde::to_vec(v).map_err(|source| CodecError::Encode {
+    rmp_serde::to_vec(v).map_err(|e| CodecError::Encode {
         what,
         key: "partition".into(),
-        source,
+        source: e.into(),
     })
 }
 
@@ -93,10 +120,10 @@ fn decode_as<T: DeserializeOwned>(
             known,
         });
     }
-    rmp_serde::from_slice(bytes).map_err(|source| CodecError::Decode {
+    rmp_serde::from_slice(bytes).map_err(|e| CodecError::Decode {
         what,
         key: key.into(),
-        source,
+        source: e.into(),
     })
 }
 
@@ -155,7 +182,7 @@ mod tests {
         assert!(!d.contacts.is_empty() && !d.issued.is_empty());
         let bytes = encode(d).unwrap();
         assert_eq!(&decode("D-1", FORMAT, &bytes).unwrap(), d);
-        assert!(bytes.len() < 600, "{} bytes", bytes.len());
+        assert!(bytes.len() < 300, "{} bytes", bytes.len());
     }
 
     #[test]
