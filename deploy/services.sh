@@ -102,7 +102,14 @@ PROPS
   local logging=(-Dkafka.logs.dir="$RUN/kafka/logs" -Dlog4j2.configurationFile="$SVC/kafka/log4j2.yaml")
   if [ ! -f "$RUN/kafka/data/meta.properties" ]; then
     local cluster
-    cluster=$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+    # A KRaft cluster id: 16 random bytes in URL-safe base64. One starting with '-' would be read as an option (as
+    # Kafka's own generator does, draw again).
+    cluster=$(python3 -c 'import base64,uuid
+while True:
+    c = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not c.startswith("-"):
+        break
+print(c)')
     java -Xmx256m "${logging[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$cluster" \
       -c "$RUN/kafka/server.properties" --standalone >"$RUN/kafka/logs/format.log" 2>&1 \
       || { cat "$RUN/kafka/logs/format.log" >&2; die "formatting Kafka's storage failed."; }
