@@ -84,7 +84,7 @@ fn main() {
         migrate(&cfg)
             .await
             .expect("migrate (is the database up? deploy/services.sh up)");
-        let store = Store::connect(&cfg).await.expect("connect");
+        let store = Arc::new(Store::connect(&cfg).await.expect("connect"));
         let mut bytes = 0usize;
         let started = Instant::now();
         let mut written = 0usize;

@@ -299,7 +299,7 @@ listen = "127.0.0.1:0"
     pub(crate) fn stored(&self) -> BTreeMap<String, Debtor> {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let store = Store::connect(&self.state).await.expect("store");
+            let store = Arc::new(Store::connect(&self.state).await.expect("store"));
             let mut all = BTreeMap::new();
             for p in 0..PARTITIONS {
                 for d in store.restore(p).await.expect("restore").debtors {

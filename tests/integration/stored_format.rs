@@ -46,7 +46,7 @@ async fn a_row_in_the_messagepack_format_is_restored_and_rewritten_in_the_curren
         )
         .await
         .expect("a format-1 row written");
-    let store = Store::connect(&cfg).await.expect("store");
+    let store = Arc::new(Store::connect(&cfg).await.expect("store"));
     let restored = store.restore(0).await.expect("restore");
     assert_eq!(
         restored.debtors,

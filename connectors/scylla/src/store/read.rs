@@ -1,6 +1,8 @@
 //! Reading back: a partition's checkpoint and debtors for a restore, and single debtors, KPI days, decisions and
 //! summaries for the API's answers about partitions another instance owns.
 
+use std::sync::Arc;
+
 use futures::stream::{self};
 use futures::{StreamExt, TryStreamExt};
 use mora_domain::debtor::Debtor;
@@ -58,13 +60,22 @@ impl Store {
         Ok(any.then_some(cp))
     }
 
-    /// Reads every stored debtor of `partition` (its shards in parallel) and its checkpoint. Debtors come back
-    /// sorted by id, so a restored worker is the same whatever order the shards answered in.
-    pub async fn restore(&self, partition: i32) -> Result<Restored, StateError> {
+    /// Reads every stored debtor of `partition` and its checkpoint. Its shards are read in parallel, each as a task
+    /// of the store's runtime that decodes its rows as they arrive: the caller (the engine thread, blocked on the
+    /// restore) only sorts. Debtors come back sorted by id, so a restored worker is the same whatever order the
+    /// shards answered in.
+    pub async fn restore(self: &Arc<Self>, partition: i32) -> Result<Restored, StateError> {
         let started = std::time::Instant::now();
         let checkpoint = self.checkpoint(partition).await?;
         let parts: Vec<Vec<(Debtor, Option<Offsets>)>> = stream::iter(0..self.shards as i16)
-            .map(|shard| self.scan(partition, shard))
+            .map(|shard| {
+                let store = Arc::clone(self);
+                async move {
+                    tokio::spawn(async move { store.scan(partition, shard).await })
+                        .await
+                        .map_err(StateError::db)?
+                }
+            })
             .buffer_unordered(self.concurrency.min(self.shards as usize).max(1))
             .try_collect()
             .await?;
