@@ -30,7 +30,7 @@ impl<'de> Deserialize<'de> for Balances {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
             let map = BTreeMap::<Currency, Decimal>::deserialize(d)?;
-            Ok(Balances::from_sorted(map.into_iter()))
+            Ok(Balances::from_pairs(map.into_iter().collect()))
         } else {
             d.deserialize_seq(BalancesVisitor)
         }
@@ -38,8 +38,11 @@ impl<'de> Deserialize<'de> for Balances {
 }
 
 impl Balances {
-    fn from_sorted(pairs: impl Iterator<Item = (Currency, Decimal)>) -> Self {
-        Balances(pairs.filter(|(_, a)| !a.is_zero()).collect())
+    /// Pairs in any order, as read back: sorted by currency, zero amounts dropped.
+    fn from_pairs(mut pairs: Vec<(Currency, Decimal)>) -> Self {
+        pairs.sort_by_key(|(c, _)| *c);
+        pairs.retain(|(_, a)| !a.is_zero());
+        Balances(pairs)
     }
 }
 
@@ -58,8 +61,7 @@ impl<'de> serde::de::Visitor<'de> for BalancesVisitor {
         while let Some((c, a)) = seq.next_element::<(Currency, Amount)>()? {
             v.push((c, a.0));
         }
-        v.sort_by_key(|(c, _)| *c);
-        Ok(Balances::from_sorted(v.into_iter()))
+        Ok(Balances::from_pairs(v))
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Balances, A::Error> {
@@ -67,8 +69,7 @@ impl<'de> serde::de::Visitor<'de> for BalancesVisitor {
         while let Some((c, a)) = map.next_entry::<Currency, Amount>()? {
             v.push((c, a.0));
         }
-        v.sort_by_key(|(c, _)| *c);
-        Ok(Balances::from_sorted(v.into_iter()))
+        Ok(Balances::from_pairs(v))
     }
 }
 
