@@ -122,7 +122,8 @@ pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
         );
     }
     let store = connect_store(loaded.app.state.clone())?;
-    let handle = run_with_state(kafka, Arc::new(loaded.engine), store)?;
+    let threads = loaded.app.engine.threads();
+    let handle = run_with_state(kafka, Arc::new(loaded.engine), store, threads)?;
     let server = if args.no_api {
         None
     } else {
@@ -155,7 +156,7 @@ pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
         if last.elapsed() >= Duration::from_secs(10) {
             let s = handle.stats();
             let (rows, lag_ms) = (s.state.map(|st| st.rows), s.state_lag_ms);
-            tracing::info!(records = s.records, actions = s.actions, dead_letters = s.dead_letters, commits = s.commits, state_rows = ?rows, state_lag_ms = lag_ms, partitions = ?s.assigned, "Progress.");
+            tracing::info!(threads, records = s.records, actions = s.actions, dead_letters = s.dead_letters, commits = s.commits, state_rows = ?rows, state_lag_ms = lag_ms, partitions = ?s.assigned, "Progress.");
             last = std::time::Instant::now();
         }
     }

@@ -8,8 +8,18 @@ use mora_runtime::PartitionWorker;
 
 /// Read access to owned partitions, and reloads.
 pub trait Backend: Send + Sync + 'static {
-    /// Runs `f` over the owned partitions' workers (the engine waits meanwhile: keep `f` short).
+    /// Runs `f` over the owned partitions' workers, possibly in several calls (one per engine thread, which waits
+    /// meanwhile: keep `f` short).
     fn visit(&self, f: &mut dyn FnMut(&[&PartitionWorker]));
+    /// Runs `f` over the worker of `partition` when this instance owns it (only its owner waits). By default, a
+    /// visit of every owned partition.
+    fn visit_partition(&self, partition: i32, f: &mut dyn FnMut(&PartitionWorker)) {
+        self.visit(&mut |workers| {
+            for w in workers.iter().filter(|w| w.partition() == partition) {
+                f(w);
+            }
+        });
+    }
     /// The configuration in force.
     fn engine(&self) -> Arc<Engine>;
     /// Swaps in a validated configuration and re-derives every owned debtor.
@@ -29,6 +39,9 @@ pub struct KafkaBackend(pub InstanceView);
 impl Backend for KafkaBackend {
     fn visit(&self, f: &mut dyn FnMut(&[&PartitionWorker])) {
         self.0.with_workers(|w| f(w));
+    }
+    fn visit_partition(&self, partition: i32, f: &mut dyn FnMut(&PartitionWorker)) {
+        self.0.with_partition(partition, |w| f(w));
     }
     fn engine(&self) -> Arc<Engine> {
         self.0.engine()

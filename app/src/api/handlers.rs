@@ -11,7 +11,7 @@ use mora_domain::action::AuditRecord;
 use mora_domain::debtor::Debtor;
 use mora_domain::time::DAY_MS;
 use mora_domain::time::Ts;
-use mora_runtime::{LabelledDay, Portfolio, label_dims, window_of_days};
+use mora_runtime::{LabelledDay, PartitionWorker, Portfolio, label_dims, window_of_days};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -87,19 +87,25 @@ pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response
     let engine = s.backend.engine();
     let mut found: Option<(i32, Debtor, Vec<AuditRecord>)> = None;
     let mut partitions = Vec::new();
-    s.backend.visit(&mut |workers| {
-        for w in workers {
-            partitions.push(w.partition());
-            if let Some(d) = w.debtor(&id) {
-                let recent = w
-                    .recent_decisions(&id, RECENT)
-                    .into_iter()
-                    .cloned()
-                    .collect();
-                found = Some((w.partition(), d.clone(), recent));
-            }
+    let mut lookup = |w: &PartitionWorker| {
+        partitions.push(w.partition());
+        if let Some(d) = w.debtor(&id) {
+            let recent = w
+                .recent_decisions(&id, RECENT)
+                .into_iter()
+                .cloned()
+                .collect();
+            found = Some((w.partition(), d.clone(), recent));
         }
-    });
+    };
+    match s.backend.partitions_total() {
+        // Only the engine thread owning the debtor's partition is asked.
+        Some(total) => {
+            let partition = mora_runtime::partition_for(id.as_bytes(), total) as i32;
+            s.backend.visit_partition(partition, &mut lookup);
+        }
+        None => s.backend.visit(&mut |workers| workers.iter().for_each(|w| lookup(w))),
+    }
     if let Some((partition, d, recent)) = found {
         return Json(debtor_json(&engine, partition, &d, json!(recent), "memory")).into_response();
     }
@@ -136,7 +142,7 @@ pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response
     error(
         StatusCode::NOT_FOUND,
         "not_found",
-        &format!("no debtor `{id}` in the partitions this instance owns ({partitions:?})"),
+        &format!("no debtor `{id}` in the partitions of this instance searched ({partitions:?})"),
     )
     .into_response()
 }

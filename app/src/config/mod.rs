@@ -29,6 +29,39 @@ pub struct AppConfig {
     pub state: Option<mora_connector_scylla::StateConfig>,
     /// The HTTP API (`mora run`, `mora demo`): listen address, tokens, file watching.
     pub api: Option<crate::api::ApiConfig>,
+    /// Engine threads of `mora run`.
+    #[serde(default)]
+    pub engine: EngineSection,
+}
+
+/// The `[engine]` section.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// Engine threads per instance, each owning a disjoint set of partitions with a consumer and a producer of its
+    /// own. Default: the machine's available parallelism.
+    pub threads: Option<usize>,
+}
+
+/// Engine threads an instance may run at most (a sanity bound: more threads than partitions sit idle).
+const MAX_THREADS: usize = 1024;
+
+impl EngineSection {
+    /// The engine threads to run: as configured, or one per available core.
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match self.threads {
+            Some(n) if n == 0 || n > MAX_THREADS => Err(format!(
+                "engine.threads: {n} is not between 1 and {MAX_THREADS}"
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Paths of the decision configuration, relative to the runtime configuration file.
@@ -121,12 +154,17 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, LoadError> {
         fig = fig.merge(Toml::file(p));
     }
     fig = fig.merge(Env::prefixed("MORA__").split("__"));
+    let shown = path.map_or_else(
+        || "built-in configuration".to_string(),
+        |p| p.display().to_string(),
+    );
     let app: AppConfig = fig.extract().map_err(|e| LoadError::Parse {
-        path: path.map_or_else(
-            || "built-in configuration".to_string(),
-            |p| p.display().to_string(),
-        ),
+        path: shown.clone(),
         message: e.to_string(),
+    })?;
+    app.engine.validate().map_err(|message| LoadError::Parse {
+        path: shown,
+        message,
     })?;
     let (engine, source) = build_engine(path, &app.decisions)?;
     Ok(Loaded {

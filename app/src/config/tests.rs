@@ -122,3 +122,21 @@ fn a_missing_file_is_named() {
         .to_string();
     assert!(err.contains("/nonexistent/mora.toml"), "{err}");
 }
+
+#[test]
+fn engine_threads_default_to_the_cores_and_zero_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_deploy_config(dir.path());
+    let path = dir.path().join("mora.toml");
+    let loaded = load(Some(&path)).unwrap();
+    assert!(loaded.app.engine.threads() >= 1);
+    let base = fs::read_to_string(&path).unwrap();
+    fs::write(&path, format!("{base}\n[engine]\nthreads = 3\n")).unwrap();
+    assert_eq!(load(Some(&path)).unwrap().app.engine.threads(), 3);
+    fs::write(&path, format!("{base}\n[engine]\nthreads = 0\n")).unwrap();
+    let err = load(Some(&path)).unwrap_err().to_string();
+    assert!(
+        err.contains("mora.toml") && err.contains("engine.threads"),
+        "{err}"
+    );
+}

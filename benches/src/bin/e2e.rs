@@ -38,6 +38,9 @@ struct Args {
     /// the broker before it is applied (default: the engine's).
     #[arg(long)]
     max_idle_ms: Option<u64>,
+    /// mora's engine threads (`[engine] threads`).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// Debtors in the simulated portfolio.
     #[arg(long, default_value_t = 1_000_000)]
     debtors: u64,
@@ -99,6 +102,7 @@ fn main() -> anyhow::Result<()> {
             runs.push((system, mode));
         }
     }
+    anyhow::ensure!(args.threads >= 1, "--threads: at least 1");
     anyhow::ensure!(
         args.loads.iter().all(|l| *l > 0.0 && *l <= 200.0),
         "--loads: percentages between 0 and 200"
@@ -110,6 +114,7 @@ fn main() -> anyhow::Result<()> {
         max_idle: args.max_idle_ms.map(std::time::Duration::from_millis),
         state_flush: args.state_flush_ms.map(std::time::Duration::from_millis),
         audit_ledger: !args.no_audit_ledger,
+        threads: args.threads,
         debtors: args.debtors,
         partitions: args.partitions,
         seed: args.seed,

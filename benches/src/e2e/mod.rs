@@ -44,6 +44,8 @@ pub struct Options {
     pub state_flush: Option<Duration>,
     /// mora's `state.audit_ledger`.
     pub audit_ledger: bool,
+    /// mora's engine threads.
+    pub threads: usize,
     /// Debtors in the simulated portfolio.
     pub debtors: u64,
     /// Partitions of every topic.
@@ -218,7 +220,7 @@ fn drive(
             partitions,
             state,
             engine,
-            opts.max_idle,
+            opts,
         )?,
         System::Peer => {
             let cp = classpath.ok_or_else(|| anyhow::anyhow!("the peer was not built"))?;

@@ -124,10 +124,10 @@ pub(super) fn start_mora(
     partitions: i32,
     state: Option<&StateConfig>,
     engine: Arc<Engine>,
-    max_idle: Option<std::time::Duration>,
+    opts: &super::Options,
 ) -> anyhow::Result<Started> {
     let mut cfg = KafkaConfig::new(brokers.to_string());
-    if let Some(idle) = max_idle {
+    if let Some(idle) = opts.max_idle {
         cfg.max_idle = idle;
     }
     cfg.mode = match mode {
@@ -163,7 +163,7 @@ pub(super) fn start_mora(
         .collect();
     let group = cfg.group_id.clone();
     let store = mora::stream::connect_store(state)?;
-    let handle = mora_connector_kafka::run_with_state(cfg, engine, store)?;
+    let handle = mora_connector_kafka::run_with_state(cfg, engine, store, opts.threads)?;
     Ok(Started {
         running: Running::Mora(Box::new(handle)),
         group,

@@ -173,6 +173,21 @@ impl KafkaConfig {
         }
     }
 
+    /// The settings of engine thread `index` of an instance: thread 0 keeps the instance's identity, so a one-thread
+    /// instance and thread 0 of a larger one are the same group member and transactional producer; thread `k > 0`
+    /// appends `-k` to `instance_id` and `transactional_id` (each thread is a member and a producer of its own).
+    pub fn for_thread(&self, index: usize) -> KafkaConfig {
+        let mut cfg = self.clone();
+        if index > 0 {
+            cfg.instance_id = self.instance_id.as_ref().map(|i| format!("{i}-{index}"));
+            cfg.transactional_id = self
+                .transactional_id
+                .as_ref()
+                .map(|t| format!("{t}-{index}"));
+        }
+        cfg
+    }
+
     /// Checks values a broker would only reject later.
     pub fn validate(&self) -> Result<(), String> {
         if self.brokers.trim().is_empty() {
@@ -196,5 +211,28 @@ impl KafkaConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_zero_keeps_the_instance_identity_and_others_derive_their_own() {
+        let mut cfg = KafkaConfig::new("b:9092");
+        cfg.instance_id = Some("mora-0".into());
+        cfg.transactional_id = Some("tx".into());
+        let t0 = cfg.for_thread(0);
+        assert_eq!(
+            (t0.instance_id.as_deref(), t0.transactional_id.as_deref()),
+            (Some("mora-0"), Some("tx"))
+        );
+        let t2 = cfg.for_thread(2);
+        assert_eq!(
+            (t2.instance_id.as_deref(), t2.transactional_id.as_deref()),
+            (Some("mora-0-2"), Some("tx-2"))
+        );
+        assert_eq!(KafkaConfig::new("b:9092").for_thread(1).instance_id, None);
     }
 }

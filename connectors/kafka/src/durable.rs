@@ -282,6 +282,12 @@ mod tests {
         fn stats(&self) -> StoreStats {
             StoreStats::default()
         }
+        fn another(&self) -> Box<dyn StateStore> {
+            Box::new(FakeStore {
+                submitted: self.submitted.clone(),
+                lag: self.lag.clone(),
+            })
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ struct InFlight {
 
 /// The engine thread's handle on the store.
 pub struct StateHandle {
-    rt: Runtime,
+    rt: Arc<Runtime>,
     store: Arc<Store>,
     cfg: StateConfig,
     in_flight: Option<InFlight>,
@@ -86,7 +86,7 @@ impl StateHandle {
         };
         info!(keyspace = %cfg.keyspace, shards = store.shards(), "State store connected.");
         Ok(Self {
-            rt,
+            rt: Arc::new(rt),
             store: Arc::new(store),
             cfg,
             in_flight: None,
@@ -94,6 +94,19 @@ impl StateHandle {
             failures: Arc::default(),
             stats: StoreStats::default(),
         })
+    }
+
+    /// A handle for another engine thread on the same connection and runtime, with its own flush in flight.
+    pub fn another(&self) -> Self {
+        Self {
+            rt: self.rt.clone(),
+            store: self.store.clone(),
+            cfg: self.cfg.clone(),
+            in_flight: None,
+            last_done: Instant::now(),
+            failures: Arc::default(),
+            stats: StoreStats::default(),
+        }
     }
 
     /// The settings in force.
@@ -281,6 +294,10 @@ impl StateStore for StateHandle {
 
     fn stats(&self) -> StoreStats {
         StateHandle::stats(self)
+    }
+
+    fn another(&self) -> Box<dyn StateStore> {
+        Box::new(StateHandle::another(self))
     }
 }
 

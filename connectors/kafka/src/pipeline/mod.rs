@@ -48,6 +48,8 @@ pub(crate) struct Pipeline {
     pub stats: RunStats,
     /// Records applied per input topic (metric handles, looked up without allocating).
     records_in: HashMap<String, metrics::Counter>,
+    /// The engine thread's index within the instance (the `thread` label of its gauges).
+    thread: String,
 }
 
 impl Pipeline {
@@ -55,6 +57,7 @@ impl Pipeline {
         cfg: KafkaConfig,
         engine: Arc<Engine>,
         state: Option<Box<dyn StateStore>>,
+        thread: usize,
     ) -> Result<Self, PipelineError> {
         let durable = state.map(Durable::new);
         let txn_id = (cfg.mode == DeliveryMode::ExactlyOnce).then(|| {
@@ -91,6 +94,7 @@ impl Pipeline {
             durable,
             stats: RunStats::default(),
             records_in: HashMap::new(),
+            thread: thread.to_string(),
         })
     }
 
@@ -395,9 +399,12 @@ impl Pipeline {
                 }
             }
         }
-        metrics::gauge!("mora_debtors").set(self.stats.debtors as f64);
-        metrics::gauge!("mora_partitions_owned").set(self.slots.len() as f64);
-        metrics::gauge!("mora_state_flush_lag_seconds").set(self.stats.state_lag_ms as f64 / 1e3);
+        let thread = self.thread.clone();
+        metrics::gauge!("mora_debtors", "thread" => thread.clone()).set(self.stats.debtors as f64);
+        metrics::gauge!("mora_partitions_owned", "thread" => thread.clone())
+            .set(self.slots.len() as f64);
+        metrics::gauge!("mora_state_flush_lag_seconds", "thread" => thread)
+            .set(self.stats.state_lag_ms as f64 / 1e3);
     }
 
     pub(crate) fn engine(&self) -> Arc<Engine> {

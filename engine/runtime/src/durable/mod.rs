@@ -74,6 +74,19 @@ pub struct StoreStats {
     pub last_flush_ms: u64,
 }
 
+impl StoreStats {
+    /// Adds another handle's counters (the engine threads of one instance); the last flush's time is the longest.
+    pub fn add(&mut self, other: &StoreStats) {
+        self.flushes += other.flushes;
+        self.rows += other.rows;
+        self.statements += other.statements;
+        self.requests += other.requests;
+        self.failed_attempts += other.failed_attempts;
+        self.restored_debtors += other.restored_debtors;
+        self.last_flush_ms = self.last_flush_ms.max(other.last_flush_ms);
+    }
+}
+
 /// Why the store could not serve a request, classified by what the caller does about it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -128,4 +141,8 @@ pub trait StateStore: Send + std::fmt::Debug {
 
     /// Counters so far.
     fn stats(&self) -> StoreStats;
+
+    /// A further handle on the same store for another engine thread: it shares the connection and has a flush in
+    /// flight, a lag and counters of its own.
+    fn another(&self) -> Box<dyn StateStore>;
 }
