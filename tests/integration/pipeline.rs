@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mora_connector_kafka::{
-    ClockSource, KafkaConfig, PipelineError, RunHandle, create_topics, run,
+    ClockSource, KafkaConfig, PipelineError, RunHandle, create_topics, run, run_with_state,
 };
 use mora_domain::action::{Action, AuditRecord, DecisionKind};
 use mora_domain::engine::Engine;
@@ -379,6 +379,16 @@ fn applied(h: &RunHandle) -> u64 {
 
 #[test]
 fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_stops() {
+    takeover(1);
+}
+
+/// As above with two engine threads per instance: four group members, then two taking over.
+#[test]
+fn two_instances_of_two_engine_threads_each_hand_over_without_duplicates() {
+    takeover(2);
+}
+
+fn takeover(threads: usize) {
     let cfg = fresh(4);
     let events = sim_events(400, 4, 50);
     let third = events.len() / 3;
@@ -387,9 +397,10 @@ fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_stops() 
     let engine = engine();
 
     produce(&cfg, 4, a);
-    let first = run(cfg.clone(), engine.clone()).unwrap();
+    let first = run_with_state(cfg.clone(), engine.clone(), None, threads).unwrap();
+    assert_eq!(first.threads(), threads);
     wait_for(&[&first], a.len() as u64);
-    let second = run(cfg.clone(), engine.clone()).unwrap();
+    let second = run_with_state(cfg.clone(), engine.clone(), None, threads).unwrap();
     let deadline = Instant::now() + WAIT;
     while second.stats().assigned.is_empty()
         || first.stats().assigned.len() + second.stats().assigned.len() != 4

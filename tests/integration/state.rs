@@ -96,6 +96,9 @@ file = "{decisions}/decisions.toml"
 policies_dir = "{decisions}/policies"
 holidays_dir = "{decisions}/holidays"
 
+[engine]
+threads = 2
+
 [kafka]
 brokers = "{brokers}"
 group_id = "{group}"

@@ -104,7 +104,9 @@ pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response
             let partition = mora_runtime::partition_for(id.as_bytes(), total) as i32;
             s.backend.visit_partition(partition, &mut lookup);
         }
-        None => s.backend.visit(&mut |workers| workers.iter().for_each(|w| lookup(w))),
+        None => s
+            .backend
+            .visit(&mut |workers| workers.iter().for_each(|w| lookup(w))),
     }
     if let Some((partition, d, recent)) = found {
         return Json(debtor_json(&engine, partition, &d, json!(recent), "memory")).into_response();

@@ -176,9 +176,9 @@ impl RunHandle {
     pub fn join(&mut self) -> Result<RunStats, PipelineError> {
         let mut first: Option<PipelineError> = None;
         for t in self.joins.drain(..) {
-            let result = t.join().unwrap_or_else(|_| {
-                Err(PipelineError::Thread("an engine thread panicked".into()))
-            });
+            let result = t
+                .join()
+                .unwrap_or_else(|_| Err(PipelineError::Thread("an engine thread panicked".into())));
             if let Err(e) = result {
                 self.stop.store(true, Ordering::SeqCst);
                 first.get_or_insert(e);
