@@ -93,14 +93,18 @@ pub struct LoadgenArgs {
 /// How long `mora run` waits for the state store at start before giving up.
 const STORE_PATIENCE: Duration = Duration::from_secs(60);
 
-/// Connects the state store of `[state]`, if configured: the ScyllaDB connector behind the runtime's port.
+/// Connects the state store of `[state]`, if configured: the ScyllaDB connector behind the runtime's port. Its
+/// driver runs on one I/O thread per engine thread (two at least): encoding rows and the driver's requests scale
+/// with the threads that flush, and an idle runtime thread costs nothing.
 pub fn connect_store(
     state: Option<StateConfig>,
+    engine_threads: usize,
 ) -> anyhow::Result<Option<Box<dyn mora_runtime::StateStore>>> {
     let Some(cfg) = state else {
         return Ok(None);
     };
-    let handle = StateHandle::connect(cfg, STORE_PATIENCE).context("connecting the state store")?;
+    let handle = StateHandle::connect_with_workers(cfg, STORE_PATIENCE, engine_threads.max(2))
+        .context("connecting the state store")?;
     Ok(Some(Box::new(handle)))
 }
 
@@ -121,8 +125,8 @@ pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
             "No [state] section: partitions are rebuilt by replaying their input from the beginning."
         );
     }
-    let store = connect_store(loaded.app.state.clone())?;
     let threads = loaded.app.engine.threads();
+    let store = connect_store(loaded.app.state.clone(), threads)?;
     let handle = run_with_state(kafka, Arc::new(loaded.engine), store, threads)?;
     let server = if args.no_api {
         None

@@ -164,10 +164,32 @@ listen = "127.0.0.1:0"
 
     /// Starts `mora run`; its log goes to a numbered file in the test's directory.
     pub(crate) fn start_engine(&self, n: u32) -> Child {
+        self.start_with(n, &self.config)
+    }
+
+    /// Starts `mora run` as another member of the group: its own `instance_id` (so its own static membership and
+    /// transactional ids), and a session timeout short enough that the group notices within seconds when it dies.
+    pub(crate) fn start_instance(&self, n: u32, instance_id: &str) -> Child {
+        let toml = std::fs::read_to_string(&self.config)
+            .unwrap()
+            .replace(
+                "instance_id = \"engine-1\"",
+                &format!("instance_id = \"{instance_id}\""),
+            )
+            .replace(
+                "[kafka.clock]",
+                "[kafka.librdkafka_options]\n\"session.timeout.ms\" = \"8000\"\n\n[kafka.clock]",
+            );
+        let config = self.dir.join(format!("mora-{instance_id}.toml"));
+        std::fs::write(&config, toml).unwrap();
+        self.start_with(n, &config)
+    }
+
+    fn start_with(&self, n: u32, config: &Path) -> Child {
         let log = std::fs::File::create(self.dir.join(format!("engine-{n}.log"))).unwrap();
         Command::new(mora_bin())
             .args(["run", "--config"])
-            .arg(&self.config)
+            .arg(config)
             .env("RUST_LOG", "warn,mora=info,mora_connector_kafka=info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -385,8 +407,54 @@ listen = "127.0.0.1:0"
         out.join("\n")
     }
 
+    /// Waits until no transaction is open on the output topics: a killed instance's last transaction stays open
+    /// (hiding everything after it from `read_committed` readers) until the broker aborts it after
+    /// `kafka.transaction_timeout`. Read committed, a partition's end is its last stable offset; read uncommitted,
+    /// its high watermark: they meet once nothing is open.
+    pub(crate) fn wait_outputs_settled(&self, timeout: Duration) {
+        let client = |isolation: &str| -> BaseConsumer {
+            ClientConfig::new()
+                .set("bootstrap.servers", &self.kafka.brokers)
+                .set("group.id", utils::unique("settle"))
+                .set("isolation.level", isolation)
+                .create()
+                .unwrap()
+        };
+        let (committed, uncommitted) = (client("read_committed"), client("read_uncommitted"));
+        let mut topics: Vec<String> = mora_domain::ids::Channel::ALL
+            .iter()
+            .map(|c| self.kafka.topics.actions(*c))
+            .collect();
+        topics.push(self.kafka.topics.audit.clone());
+        let started = Instant::now();
+        loop {
+            let mut open = Vec::new();
+            for t in &topics {
+                for p in 0..PARTITIONS {
+                    let wm = |c: &BaseConsumer| {
+                        c.fetch_watermarks(t, p, Duration::from_secs(10)).unwrap().1
+                    };
+                    let (stable, end) = (wm(&committed), wm(&uncommitted));
+                    if stable < end {
+                        open.push((t.clone(), p, stable, end));
+                    }
+                }
+            }
+            if open.is_empty() {
+                eprintln!("outputs settled after {:?}", started.elapsed());
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "transactions still open on the outputs after {timeout:?} (topic, partition, stable, end): {open:?}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// Checks the outputs and the stored state against the clean reference run.
     pub(crate) fn verify(&self) {
+        self.wait_outputs_settled(Duration::from_secs(60));
         let (expected, expected_state) = self.reference();
         let out = self.actions_out();
         let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
@@ -515,6 +583,47 @@ fn killed_with_sigkill_at_random_moments_every_action_once_and_state_equal_to_a_
     assert!(
         log.contains("restored from the state store"),
         "the last start restored from the database:\n{}",
+        tail(&log)
+    );
+    w.verify();
+}
+
+/// Two instances of two engine threads each share the four partitions; one is SIGKILLed mid-run and the other's
+/// threads take its partitions over (after the session timeout), restoring them from the database and resuming
+/// from the last committed transaction: every action once, every stored debtor equal to a clean run.
+#[test]
+fn an_instance_of_two_threads_killed_while_another_of_two_threads_takes_over() {
+    let w = World::new();
+    w.loadgen(200_000);
+    let seed: u64 = std::env::var("MORA_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("chaos seed {seed} (MORA_CHAOS_SEED reproduces the kill time)");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut doomed = w.start_instance(0, "engine-a");
+    let mut survivor = w.start_instance(1, "engine-b");
+    std::thread::sleep(Duration::from_millis(rng.gen_range(4_000..8_000)));
+    assert!(
+        doomed.try_wait().unwrap().is_none(),
+        "the first instance is still running before the kill:\n{}",
+        tail(&w.engine_log(0))
+    );
+    let restores = |log: &str| log.matches("restored from the state store").count();
+    let before = restores(&w.engine_log(1));
+    doomed.kill().unwrap(); // SIGKILL: no final commit, no final flush
+    doomed.wait().unwrap();
+    assert!(
+        w.engine_log(0).contains("Partitions assigned."),
+        "the killed instance owned partitions before the kill:\n{}",
+        tail(&w.engine_log(0))
+    );
+    w.wait_consumed(&mut survivor, Duration::from_secs(600));
+    w.stop_engine(survivor, 1);
+    let log = w.engine_log(1);
+    assert!(
+        restores(&log) > before,
+        "the surviving instance's threads restored the killed one's partitions from the database after the kill:\n{}",
         tail(&log)
     );
     w.verify();

@@ -162,7 +162,7 @@ pub(super) fn start_mora(
         .map(|c| cfg.topics.actions(*c))
         .collect();
     let group = cfg.group_id.clone();
-    let store = mora::stream::connect_store(state)?;
+    let store = mora::stream::connect_store(state, opts.threads)?;
     let handle = mora_connector_kafka::run_with_state(cfg, engine, store, opts.threads)?;
     Ok(Started {
         running: Running::Mora(Box::new(handle)),

@@ -61,8 +61,10 @@ pub(crate) fn producer(cfg: &KafkaConfig, transactional_id: Option<&str>) -> Cli
         .set("queue.buffering.max.messages", "100000")
         .set("queue.buffering.max.kbytes", "262144");
     if let Some(id) = transactional_id {
-        c.set("transactional.id", id)
-            .set("transaction.timeout.ms", "60000");
+        c.set("transactional.id", id).set(
+            "transaction.timeout.ms",
+            cfg.transaction_timeout.as_millis().to_string(),
+        );
     }
     finish(c, cfg)
 }

@@ -24,6 +24,13 @@ pub struct KafkaConfig {
     /// (records of one partition are applied in timestamp order across topics, as Kafka Streams does).
     #[serde(default = "default_max_idle", with = "humantime_serde")]
     pub max_idle: Duration,
+    /// How long the broker lets a transaction stay open (exactly-once mode) before aborting it. An instance killed
+    /// and not restarted (its successor has other transactional ids) leaves its last transaction open: until the
+    /// broker aborts it, `read_committed` readers of the action topics (dialers, gateways) see nothing past it. The
+    /// default is Kafka Streams' for exactly-once; it must exceed `commit_interval` by a good margin, and the
+    /// broker's `transaction.max.timeout.ms` (15 min by default) bounds it.
+    #[serde(default = "default_transaction_timeout", with = "humantime_serde")]
+    pub transaction_timeout: Duration,
     /// Transactional id of this instance (exactly-once mode); unique per running instance. Default: derived from
     /// `instance_id` when set (stable across restarts), otherwise from the group, the host name and the process id.
     pub transactional_id: Option<String>,
@@ -53,6 +60,12 @@ fn default_group() -> String {
 // 100 ms: the latency/throughput balance the brief asks for; each commit is a transaction round trip.
 fn default_commit_interval() -> Duration {
     Duration::from_millis(100)
+}
+
+// Kafka Streams' exactly-once default: a transaction here lasts one commit interval (100 ms by default), so ten
+// seconds is ample, and it bounds how long a dead instance's open transaction holds the outputs back.
+fn default_transaction_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 // Long enough for a lagging topic's next fetch to arrive, short next to the commit interval's latency budget.
@@ -164,6 +177,7 @@ impl KafkaConfig {
             mode: DeliveryMode::default(),
             commit_interval: default_commit_interval(),
             max_idle: default_max_idle(),
+            transaction_timeout: default_transaction_timeout(),
             transactional_id: None,
             instance_id: None,
             clock: ClockConfig::default(),
@@ -199,6 +213,15 @@ impl KafkaConfig {
         if self.commit_interval.is_zero() {
             return Err("kafka.commit_interval: must be positive".into());
         }
+        if self.transaction_timeout < self.commit_interval * 5
+            || self.transaction_timeout > Duration::from_secs(900)
+        {
+            return Err(format!(
+                "kafka.transaction_timeout: {:?} must be at least five commit intervals ({:?}) and at most 15 minutes",
+                self.transaction_timeout,
+                self.commit_interval * 5
+            ));
+        }
         if self.clock.interval < Duration::from_millis(10) {
             return Err("kafka.clock.interval: must be at least 10ms".into());
         }
@@ -217,6 +240,17 @@ impl KafkaConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transaction_timeout_too_close_to_the_commit_interval_is_refused_by_name() {
+        let mut cfg = KafkaConfig::new("b:9092");
+        assert_eq!(cfg.validate(), Ok(()));
+        cfg.transaction_timeout = Duration::from_millis(300);
+        let err = cfg.validate().unwrap_err();
+        assert!(err.starts_with("kafka.transaction_timeout:"), "{err}");
+        cfg.transaction_timeout = Duration::from_secs(3600);
+        assert!(cfg.validate().is_err());
+    }
 
     #[test]
     fn thread_zero_keeps_the_instance_identity_and_others_derive_their_own() {

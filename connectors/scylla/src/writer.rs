@@ -49,9 +49,9 @@ impl std::fmt::Debug for StateHandle {
     }
 }
 
-fn runtime() -> Result<Runtime, StateError> {
+fn runtime(workers: usize) -> Result<Runtime, StateError> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers.max(1))
         .thread_name("mora-state")
         .enable_all()
         .build()
@@ -67,8 +67,19 @@ fn now_micros() -> i64 {
 
 impl StateHandle {
     /// Connects, retrying for up to `patience` while the database is unreachable (not if it is not migrated).
+    /// The driver's I/O runs on a runtime of two worker threads; [`StateHandle::connect_with_workers`] sizes it
+    /// for an instance of many engine threads, whose handles ([`StateHandle::another`]) share it.
     pub fn connect(cfg: StateConfig, patience: Duration) -> Result<Self, StateError> {
-        let rt = runtime()?;
+        Self::connect_with_workers(cfg, patience, 2)
+    }
+
+    /// [`StateHandle::connect`] with `workers` runtime threads for the driver's I/O.
+    pub fn connect_with_workers(
+        cfg: StateConfig,
+        patience: Duration,
+        workers: usize,
+    ) -> Result<Self, StateError> {
+        let rt = runtime(workers)?;
         let deadline = Instant::now() + patience;
         let mut wait = BACKOFF.0;
         let store = loop {
