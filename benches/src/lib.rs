@@ -35,11 +35,16 @@ pub fn record(engine: &Arc<Engine>, debtors: u64, warm_days: u32, measured_days:
         poison_rate: 0.0,
         ..SimConfig::default()
     };
+    record_partition(engine, &cfg, 0, warm_days)
+}
+
+/// Records partition `p` of the portfolio `cfg` describes, the first `warm_days` as its warm-up.
+pub fn record_partition(engine: &Arc<Engine>, cfg: &SimConfig, p: u32, warm_days: u32) -> Workload {
     let split = cfg
         .start_ts()
         .plus_ms(i64::from(warm_days) * mora_domain::time::DAY_MS);
-    let mut sim = PartitionSim::new(&cfg, 0);
-    let mut worker = PartitionWorker::new(0, engine.clone());
+    let mut sim = PartitionSim::new(cfg, p);
+    let mut worker = PartitionWorker::new(p as i32, engine.clone());
     let mut sink = CollectingSink::default();
     let (mut warm, mut measured) = (Vec::new(), Vec::new());
     let mut t = cfg.start_ts();
