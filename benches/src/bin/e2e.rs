@@ -143,6 +143,13 @@ fn main() -> anyhow::Result<()> {
             "{name}: backlog {:.0} events/s, capacity {:.0} events/s; {} actions, {} duplicates",
             r.warmup.max_rate, r.capacity.max_rate, r.actions, r.duplicates
         );
+        let cpu: Vec<String> = r
+            .capacity
+            .cpu_us_per_event
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.1}"))
+            .collect();
+        eprintln!("  capacity stretch, CPU µs per event: {}", cpu.join(", "));
         for s in &r.steps {
             eprintln!(
                 "  {:>4.0}% ({:>6.0}/s offered, {:>6.0}/s consumed): p50 {:>7.1} ms  p99 {:>7.1} ms  p99.9 {:>7.1} ms  ({} timed)",

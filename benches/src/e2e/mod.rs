@@ -7,6 +7,7 @@
 //! `read_committed` consumer times every action from the produce time of the record that triggered it to the
 //! moment it became readable (HdrHistogram per step). Figures are reported, never asserted.
 
+mod cpu;
 mod kafka;
 mod log;
 mod plot;
@@ -314,6 +315,7 @@ fn measure(
             bar.set_prefix(title.to_string());
             bar.set_message(format!("producing the {phase}"));
             let before = progress.committed();
+            let cpu_before = cpu::CpuSnapshot::take(started.running.peer_pid());
             let mut during = Vec::new();
             let mut last_sample = Instant::now();
             sender.send(log, range, WARMUP, None, |n| {
@@ -368,10 +370,16 @@ fn measure(
                 _ => events as f64 / seconds,
             };
             bar.finish_with_message(format!("{phase}: {rate:.0} events/s"));
+            let cpu_us_per_event = cpu::CpuSnapshot::take(started.running.peer_pid())
+                .per_event_since(&cpu_before, events);
+            bar.println(format!(
+                "{title} {phase}: CPU µs per event {cpu_us_per_event:?}"
+            ));
             Ok(Warmup {
                 events,
                 seconds: (seconds * 100.0).round() / 100.0,
                 max_rate: rate.round(),
+                cpu_us_per_event,
             })
         };
     r.warmup = flat_out(r, 0..log.warmup, "backlog")?;

@@ -100,6 +100,9 @@ pub struct Warmup {
     pub events: u64,
     pub seconds: f64,
     pub max_rate: f64,
+    /// CPU microseconds per event of each process (or, in this process, thread group) while the stretch was
+    /// produced and consumed: `engine`, `state_io`, `harness`, `kafka`, `cassandra`.
+    pub cpu_us_per_event: std::collections::BTreeMap<String, f64>,
 }
 
 /// One load step.

@@ -67,6 +67,14 @@ pub(super) struct Started {
 }
 
 impl Running {
+    /// The peer's process id (mora runs in this process).
+    pub(super) fn peer_pid(&self) -> Option<u32> {
+        match self {
+            Running::Mora(_) => None,
+            Running::Peer(child) => Some(child.id()),
+        }
+    }
+
     /// Stops the system; mora's run statistics, if it was mora.
     pub(super) fn stop(self) -> anyhow::Result<Option<RunStats>> {
         match self {

@@ -28,6 +28,8 @@ mod commit;
 mod state;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a new owner of partitions retries reading the group's committed offsets before giving up.
+const OFFSETS_PATIENCE: Duration = Duration::from_secs(60);
 /// Records buffered per topic-partition before fetching from it pauses.
 const MAX_BUFFERED: usize = 20_000;
 
@@ -110,13 +112,7 @@ impl Pipeline {
         consumer: &BaseConsumer<C>,
         tpl: &TopicPartitionList,
     ) -> Result<TopicPartitionList, PipelineError> {
-        let committed = match consumer.committed_offsets(tpl.clone(), TXN_TIMEOUT) {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(error = %e, "Committed offsets unavailable; replaying without suppression.");
-                tpl.clone()
-            }
-        };
+        let committed = committed_offsets(consumer, tpl)?;
         let mut starts = TopicPartitionList::new();
         for e in committed.elements() {
             let p = e.partition();
@@ -424,5 +420,28 @@ impl Pipeline {
 
     pub(crate) fn workers(&self) -> impl Iterator<Item = &PartitionWorker> {
         self.slots.values().map(|s| &s.worker)
+    }
+}
+
+/// The group's committed offsets of `tpl`, retried with backoff for up to [`OFFSETS_PATIENCE`]. They say which
+/// records' outputs were already sent: without them a new owner could only replay with nothing suppressed (sending
+/// a partition's history again) or skip (losing what was not committed), so it waits, and past the patience the
+/// thread stops with the error rather than guess.
+fn committed_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tpl: &TopicPartitionList,
+) -> Result<TopicPartitionList, PipelineError> {
+    let deadline = Instant::now() + OFFSETS_PATIENCE;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match consumer.committed_offsets(tpl.clone(), TXN_TIMEOUT) {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() + wait < deadline => {
+                warn!(error = %e, retry_in = ?wait, "Committed offsets unavailable; retrying.");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(PipelineError::Kafka(e)),
+        }
     }
 }
