@@ -14,6 +14,7 @@ use mora::{config, demo, replay, stream, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// jemalloc: the engine thread allocates small objects at a high rate (see the workspace manifest).
@@ -109,6 +110,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Validate { config } => {
             let loaded = config::load(config.as_deref())?;
+            // What `mora run` checks before it serves (tokens, their variables, the listen address).
+            if let Some(api) = &loaded.app.api {
+                api.validate().with_context(|| loaded.source.clone())?;
+            }
             let e = &loaded.engine;
             println!(
                 "{} (decisions {}): ok ({} segments, {} queues, jurisdictions {})",

@@ -78,9 +78,12 @@ fn demo_writes_actions_and_a_summary_and_exits_zero() {
 fn validate_accepts_the_shipped_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = container_config(dir.path());
+    // Its API tokens come from the environment, as in a deployment.
     let out = mora()
         .args(["validate", "--config"])
         .arg(&cfg)
+        .env("MORA_API_READ_TOKEN", "read-token-of-the-test-0001")
+        .env("MORA_API_ADMIN_TOKEN", "admin-token-of-the-test-0001")
         .output()
         .unwrap();
     assert!(
@@ -91,6 +94,61 @@ fn validate_accepts_the_shipped_configuration() {
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("jurisdictions CL, CO, MX, PE, US, US-MA")
     );
+    // Without them, validate refuses what `mora run` would refuse, naming the field.
+    let out = mora()
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .env_remove("MORA_API_READ_TOKEN")
+        .env_remove("MORA_API_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "api.tokens[0].token_env: environment variable MORA_API_READ_TOKEN is not set"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn validate_refuses_an_open_api_off_loopback_and_a_token_under_two_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[api]\nlisten = \"0.0.0.0:8080\"\n",
+            "api.tokens: required when api.listen (0.0.0.0:8080) is not a loopback address",
+        ),
+        (
+            "[api]\ntokens = [\n  { name = \"ops\", token = \"0123456789abcdef-same\", role = \"admin\" },\n  \
+             { name = \"risk\", token = \"0123456789abcdef-same\", role = \"read\" },\n]\n",
+            "api.tokens[1] (risk): the same token as api.tokens[0] (ops)",
+        ),
+        (
+            "[api]\nlisten = \"not an address\"\n",
+            "api.listen: `not an address`",
+        ),
+    ];
+    for (toml, expected) in cases {
+        let cfg = container_config(dir.path());
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let start = text.find("[api]").unwrap();
+        let end = text[start + 5..]
+            .find("\n[")
+            .map_or(text.len(), |i| start + 5 + i + 1);
+        std::fs::write(&cfg, format!("{}{toml}{}", &text[..start], &text[end..])).unwrap();
+        let out = mora()
+            .args(["validate", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(expected),
+            "{toml}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -411,6 +411,20 @@ fn takeover(threads: usize) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // What an operator's admin client sees: every engine thread of both instances is a member of the group.
+    let admin: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.brokers)
+        .create()
+        .unwrap();
+    let groups = admin
+        .fetch_group_list(Some(&cfg.group_id), Duration::from_secs(10))
+        .unwrap();
+    let members = groups
+        .groups()
+        .iter()
+        .find(|g| g.name() == cfg.group_id)
+        .map_or(0, |g| g.members().len());
+    assert_eq!(members, 2 * threads, "one group member per engine thread");
     produce(&cfg, 4, b);
     wait_for(&[&first, &second], (a.len() + b.len()) as u64);
 

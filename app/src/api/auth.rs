@@ -32,6 +32,13 @@ impl Auth {
             if value.len() < 16 {
                 anyhow::bail!("api.tokens[{i}]: a token must have at least 16 characters");
             }
+            if let Some(j) = tokens.iter().position(|(v, _, _)| *v == value) {
+                anyhow::bail!(
+                    "api.tokens[{i}] ({}): the same token as api.tokens[{j}] ({}); each holder needs a token of its own",
+                    t.name,
+                    tokens[j].1
+                );
+            }
             tokens.push((value, t.name.clone(), t.role));
         }
         if tokens.is_empty() {
@@ -45,16 +52,25 @@ impl Auth {
                     cfg.listen
                 );
             }
-            tracing::warn!(listen = %cfg.listen, "The API has no tokens: open to anyone on this machine.");
         }
         Ok(Self { tokens })
+    }
+
+    /// True when no token is configured: the API is open (allowed on a loopback address only).
+    pub(crate) fn is_open(&self) -> bool {
+        self.tokens.is_empty()
     }
 
     fn role_of(&self, header: Option<&str>) -> Result<Option<(&str, Role)>, ()> {
         if self.tokens.is_empty() {
             return Ok(Some(("anonymous", Role::Admin)));
         }
-        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        // The scheme is case-insensitive (RFC 7235 section 2.1).
+        let Some(token) = header
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+        else {
             return Ok(None);
         };
         // Compare every token in full, so timing does not tell how much of one matched.
@@ -103,11 +119,102 @@ pub(crate) async fn require(
             )
             .into_response()
         }
-        Ok(None) | Err(()) => error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid bearer token is required (Authorization: Bearer <token>)",
-        )
-        .into_response(),
+        Ok(None) | Err(()) => {
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid bearer token is required (Authorization: Bearer <token>)",
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"mora\""),
+            );
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::config::TokenConfig;
+
+    fn token(name: &str, value: &str, role: Role) -> TokenConfig {
+        TokenConfig {
+            name: name.into(),
+            token: Some(value.into()),
+            token_env: None,
+            role,
+        }
+    }
+
+    fn config(tokens: Vec<TokenConfig>) -> ApiConfig {
+        ApiConfig {
+            tokens,
+            ..ApiConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_same_token_under_two_names_is_refused_naming_both() {
+        let err = Auth::new(&config(vec![
+            token("ops", "0123456789abcdef-admin", Role::Admin),
+            token("risk", "0123456789abcdef-admin", Role::Read),
+        ]))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            err.contains("api.tokens[1] (risk)") && err.contains("api.tokens[0] (ops)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_other_schemes_are_not_bearer() {
+        let auth = Auth::new(&config(vec![token(
+            "ops",
+            "0123456789abcdef-admin",
+            Role::Admin,
+        )]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        for h in [
+            "Bearer 0123456789abcdef-admin",
+            "bearer 0123456789abcdef-admin",
+            "BEARER 0123456789abcdef-admin",
+        ] {
+            assert_eq!(auth.role_of(Some(h)), Ok(Some(("ops", Role::Admin))), "{h}");
+        }
+        assert_eq!(auth.role_of(Some("Basic 0123456789abcdef-admin")), Ok(None));
+        assert_eq!(
+            auth.role_of(Some("Bearer wrong-token-of-16-chars")),
+            Err(())
+        );
+        assert_eq!(auth.role_of(None), Ok(None));
+    }
+
+    #[test]
+    fn an_open_api_off_loopback_and_an_unset_token_variable_are_refused_by_name() {
+        let open = ApiConfig {
+            listen: "0.0.0.0:8080".into(),
+            ..ApiConfig::default()
+        };
+        let err = Auth::new(&open)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("api.tokens: required"), "{err}");
+        let unset = config(vec![TokenConfig {
+            name: "ops".into(),
+            token: None,
+            token_env: Some("MORA_TEST_TOKEN_THAT_IS_NEVER_SET".into()),
+            role: Role::Admin,
+        }]);
+        let err = Auth::new(&unset)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("api.tokens[0].token_env"), "{err}");
     }
 }

@@ -35,6 +35,14 @@ impl Default for ApiConfig {
     }
 }
 
+impl ApiConfig {
+    /// Everything `mora run` checks before serving, without serving: tokens (one of `token` and `token_env`, the
+    /// variable set, at least 16 characters, no value under two names) and, with no token, a loopback `listen`.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        super::auth::Auth::new(self).map(|_| ())
+    }
+}
+
 /// One bearer token.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -48,11 +48,15 @@ pub fn router(
     metrics: Option<PrometheusHandle>,
     store: Option<mora_connector_scylla::StateConfig>,
 ) -> anyhow::Result<Router> {
+    let auth = auth::Auth::new(cfg)?;
+    if auth.is_open() {
+        tracing::warn!(listen = %cfg.listen, "The API has no tokens: open to anyone on this machine.");
+    }
     let state = Arc::new(ApiState {
         backend,
         store,
         store_session: tokio::sync::OnceCell::new(),
-        auth: auth::Auth::new(cfg)?,
+        auth,
         reloader,
         metrics,
     });
