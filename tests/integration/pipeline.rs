@@ -416,15 +416,28 @@ fn takeover(threads: usize) {
         .set("bootstrap.servers", &cfg.brokers)
         .create()
         .unwrap();
-    let groups = admin
-        .fetch_group_list(Some(&cfg.group_id), Duration::from_secs(10))
-        .unwrap();
-    let members = groups
-        .groups()
-        .iter()
-        .find(|g| g.name() == cfg.group_id)
-        .map_or(0, |g| g.members().len());
-    assert_eq!(members, 2 * threads, "one group member per engine thread");
+    let members = || {
+        let groups = admin
+            .fetch_group_list(Some(&cfg.group_id), Duration::from_secs(10))
+            .unwrap();
+        groups
+            .groups()
+            .iter()
+            .find(|g| g.name() == cfg.group_id)
+            .map(|g| (g.state().to_string(), g.members().len()))
+    };
+    // The group may still be settling (a member's join answered before the broker reports it stable).
+    let deadline = Instant::now() + WAIT;
+    let mut seen = members();
+    while seen.as_ref().map(|(state, n)| (state.as_str(), *n)) != Some(("Stable", 2 * threads)) {
+        assert!(
+            Instant::now() < deadline,
+            "one group member per engine thread: expected {} in a stable group, saw {seen:?}",
+            2 * threads
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        seen = members();
+    }
     produce(&cfg, 4, b);
     wait_for(&[&first, &second], (a.len() + b.len()) as u64);
 
