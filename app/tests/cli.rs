@@ -196,3 +196,55 @@ fn environment_variables_override_the_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
+
+#[test]
+fn validate_on_a_directory_says_so_rather_than_no_such_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mora()
+        .args(["validate", "--config"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("is a directory"),
+        "{err}"
+    );
+    let missing = dir.path().join("missing.toml");
+    let out = mora()
+        .args(["validate", "--config"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no such file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_serve_on_a_taken_port_fails_instead_of_exiting_zero() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = mora()
+        .args([
+            "demo",
+            "--serve",
+            "--no-progress",
+            "--debtors",
+            "50",
+            "--days",
+            "2",
+        ])
+        .args(["--listen", &addr, "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--serve: cannot listen on"),
+        "{err}"
+    );
+}

@@ -222,6 +222,30 @@ tokens = [
         .count();
     assert!(promises as u64 >= all.promises_kept + all.promises_broken);
 
+    let (s, body) = api.get("/v1/no-such-thing", Some(READ));
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+
+    // Page sizes outside 1..=1000 are refused with the bounds, as JSON.
+    for bad in ["0", "1001", "1e9", "-1", "many"] {
+        let (s, body) = api.get(&format!("/v1/queues/dialer?limit={bad}"), Some(READ));
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (400, Some("bad_limit")),
+            "limit={bad}: {body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("from 1 to 1000"),
+            "{body}"
+        );
+    }
+
     // A work queue, page by page: every member once, in priority order, as many as the clean run has.
     let expected_members: BTreeSet<String> = reference
         .iter()

@@ -28,6 +28,19 @@ pub(crate) fn error(
     (status, Json(json!({ "error": code, "message": message })))
 }
 
+/// Any path this API does not have: a JSON 404 like its other errors (listing where to look).
+pub(crate) async fn not_found(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!(
+            "no such path `{}`; the API is described at /openapi.json",
+            uri.path()
+        ),
+    )
+    .into_response()
+}
+
 /// Liveness: the process answers.
 pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))

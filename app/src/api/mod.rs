@@ -76,6 +76,7 @@ pub fn router(
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi))
+        .fallback(handlers::not_found)
         .with_state(state))
 }
 

@@ -20,7 +20,8 @@ use super::{ApiState, remote};
 
 #[derive(Deserialize)]
 pub(crate) struct QueueQuery {
-    limit: Option<usize>,
+    /// Parsed here rather than by the extractor, so that a bad value gets this API's JSON error.
+    limit: Option<String>,
     cursor: Option<String>,
 }
 
@@ -137,6 +138,11 @@ fn item(partition: i32, e: &QueueEntry) -> serde_json::Value {
     })
 }
 
+/// Entries per page unless `limit` says otherwise.
+const DEFAULT_LIMIT: usize = 50;
+/// The largest page.
+const MAX_LIMIT: usize = 1000;
+
 /// `GET /v1/queues/{name}?limit=&cursor=`.
 pub(crate) async fn queue(
     State(s): State<Arc<ApiState>>,
@@ -155,7 +161,21 @@ pub(crate) async fn queue(
         )
         .into_response();
     }
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => DEFAULT_LIMIT,
+        Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_limit",
+                &format!(
+                    "limit must be a whole number from 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}); got `{}`",
+                    q.limit.as_deref().unwrap_or_default()
+                ),
+            )
+            .into_response();
+        }
+    };
     let cursor = match q.cursor.as_deref().map(Key::parse) {
         None => None,
         Some(Some(c)) => Some(c),

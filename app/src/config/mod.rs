@@ -146,9 +146,20 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, LoadError> {
     let mut fig = Figment::from(Serialized::defaults(AppConfig::default()));
     if let Some(p) = path {
         if !p.is_file() {
+            let (kind, what) = match std::fs::metadata(p) {
+                Err(_) => (std::io::ErrorKind::NotFound, "no such file"),
+                Ok(m) if m.is_dir() => (
+                    std::io::ErrorKind::InvalidInput,
+                    "is a directory, not a configuration file",
+                ),
+                Ok(_) => (
+                    std::io::ErrorKind::InvalidInput,
+                    "is not a regular file (a pipe, socket or device?)",
+                ),
+            };
             return Err(LoadError::Io {
                 path: p.display().to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                source: std::io::Error::new(kind, what),
             });
         }
         fig = fig.merge(Toml::file(p));

@@ -156,6 +156,11 @@ fn start_api(
             reloader.watch(backend);
             Ok(Some(s))
         }
+        // `--serve` exists to serve the API: without it there is nothing to run for.
+        Err(e) if args.serve => Err(e.context(format!(
+            "--serve: cannot listen on {} (use --listen to pick another address)",
+            api.listen
+        ))),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "The demo runs without its HTTP API.");
             Ok(None)
