@@ -311,6 +311,40 @@ tokens = [
         rw.set_engine(crate::state::engine());
     }
 
+    // One validation for reload, validate and run: a section only a restart can apply, or one mora does not know,
+    // is refused by name and nothing changes; tokens rotate by reload.
+    let runtime = std::fs::read_to_string(&w.config).unwrap();
+    for (changed, named) in [
+        (
+            runtime.replace("commit_interval = \"100ms\"", "commit_interval = \"200ms\""),
+            "`kafka`",
+        ),
+        (format!("{runtime}\n[bogus]\nx = 1\n"), "bogus"),
+    ] {
+        std::fs::write(&w.config, changed).unwrap();
+        let (s, body) = api.post("/v1/admin/reload", ADMIN);
+        assert_eq!(s, 422, "{body}");
+        assert!(body["message"].as_str().unwrap().contains(named), "{body}");
+    }
+    let rotated = "rotated-read-token-0000000001";
+    std::fs::write(&w.config, runtime.replace(READ, rotated)).unwrap();
+    let (s, body) = api.post("/v1/admin/reload", ADMIN);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        api.get("/v1/portfolio", Some(READ)).0,
+        401,
+        "the old token is refused"
+    );
+    assert_eq!(
+        api.get("/v1/portfolio", Some(rotated)).0,
+        200,
+        "the new one accepted"
+    );
+    std::fs::write(&w.config, &runtime).unwrap();
+    let (s, body) = api.post("/v1/admin/reload", ADMIN);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(api.get("/v1/portfolio", Some(READ)).0, 200);
+
     // Metrics after traffic.
     let mut resp = ureq::get(format!("http://127.0.0.1:{port}/metrics"))
         .call()

@@ -61,7 +61,7 @@ impl Auth {
         self.tokens.is_empty()
     }
 
-    fn role_of(&self, header: Option<&str>) -> Result<Option<(&str, Role)>, ()> {
+    pub(crate) fn role_of(&self, header: Option<&str>) -> Result<Option<(&str, Role)>, ()> {
         if self.tokens.is_empty() {
             return Ok(Some(("anonymous", Role::Admin)));
         }
@@ -105,7 +105,13 @@ pub(crate) async fn require(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.auth.role_of(header) {
+    let decided = state
+        .auth
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .role_of(header)
+        .map(|found| found.map(|(name, role)| (name.to_string(), role)));
+    match decided {
         Ok(Some((name, role))) if role >= needed => {
             tracing::debug!(caller = name, path = %req.uri().path(), "API request.");
             next.run(req).await

@@ -35,7 +35,7 @@ pub(crate) struct ApiState {
     /// The state store, for partitions another instance owns.
     pub store: Option<mora_connector_scylla::StateConfig>,
     pub store_session: tokio::sync::OnceCell<mora_connector_scylla::Store>,
-    pub auth: auth::Auth,
+    pub auth: Arc<std::sync::RwLock<auth::Auth>>,
     pub reloader: Reloader,
     pub metrics: Option<PrometheusHandle>,
 }
@@ -52,6 +52,8 @@ pub fn router(
     if auth.is_open() {
         tracing::warn!(listen = %cfg.listen, "The API has no tokens: open to anyone on this machine.");
     }
+    let auth = Arc::new(std::sync::RwLock::new(auth));
+    reloader.attach_auth(auth.clone());
     let state = Arc::new(ApiState {
         backend,
         store,

@@ -2,24 +2,55 @@
 //! not load is refused with its file and field, and the one in force stays.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use mora_connector_kafka::ReloadReport;
 
 use super::Backend;
-use crate::config::{self, LoadError};
+use super::auth::Auth;
+use super::config::ApiConfig;
+use crate::config::{self, AppConfig, LoadError};
 
 /// Loads the configuration from `path` and swaps it into a backend.
 #[derive(Clone, Debug)]
 pub struct Reloader {
     path: Option<PathBuf>,
+    shared: Arc<Shared>,
 }
+
+/// What every clone of a reloader sees: the runtime sections in force and the API's tokens.
+#[derive(Default)]
+struct Shared {
+    /// The runtime file's sections as loaded at start or by the last reload.
+    in_force: Mutex<Option<AppConfig>>,
+    /// The API's tokens, swapped when a reload changes them.
+    auth: Mutex<Option<Arc<RwLock<Auth>>>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+/// Sections that take effect only at start: a reload that changes one is refused, naming it.
+const RESTART_ONLY: [&str; 3] = ["kafka", "state", "engine"];
 
 impl Reloader {
     /// Reloads from `path` (`None`: started with the built-in configuration, nothing to reload).
     pub fn new(path: Option<PathBuf>) -> Self {
-        Self { path }
+        let in_force = path
+            .as_deref()
+            .and_then(|p| config::load(Some(p)).ok())
+            .map(|l| l.app);
+        Self {
+            path,
+            shared: Arc::new(Shared {
+                in_force: Mutex::new(in_force),
+                auth: Mutex::new(None),
+            }),
+        }
     }
 
     /// The runtime file, if any.
@@ -27,7 +58,13 @@ impl Reloader {
         self.path.as_deref()
     }
 
-    /// Loads, validates and swaps.
+    /// The tokens the API checks; a reload that changes `[api] tokens` swaps them.
+    pub(crate) fn attach_auth(&self, auth: Arc<RwLock<Auth>>) {
+        *self.shared.auth.lock().unwrap_or_else(|e| e.into_inner()) = Some(auth);
+    }
+
+    /// Loads and validates the whole runtime file as `mora validate` and `mora run` do, refuses changes that only a
+    /// restart can apply, then swaps the decision configuration and, when they changed, the API's tokens.
     pub fn reload(&self, backend: &dyn Backend) -> Result<ReloadReport, LoadError> {
         let Some(path) = &self.path else {
             return Err(LoadError::Io {
@@ -37,8 +74,51 @@ impl Reloader {
                 ),
             });
         };
-        let engine = config::load_decisions(path)?;
-        Ok(backend.reload(Arc::new(engine)))
+        let refuse = |message: String| LoadError::Parse {
+            path: path.display().to_string(),
+            message: format!("{message}; nothing was reloaded"),
+        };
+        let loaded = config::load(Some(path))?;
+        let mut in_force = self
+            .shared
+            .in_force
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut new_auth = None;
+        if let Some(old) = in_force.as_ref() {
+            let (before, after) = (section_values(old), section_values(&loaded.app));
+            for name in RESTART_ONLY {
+                if before.get(name) != after.get(name) {
+                    return Err(refuse(format!(
+                        "`{name}`: changed in the file; it takes effect at restart"
+                    )));
+                }
+            }
+            let (old_api, new_api) = (
+                old.api.clone().unwrap_or_default(),
+                loaded.app.api.clone().unwrap_or_default(),
+            );
+            if old_api.listen != new_api.listen || old_api.watch != new_api.watch {
+                return Err(refuse(
+                    "`api.listen` or `api.watch`: changed in the file; they take effect at restart (tokens \
+                     rotate by reload)"
+                        .into(),
+                ));
+            }
+            if token_values(&old_api) != token_values(&new_api) {
+                new_auth = Some(Auth::new(&new_api).map_err(|e| refuse(format!("{e:#}")))?);
+            }
+        }
+        let report = backend.reload(Arc::new(loaded.engine));
+        if let Some(auth) = new_auth {
+            let attached = self.shared.auth.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(slot) = attached.as_ref() {
+                *slot.write().unwrap_or_else(|e| e.into_inner()) = auth;
+                tracing::info!("API tokens replaced by the reload.");
+            }
+        }
+        *in_force = Some(loaded.app);
+        Ok(report)
     }
 
     /// Watches the runtime file and everything its `[decisions]` point to; reloads when one changes.
@@ -77,6 +157,29 @@ impl Reloader {
     }
 }
 
+/// Each top-level section of a runtime configuration as a value, to compare two of them.
+fn section_values(app: &AppConfig) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(app) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// Each token as configured: name, role, and its value or variable (compared, never logged).
+fn token_values(api: &ApiConfig) -> Vec<(String, String, Option<String>, Option<String>)> {
+    api.tokens
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                format!("{:?}", t.role),
+                t.token.clone(),
+                t.token_env.clone(),
+            )
+        })
+        .collect()
+}
+
 /// The latest modification time among the runtime file and the decision files and directories it names.
 fn stamp(path: &Path) -> Option<SystemTime> {
     let mut latest = std::fs::metadata(path).and_then(|m| m.modified()).ok();
@@ -109,4 +212,84 @@ fn stamp(path: &Path) -> Option<SystemTime> {
         latest = latest.max(m);
     }
     latest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::DemoBackend;
+    use crate::api::config::Role;
+
+    const OLD: &str = "old-read-token-000000000001";
+    const NEW: &str = "new-read-token-000000000001";
+
+    /// A runtime file beside a copy of the shipped decision files, with a `[kafka]` section and one token.
+    fn runtime(dir: &Path, token: &str, commit: &str, extra: &str) -> PathBuf {
+        let defaults = Path::new(env!("CARGO_MANIFEST_DIR")).join("defaults");
+        let path = dir.join("mora.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[decisions]\nfile = \"{d}/decisions.toml\"\npolicies_dir = \"{d}/policies\"\n\
+                 holidays_dir = \"{d}/holidays\"\n\n[kafka]\nbrokers = \"broker:9092\"\n\
+                 commit_interval = \"{commit}\"\n\n[api]\ntokens = [{{ name = \"risk\", token = \"{token}\", \
+                 role = \"read\" }}]\n{extra}",
+                d = defaults.display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
+    fn backend() -> DemoBackend {
+        let engine = config::load(None).unwrap_or_else(|e| panic!("{e}")).engine;
+        DemoBackend {
+            workers: Vec::new(),
+            engine: Arc::new(Mutex::new(Arc::new(engine))),
+        }
+    }
+
+    #[test]
+    fn a_reload_refuses_restart_only_and_unknown_sections_by_name_and_rotates_tokens() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = runtime(dir.path(), OLD, "100ms", "");
+        let reloader = Reloader::new(Some(path.clone()));
+        let api = config::load(Some(&path))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .app
+            .api
+            .unwrap_or_default();
+        let auth = Arc::new(RwLock::new(
+            Auth::new(&api).unwrap_or_else(|e| panic!("{e}")),
+        ));
+        reloader.attach_auth(auth.clone());
+        let backend = backend();
+        let role = |token: &str| {
+            auth.read()
+                .unwrap_or_else(|e| e.into_inner())
+                .role_of(Some(&format!("Bearer {token}")))
+                .map(|r| r.map(|(_, role)| role))
+        };
+
+        runtime(dir.path(), OLD, "250ms", "");
+        let err = reloader
+            .reload(&backend)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("`kafka`") && err.contains("restart"), "{err}");
+        runtime(dir.path(), OLD, "100ms", "\n[bogus]\nx = 1\n");
+        let err = reloader
+            .reload(&backend)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("bogus"), "{err}");
+        assert_eq!(role(OLD), Ok(Some(Role::Read)), "nothing changed so far");
+
+        runtime(dir.path(), NEW, "100ms", "");
+        assert!(reloader.reload(&backend).is_ok());
+        assert_eq!(role(NEW), Ok(Some(Role::Read)), "the new token is accepted");
+        assert_eq!(role(OLD), Err(()), "the old one is refused");
+    }
 }
