@@ -224,9 +224,20 @@ fn build_engine(
             let dfile = base.join(&decisions_cfg.file);
             let d = parse::<EngineConfig>(&dfile.display().to_string(), &read(&dfile)?)?;
             let mut policies = Vec::new();
-            for f in toml_files(&base.join(&decisions_cfg.policies_dir))? {
+            let policies_dir = base.join(&decisions_cfg.policies_dir);
+            for f in toml_files(&policies_dir)? {
                 let name = f.display().to_string();
                 policies.push((name.clone(), parse::<PolicyConfig>(&name, &read(&f)?)?));
+            }
+            // Without a policy every action would be blocked as `unknown_jurisdiction`: failing closed, but
+            // silently. Refuse it here, where the cause is plain.
+            if policies.is_empty() {
+                return Err(LoadError::Parse {
+                    path: policies_dir.display().to_string(),
+                    message: "decisions.policies_dir: no policy file (*.toml) here; without a jurisdiction's \
+                              policy every action for its debtors is blocked"
+                        .into(),
+                });
             }
             let mut calendars = Vec::new();
             for f in toml_files(&base.join(&decisions_cfg.holidays_dir))? {

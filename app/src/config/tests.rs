@@ -140,3 +140,16 @@ fn engine_threads_default_to_the_cores_and_zero_is_refused_naming_the_field() {
         "{err}"
     );
 }
+
+#[test]
+fn a_policies_directory_without_a_policy_is_refused_naming_it() {
+    let err = error_after(|d| {
+        for e in fs::read_dir(d.join("policies")).unwrap() {
+            fs::remove_file(e.unwrap().path()).unwrap();
+        }
+    });
+    assert!(
+        err.contains("policies") && err.contains("decisions.policies_dir: no policy file"),
+        "{err}"
+    );
+}
