@@ -537,6 +537,17 @@ listen = "127.0.0.1:0"
     }
 }
 
+/// The random source of the kill times: seeded from `MORA_CHAOS_SEED` when set, else at random and printed, so a
+/// failing run can be repeated.
+fn chaos_rng() -> rand_chacha::ChaCha8Rng {
+    let seed: u64 = std::env::var("MORA_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("chaos seed {seed} (MORA_CHAOS_SEED reproduces the kill times)");
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed)
+}
+
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
@@ -558,12 +569,7 @@ fn migrate_is_idempotent_and_refuses_nothing_it_created() {
 fn killed_with_sigkill_at_random_moments_every_action_once_and_state_equal_to_a_clean_run() {
     let w = World::new();
     w.loadgen(200_000);
-    let seed: u64 = std::env::var("MORA_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("chaos seed {seed} (MORA_CHAOS_SEED reproduces the kill times)");
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut rng = chaos_rng();
     let mut n = 0;
     let mut engine = w.start_engine(n);
     let kills: u32 = std::env::var("MORA_CHAOS_KILLS")
@@ -595,12 +601,7 @@ fn killed_with_sigkill_at_random_moments_every_action_once_and_state_equal_to_a_
 fn an_instance_of_two_threads_killed_while_another_of_two_threads_takes_over() {
     let w = World::new();
     w.loadgen(200_000);
-    let seed: u64 = std::env::var("MORA_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("chaos seed {seed} (MORA_CHAOS_SEED reproduces the kill time)");
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut rng = chaos_rng();
     let mut doomed = w.start_instance(0, "engine-a");
     let mut survivor = w.start_instance(1, "engine-b");
     // Both own partitions (joining takes longer on a loaded machine), then the kill at a random moment of the run.
