@@ -378,12 +378,14 @@ fn applied(h: &RunHandle) -> u64 {
 }
 
 #[test]
+#[ignore = "timing-sensitive under a loaded machine: deploy/test.sh runs it on its own after the suite"]
 fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_stops() {
     takeover(1);
 }
 
 /// As above with two engine threads per instance: four group members, then two taking over.
 #[test]
+#[ignore = "timing-sensitive under a loaded machine: deploy/test.sh runs it on its own after the suite"]
 fn two_instances_of_two_engine_threads_each_hand_over_without_duplicates() {
     takeover(2);
 }
