@@ -15,6 +15,14 @@ pub enum DecodeError {
     /// The Confluent schema id is not one this engine knows.
     #[error("unknown schema id {0}")]
     UnknownSchemaId(u32),
+    /// The schema registry's writer schema for this id is unknown or cannot be read as mora's reader schema.
+    #[error("schema id {id}: {reason}")]
+    Unresolvable {
+        /// The id.
+        id: u32,
+        /// Why (the registry's answer, or the field at fault).
+        reason: String,
+    },
     /// The schema id belongs to another kind of record than the topic carries.
     #[error("schema id {id} is a {found} schema, expected {expected}")]
     WrongSchema {

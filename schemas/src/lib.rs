@@ -22,8 +22,10 @@ mod events;
 mod fast;
 mod outputs;
 mod registry;
+mod resolve;
 mod symbols;
 mod write;
+mod writers;
 
 pub use clock::{ClockTick, decode_clock, encode_clock};
 pub use error::{DecodeError, EncodeError};
@@ -33,3 +35,5 @@ pub use outputs::{
     encode_action_generic, encode_audit, encode_audit_generic, encode_dead_letter,
 };
 pub use registry::{Family, Registry, SchemaKind, Wire};
+pub use resolve::{ResolveError, Transcoder};
+pub use writers::{SchemaTable, TableView, WriterSchema, schema_id, set_schema_id};

@@ -222,7 +222,18 @@ impl Registry {
         self.by_id.get(&id).map(|(k, s)| (*k, s))
     }
 
-    /// The canonical text of the current schema of `kind` (what a registry would store).
+    /// The `.avsc` text of the current schema of `kind`, as mora registers it with a schema registry (the canonical
+    /// form drops logical types and defaults, which resolution needs).
+    pub fn source(&self, kind: SchemaKind) -> &'static str {
+        let id = self.current[&kind];
+        SCHEMAS
+            .iter()
+            .find(|(i, ..)| *i == id)
+            .map(|(.., text)| *text)
+            .unwrap_or_default()
+    }
+
+    /// The canonical text of the current schema of `kind` (Avro's Parsing Canonical Form).
     pub fn canonical(&self, kind: SchemaKind) -> String {
         self.current(kind).1.canonical_form()
     }
