@@ -160,6 +160,7 @@ fn engine_thread(
                     offset: (cursors[i] + offset) as i64,
                     key: Some(&e.key),
                     payload: &e.payload,
+                    writer: None,
                 };
                 workers[i].process(&rec, &mut NullSink);
             }

@@ -116,17 +116,28 @@ impl WriterSchema {
 
 type Entries = HashMap<(Family, u32), Arc<WriterSchema>>;
 
-/// Compiled writer schemas by (topic family, schema id), shared by the engine threads. Entries are only added.
-#[derive(Debug, Default)]
+/// Compiled writer schemas by (topic family, schema id), shared by the engine threads. Bounded: a table that
+/// reaches its capacity starts again empty (entries are fetched again as their ids come back).
+#[derive(Debug)]
 pub struct SchemaTable {
     version: AtomicU64,
     entries: Mutex<Arc<Entries>>,
+    capacity: usize,
 }
 
 impl SchemaTable {
-    /// An empty table.
+    /// An empty table of at most 1 000 entries.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Self::with_capacity(1000)
+    }
+
+    /// An empty table of at most `capacity` entries (at least one).
+    pub fn with_capacity(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            version: AtomicU64::new(0),
+            entries: Mutex::new(Arc::new(HashMap::new())),
+            capacity: capacity.max(1),
+        })
     }
 
     fn snapshot(&self) -> Arc<Entries> {
@@ -144,7 +155,11 @@ impl SchemaTable {
     /// Adds (or replaces) the entry for `id` in `family`.
     pub fn insert(&self, family: Family, id: u32, writer: WriterSchema) {
         let mut guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let mut next = (**guard).clone();
+        let mut next = if guard.len() >= self.capacity {
+            HashMap::new()
+        } else {
+            (**guard).clone()
+        };
         next.insert((family, id), Arc::new(writer));
         *guard = Arc::new(next);
         self.version.fetch_add(1, Ordering::Release);

@@ -76,6 +76,7 @@ fn process(w: &mut PartitionWorker, r: &Rec, sink: &mut CollectingSink) {
             offset: r.offset,
             key: Some(&r.key),
             payload: &r.payload,
+            writer: None,
         },
         sink,
     );

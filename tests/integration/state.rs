@@ -312,6 +312,7 @@ listen = "127.0.0.1:0"
                     offset: m.offset(),
                     key: m.key(),
                     payload: m.payload().unwrap_or_default(),
+                    writer: None,
                 };
                 w.process(&rec, &mut sink);
             }

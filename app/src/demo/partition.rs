@@ -90,6 +90,7 @@ pub(super) fn run(
                 offset,
                 key: Some(key.as_bytes()),
                 payload: &bytes,
+                writer: None,
             };
             offset += 1;
             worker.process(&input, &mut sink);

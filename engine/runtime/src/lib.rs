@@ -25,6 +25,7 @@ mod kpis;
 mod operator;
 mod partitioner;
 mod portfolio;
+mod schema_ids;
 mod sink;
 mod stats;
 mod store;
@@ -45,6 +46,7 @@ pub use kpis::{
 pub use operator::Operator;
 pub use partitioner::{murmur2, partition_for};
 pub use portfolio::{Portfolio, Tally};
+pub use schema_ids::{RegistrySchemas, SchemaFetchError, SchemaSource};
 pub use sink::{CollectingSink, InputRecord, LogRecord, Sink, replay_order};
 pub use stats::{ArmStats, WorkerStats};
 pub use store::DebtorStore;

@@ -1,7 +1,7 @@
 //! Where records come from and decisions go: the ports connectors implement.
 
 use mora_domain::action::{Action, AuditRecord};
-use mora_schemas::{DeadLetter, Family};
+use mora_schemas::{DeadLetter, Family, WriterSchema};
 
 /// One input record as a source delivers it.
 #[derive(Clone, Copy, Debug)]
@@ -18,6 +18,9 @@ pub struct InputRecord<'a> {
     pub key: Option<&'a [u8]>,
     /// Avro payload.
     pub payload: &'a [u8],
+    /// How to read the payload when its schema id was assigned by a schema registry: the writer schema the
+    /// connector fetched for that id, compiled against mora's reader. `None`: raw Avro or mora's built-in ids.
+    pub writer: Option<&'a WriterSchema>,
 }
 
 /// Receives a partition's decisions.
@@ -84,6 +87,7 @@ impl LogRecord {
             offset: self.offset,
             key: self.key.as_deref(),
             payload: &self.payload,
+            writer: None,
         }
     }
 }

@@ -396,7 +396,11 @@ impl PartitionWorker {
     /// A clock record: time moves to its instant (a tick for another partition is refused: the clock topic must be
     /// co-partitioned with the inputs like any other).
     fn on_clock_record(&mut self, rec: &InputRecord<'_>, sink: &mut dyn Sink) {
-        match decode_clock(rec.payload) {
+        let decoded = match rec.writer {
+            Some(w) => w.decode_clock(rec.payload),
+            None => decode_clock(rec.payload),
+        };
+        match decoded {
             Ok(t) if t.partition == self.partition => {
                 self.stats.clock_records += 1;
                 self.advance_to(t.at, sink);
@@ -526,7 +530,11 @@ impl Operator for PartitionWorker {
             self.on_clock_record(rec, sink);
             return;
         }
-        match decode_event(rec.family, rec.payload) {
+        let decoded = match rec.writer {
+            Some(w) => w.decode_event(rec.family, rec.payload),
+            None => decode_event(rec.family, rec.payload),
+        };
+        match decoded {
             Ok(ev) => {
                 if let Some(key) = rec.key.filter(|k| *k != ev.debtor_id.as_bytes()) {
                     let reason = format!(
@@ -587,6 +595,7 @@ mod tests {
             offset,
             key: Some(key),
             payload,
+            writer: None,
         }
     }
 

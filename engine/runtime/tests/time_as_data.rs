@@ -56,6 +56,7 @@ impl Log {
             offset: self.offset,
             key,
             payload,
+            writer: None,
         };
         self.worker.process(&rec, &mut self.sink);
         assert!(
@@ -239,6 +240,7 @@ fn clock_records_are_checked_and_never_move_time_back() {
                 offset: offset as i64,
                 key: None,
                 payload: &payload,
+                writer: None,
             },
             &mut sink,
         );

@@ -206,3 +206,13 @@ fn the_table_shares_entries_with_views() {
     assert!(view.get(Family::Account, 5).is_none());
     assert!(table.contains(Family::Payment, 5));
 }
+
+#[test]
+fn a_full_table_starts_again() {
+    let table = crate::SchemaTable::with_capacity(2);
+    for id in 0..3 {
+        table.insert(Family::Payment, id, WriterSchema::Current);
+    }
+    assert_eq!(table.len(), 1);
+    assert!(table.contains(Family::Payment, 2));
+}

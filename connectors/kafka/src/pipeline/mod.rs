@@ -319,6 +319,7 @@ impl Pipeline {
             offset: msg.offset(),
             key: msg.key(),
             payload: msg.payload().unwrap_or_default(),
+            writer: None,
         };
         let mut sink = KafkaSink {
             producer: &self.producer,
