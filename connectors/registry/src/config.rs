@@ -166,7 +166,7 @@ mod tests {
         assert!(c.validate().is_ok());
         c.url = vec!["127.0.0.1:8081".into()];
         assert!(c.validate().unwrap_err().starts_with("schema_registry.url"));
-        c = RegistryConfig::new("http://r");
+        c = RegistryConfig::new("http://registry:8081");
         c.password = Some("x".into());
         assert!(
             c.validate()
@@ -178,14 +178,14 @@ mod tests {
         assert!(c.validate().unwrap_err().contains("give one, not both"));
         c.password = None;
         assert!(c.validate().unwrap_err().contains("is not set"));
-        c = RegistryConfig::new("http://r");
+        c = RegistryConfig::new("http://registry:8081");
         c.cache = 0;
         assert!(
             c.validate()
                 .unwrap_err()
                 .starts_with("schema_registry.cache")
         );
-        c = RegistryConfig::new("http://r");
+        c = RegistryConfig::new("http://registry:8081");
         c.ca_file = Some("/nonexistent/ca.pem".into());
         assert!(
             c.validate()
