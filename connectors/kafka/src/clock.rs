@@ -31,6 +31,8 @@ pub(crate) struct Ticker {
     now: WallClock,
     /// Records written.
     pub(crate) written: u64,
+    /// The registry's id for the clock topic's schema (`None`: the built-in id).
+    pub(crate) schema_id: Option<u32>,
 }
 
 impl Ticker {
@@ -51,6 +53,7 @@ impl Ticker {
             last: None,
             now,
             written: 0,
+            schema_id: None,
         }))
     }
 
@@ -63,7 +66,7 @@ impl Ticker {
         self.last = Some(Instant::now());
         let at = (self.now)();
         for &p in partitions {
-            let bytes = encode_clock(
+            let mut bytes = encode_clock(
                 &ClockTick {
                     source: "wall".into(),
                     partition: p,
@@ -71,6 +74,9 @@ impl Ticker {
                 },
                 Wire::Confluent,
             )?;
+            if let Some(id) = self.schema_id {
+                mora_schemas::set_schema_id(&mut bytes, id);
+            }
             let key = p.to_string();
             let record = BaseRecord::to(&self.topic)
                 .partition(p)

@@ -32,6 +32,9 @@ pub enum PipelineError {
     /// A record mora writes could not be encoded (a bug: every record it builds fits its schema).
     #[error("encoding an output record: {0}")]
     Output(#[from] mora_schemas::EncodeError),
+    /// The schema registry could not be asked for a writer schema.
+    #[error("schema registry: {0}")]
+    Registry(String),
     /// The engine thread could not start, or ended without saying why.
     #[error("engine thread: {0}")]
     Thread(String),
@@ -46,6 +49,7 @@ impl Classify for PipelineError {
                 ErrorClass::Transient
             }
             PipelineError::Restore { source, .. } => source.class(),
+            PipelineError::Registry(_) => ErrorClass::Transient,
             PipelineError::Config(_)
             | PipelineError::Topics(_)
             | PipelineError::Kafka(_)

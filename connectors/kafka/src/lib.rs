@@ -36,6 +36,6 @@ pub use config::{
 };
 pub use error::PipelineError;
 pub use log::read_partition_log;
-pub use run::{InstanceView, ReloadReport, RunHandle, run, run_with_state};
+pub use run::{InstanceView, ReloadReport, RunHandle, run, run_with_registry, run_with_state};
 pub use stats::RunStats;
 pub use topics::{check_co_partitioned, create_topics};

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use mora_domain::action::{Action, AuditRecord, DecisionKind};
 use mora_domain::ids::Channel;
+use mora_runtime::RegistrySchemas;
 use mora_runtime::Sink;
-use mora_schemas::{DeadLetter, Wire, encode_action, encode_audit, encode_dead_letter};
+use mora_schemas::{
+    DeadLetter, Wire, encode_action, encode_audit, encode_dead_letter, set_schema_id,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord};
 use tracing::error;
@@ -14,31 +17,44 @@ use tracing::error;
 use crate::config::TopicsConfig;
 use crate::durable::Ledger;
 
-/// The output topics' names and per-channel counters, resolved once rather than per record.
+/// The output topics' names, per-channel counters and, with a schema registry, the schema id each topic's records
+/// are framed with: resolved once rather than per record.
 #[derive(Debug)]
 pub(crate) struct Outputs {
-    /// Per channel, in [`Channel::ALL`] order: the action topic and its counter.
-    actions: Vec<(String, metrics::Counter)>,
-    audit: String,
-    dead_letter: String,
+    /// Per channel, in [`Channel::ALL`] order: the action topic, its counter and its registry id.
+    actions: Vec<(String, metrics::Counter, Option<u32>)>,
+    audit: (String, Option<u32>),
+    dead_letter: (String, Option<u32>),
 }
 
 impl Outputs {
-    pub(crate) fn new(topics: &TopicsConfig) -> Self {
+    pub(crate) fn new(topics: &TopicsConfig, schemas: Option<&RegistrySchemas>) -> Self {
+        let id = |t: &str| schemas.and_then(|s| s.output_id(t));
         Self {
             actions: Channel::ALL
                 .iter()
                 .map(|c| {
+                    let topic = topics.actions(*c);
+                    let schema = id(&topic);
                     (
-                        topics.actions(*c),
+                        topic,
                         metrics::counter!("mora_actions_total", "channel" => c.as_str()),
+                        schema,
                     )
                 })
                 .collect(),
-            audit: topics.audit.clone(),
-            dead_letter: topics.dead_letter.clone(),
+            audit: (topics.audit.clone(), id(&topics.audit)),
+            dead_letter: (topics.dead_letter.clone(), id(&topics.dead_letter)),
         }
     }
+}
+
+/// Frames `bytes` (encoded with mora's built-in id) with the registry's id for its topic, if there is one.
+fn framed(mut bytes: Vec<u8>, id: Option<u32>) -> Vec<u8> {
+    if let Some(id) = id {
+        set_schema_id(&mut bytes, id);
+    }
+    bytes
 }
 
 /// Counts of records written.
@@ -100,9 +116,10 @@ impl Sink for KafkaSink<'_> {
         match encode_action(action, Wire::Confluent) {
             Ok(bytes) => {
                 let outputs = self.outputs;
-                let Some((topic, sent)) = outputs.actions.get(action.channel as usize) else {
+                let Some((topic, sent, id)) = outputs.actions.get(action.channel as usize) else {
                     return;
                 };
+                let bytes = framed(bytes, *id);
                 if self.send(topic, action.debtor_id.as_bytes(), &bytes) {
                     self.written.actions += 1;
                     sent.increment(1);
@@ -131,7 +148,8 @@ impl Sink for KafkaSink<'_> {
         }
         if let Ok(bytes) = encode_audit(record, Wire::Confluent) {
             let outputs = self.outputs;
-            if self.send(&outputs.audit, record.debtor_id.as_bytes(), &bytes) {
+            let bytes = framed(bytes, outputs.audit.1);
+            if self.send(&outputs.audit.0, record.debtor_id.as_bytes(), &bytes) {
                 self.written.audits += 1;
             }
         }
@@ -145,7 +163,8 @@ impl Sink for KafkaSink<'_> {
             Ok(bytes) => {
                 let outputs = self.outputs;
                 let key = record.key.clone().unwrap_or_default();
-                if self.send(&outputs.dead_letter, &key, &bytes) {
+                let bytes = framed(bytes, outputs.dead_letter.1);
+                if self.send(&outputs.dead_letter.0, &key, &bytes) {
                     self.written.dead_letters += 1;
                     metrics::counter!(
                         "mora_dead_letters_total",

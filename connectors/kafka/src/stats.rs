@@ -47,6 +47,8 @@ pub struct RunStats {
     pub state_pauses: u64,
     /// Milliseconds since the last flush landed.
     pub state_lag_ms: u64,
+    /// Times input was paused because the schema registry could not be reached for a new schema id.
+    pub registry_waits: u64,
     /// Why the loop stopped, when it stopped on an error.
     pub error: Option<String>,
 }
@@ -69,6 +71,7 @@ impl RunStats {
             all.commits += t.commits;
             all.aborts += t.aborts;
             all.backpressure_waits += t.backpressure_waits;
+            all.registry_waits += t.registry_waits;
             all.assigned.extend(&t.assigned);
             all.partitions_total = all.partitions_total.max(t.partitions_total);
             all.debtors += t.debtors;

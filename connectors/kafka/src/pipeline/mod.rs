@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mora_domain::engine::Engine;
-use mora_runtime::{InputRecord, Operator, PartitionWorker, StateStore};
+use mora_runtime::{InputRecord, Operator, PartitionWorker, RegistrySchemas, StateStore};
+use mora_schemas::{TableView, WriterSchema, schema_id};
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -52,6 +53,9 @@ pub(crate) struct Pipeline {
     records_in: HashMap<String, metrics::Counter>,
     /// The engine thread's index within the instance (the `thread` label of its gauges).
     thread: String,
+    /// With a schema registry: its writer schemas (this thread's view) and the registry, for an id that left the
+    /// table between the engine loop's check and the record's turn.
+    schemas: Option<(TableView, Arc<RegistrySchemas>)>,
 }
 
 impl Pipeline {
@@ -60,6 +64,7 @@ impl Pipeline {
         engine: Arc<Engine>,
         state: Option<Box<dyn StateStore>>,
         thread: usize,
+        schemas: Option<Arc<RegistrySchemas>>,
     ) -> Result<Self, PipelineError> {
         let durable = state.map(Durable::new);
         let txn_id = (cfg.mode == DeliveryMode::ExactlyOnce).then(|| {
@@ -84,7 +89,7 @@ impl Pipeline {
             producer.init_transactions(TXN_TIMEOUT)?;
         }
         Ok(Self {
-            outputs: Outputs::new(&cfg.topics),
+            outputs: Outputs::new(&cfg.topics, schemas.as_deref()),
             cfg,
             engine,
             producer,
@@ -97,6 +102,7 @@ impl Pipeline {
             stats: RunStats::default(),
             records_in: HashMap::new(),
             thread: thread.to_string(),
+            schemas: schemas.map(|s| (s.view(), s)),
         })
     }
 
@@ -191,6 +197,37 @@ impl Pipeline {
         if let Some(slot) = self.slots.get_mut(&msg.partition()) {
             slot.receive(msg.detach(), Instant::now());
         }
+    }
+
+    /// As [`Pipeline::enqueue`], for a record taken from the client earlier (held while the registry was away).
+    pub(crate) fn enqueue_owned(&mut self, msg: OwnedMessage) {
+        if let Some(slot) = self.slots.get_mut(&msg.partition()) {
+            slot.receive(msg, Instant::now());
+        }
+    }
+
+    /// Resumes every assigned topic-partition paused by the engine loop, except those paused for a full buffer or
+    /// while the state store holds input back (which resumes them itself when it catches up).
+    pub(crate) fn resume_input<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), PipelineError> {
+        if self.durable.as_ref().is_some_and(Durable::holding) {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for e in consumer.assignment()?.elements() {
+            let full = self
+                .slots
+                .get(&e.partition())
+                .and_then(|s| s.inboxes.get(e.topic()))
+                .is_some_and(|i| i.paused);
+            if !full {
+                tpl.add_partition(e.topic(), e.partition());
+            }
+        }
+        consumer.resume(&tpl)?;
+        Ok(())
     }
 
     /// Pauses fetching for topic-partitions whose buffer is full and resumes those drained below half, so memory
@@ -312,14 +349,27 @@ impl Pipeline {
             self.producer.begin_transaction()?;
             self.in_txn = true;
         }
+        let payload = msg.payload().unwrap_or_default();
+        let writer = match (&mut self.schemas, schema_id(payload)) {
+            (Some((view, registry)), Some(id)) => {
+                if view.get(family, id).is_none() {
+                    // The table started again since the engine loop checked this id: fetch it once more.
+                    registry
+                        .resolve(family, id)
+                        .map_err(|e| PipelineError::Registry(e.to_string()))?;
+                }
+                Some(view.get(family, id).unwrap_or(&UNRESOLVED))
+            }
+            _ => None,
+        };
         let record = InputRecord {
             family,
             topic,
             partition,
             offset: msg.offset(),
             key: msg.key(),
-            payload: msg.payload().unwrap_or_default(),
-            writer: None,
+            payload,
+            writer,
         };
         let mut sink = KafkaSink {
             producer: &self.producer,
@@ -423,6 +473,9 @@ impl Pipeline {
         self.slots.values().map(|s| &s.worker)
     }
 }
+
+/// What a record whose id is not in the table is read as (not reached: the id is fetched first).
+static UNRESOLVED: WriterSchema = WriterSchema::Refused(String::new());
 
 /// The group's committed offsets of `tpl`, retried with backoff for up to [`OFFSETS_PATIENCE`]. They say which
 /// records' outputs were already sent: without them a new owner could only replay with nothing suppressed (sending

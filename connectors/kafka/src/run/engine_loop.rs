@@ -4,7 +4,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mora_runtime::RegistrySchemas;
+use mora_schemas::{TableView, schema_id};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Message, OwnedMessage};
 use tracing::{info, warn};
 
 use crate::client;
@@ -27,6 +30,7 @@ pub(super) fn run_loop(
     pipeline: Arc<Mutex<Pipeline>>,
     stop: &AtomicBool,
     shared: &Mutex<RunStats>,
+    schemas: Option<Arc<RegistrySchemas>>,
 ) -> Result<RunStats, PipelineError> {
     let interval = cfg.commit_interval;
     let inputs = cfg.topics.inputs();
@@ -41,6 +45,13 @@ pub(super) fn run_loop(
     let topics: Vec<&str> = inputs.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     let mut ticker = crate::clock::Ticker::new(&cfg, crate::clock::system_time)?;
+    if let (Some(t), Some(s)) = (ticker.as_mut(), &schemas) {
+        t.schema_id = s.output_id(&cfg.topics.input(mora_schemas::Family::Clock));
+    }
+    let mut registry = schemas.map(|s| Registry {
+        view: s.view(),
+        schemas: s,
+    });
     let mut last_commit = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         if let Some(t) = ticker.as_mut() {
@@ -52,6 +63,18 @@ pub(super) fn run_loop(
         let mut timeout = Duration::from_millis(20);
         for _ in 0..POLL_BATCH {
             match consumer.poll(timeout) {
+                Some(Ok(msg)) if registry.is_some() => {
+                    let mut queue = std::collections::VecDeque::from([msg.detach()]);
+                    while let Some(m) = queue.pop_front() {
+                        let r = registry
+                            .as_mut()
+                            .ok_or_else(|| PipelineError::Thread("registry".into()))?;
+                        if !r.ensure(&cfg, &m, &consumer, &pipeline, stop, &mut queue)? {
+                            break; // stopping while the registry is away: the record is read again by the next owner
+                        }
+                        lock(&pipeline)?.enqueue_owned(m);
+                    }
+                }
                 Some(Ok(msg)) => lock(&pipeline)?.enqueue(&msg),
                 Some(Err(e)) => warn!(error = %e, "Consumer error; retrying."),
                 None => break,
@@ -105,4 +128,90 @@ pub(super) fn run_loop(
         *s = stats.clone();
     }
     Ok(stats)
+}
+
+/// The engine thread's side of the schema registry: every schema id is fetched before its first record is
+/// buffered, so records are applied with their writer schema at hand.
+struct Registry {
+    view: TableView,
+    schemas: Arc<RegistrySchemas>,
+}
+
+/// Longest wait between two tries while the registry is away.
+const REGISTRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+impl Registry {
+    /// Makes sure the writer schema of `msg`'s id is known. While the registry cannot be reached, the open
+    /// transaction is committed (it must not time out), input is paused (records already taken are held in `held`,
+    /// in order) and the fetch retried with backoff; nothing is dead-lettered for it. Returns `false` if the thread
+    /// was asked to stop meanwhile.
+    fn ensure(
+        &mut self,
+        cfg: &KafkaConfig,
+        msg: &OwnedMessage,
+        consumer: &BaseConsumer<crate::context::EngineContext>,
+        pipeline: &Mutex<Pipeline>,
+        stop: &AtomicBool,
+        held: &mut std::collections::VecDeque<OwnedMessage>,
+    ) -> Result<bool, PipelineError> {
+        let Some(id) = msg.payload().and_then(schema_id) else {
+            return Ok(true);
+        };
+        let Some(family) = cfg.topics.family_of(msg.topic()) else {
+            return Ok(true);
+        };
+        if self.view.get(family, id).is_some() {
+            return Ok(true);
+        }
+        let mut wait = Duration::from_millis(100);
+        let mut paused_since: Option<Instant> = None;
+        loop {
+            match self.schemas.resolve(family, id) {
+                Ok(refused) => {
+                    match refused {
+                        Some(reason) => {
+                            warn!(id, topic = msg.topic(), %reason, "Records with this schema id will be dead-lettered.")
+                        }
+                        None => info!(
+                            id,
+                            topic = msg.topic(),
+                            "Writer schema fetched from the registry."
+                        ),
+                    }
+                    break;
+                }
+                Err(e) => {
+                    let mut p = lock(pipeline)?;
+                    if paused_since.is_none() {
+                        warn!(id, error = %e, "Schema registry unavailable: input paused until it answers.");
+                        p.commit(consumer)?;
+                        p.stats.registry_waits += 1;
+                        paused_since = Some(Instant::now());
+                    }
+                    // Every assigned partition, including any assigned during the wait.
+                    consumer.pause(&consumer.assignment()?)?;
+                    p.poll_producer();
+                    drop(p);
+                    let until = Instant::now() + wait;
+                    while Instant::now() < until {
+                        if stop.load(Ordering::SeqCst) {
+                            lock(pipeline)?.resume_input(consumer)?;
+                            return Ok(false);
+                        }
+                        // Serves rebalances and keeps the membership; a record fetched before its partition was
+                        // paused is kept, in order, for after the wait.
+                        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                            held.push_back(m.detach());
+                        }
+                    }
+                    wait = (wait * 2).min(REGISTRY_BACKOFF_MAX);
+                }
+            }
+        }
+        if let Some(since) = paused_since {
+            info!(id, paused_for = ?since.elapsed(), "Schema registry answered: input resumes.");
+            lock(pipeline)?.resume_input(consumer)?;
+        }
+        Ok(true)
+    }
 }

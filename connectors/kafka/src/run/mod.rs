@@ -218,6 +218,19 @@ pub fn run_with_state(
     state: Option<Box<dyn StateStore>>,
     threads: usize,
 ) -> Result<RunHandle, PipelineError> {
+    run_with_registry(cfg, engine, state, threads, None)
+}
+
+/// As [`run_with_state`], reading and writing records framed with a schema registry's ids when `schemas` is given:
+/// each input id's writer schema is fetched once (input pauses while the registry cannot be reached), and outputs
+/// carry the ids registered for their topics.
+pub fn run_with_registry(
+    cfg: KafkaConfig,
+    engine: Arc<Engine>,
+    state: Option<Box<dyn StateStore>>,
+    threads: usize,
+    schemas: Option<Arc<mora_runtime::RegistrySchemas>>,
+) -> Result<RunHandle, PipelineError> {
     cfg.validate().map_err(PipelineError::Config)?;
     if threads == 0 {
         return Err(PipelineError::Config(
@@ -239,7 +252,8 @@ pub fn run_with_state(
     };
     for (index, store) in stores.into_iter().enumerate() {
         let cfg = cfg.for_thread(index);
-        let mut p = match Pipeline::new(cfg.clone(), engine.clone(), store, index) {
+        let mut p = match Pipeline::new(cfg.clone(), engine.clone(), store, index, schemas.clone())
+        {
             Ok(p) => p,
             Err(e) => {
                 // Threads already started leave the group before the error is returned.
@@ -253,11 +267,11 @@ pub fn run_with_state(
             pipeline: Arc::new(Mutex::new(p)),
             stats: Arc::new(Mutex::new(RunStats::default())),
         };
-        let (stop2, shared2) = (stop.clone(), shared.clone());
+        let (stop2, shared2, schemas2) = (stop.clone(), shared.clone(), schemas.clone());
         let join = std::thread::Builder::new()
             .name(format!("mora-engine-{index}"))
             .spawn(move || {
-                let result = run_loop(cfg, shared2.pipeline, &stop2, &shared2.stats);
+                let result = run_loop(cfg, shared2.pipeline, &stop2, &shared2.stats, schemas2);
                 if let Err(e) = &result {
                     tracing::error!(thread = index, error = %e, "An engine thread stopped on an error; stopping the others.");
                     if let Ok(mut s) = shared2.stats.lock() {
