@@ -14,5 +14,6 @@ pub mod api;
 pub mod config;
 pub mod demo;
 pub mod replay;
+pub mod schemas;
 pub mod stream;
 pub mod telemetry;

@@ -5,11 +5,12 @@
 //! mora validate --config FILE    # load and check a configuration, naming the file and field of any error
 //! mora migrate --config FILE     # create the state store's keyspace and tables
 //! mora run --config FILE         # the engine on Kafka (and the state store, if configured)
+//! mora schemas check --config FILE      # mora's schemas against a schema registry's subjects
 //! mora loadgen ...               # the simulator's events to the input topics
 //! mora replay --config FILE --candidate FILE --out DIR   # backtest a candidate configuration on the log
 //! ```
 
-use mora::{config, demo, replay, stream, telemetry};
+use mora::{config, demo, replay, schemas, stream, telemetry};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,8 @@ enum Command {
     Loadgen(stream::LoadgenArgs),
     /// Backtest: replay the input log through the configuration in force and a candidate, compare, write to files.
     Replay(replay::ReplayArgs),
+    /// Check mora's schemas against a schema registry, or register its input schemas there.
+    Schemas(schemas::SchemasArgs),
     /// Load and validate a configuration (runtime file, decision file, policies, holiday calendars).
     Validate {
         /// Runtime configuration file; omit to check the built-in defaults.
@@ -98,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Run(args) => stream::run_engine(&args)?,
+        Command::Schemas(args) => schemas::run(&args)?,
         Command::Loadgen(args) => stream::run_loadgen(&args)?,
         Command::Migrate(args) => stream::run_migrate(&args)?,
         Command::Replay(args) => {

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
-use mora_connector_kafka::{KafkaConfig, create_topics, run_with_state};
+use mora_connector_kafka::{KafkaConfig, create_topics, run_with_registry};
 use mora_connector_scylla::{StateConfig, StateHandle};
 use mora_loadgen::{LoadgenOptions, loadgen};
 
@@ -127,7 +127,11 @@ pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
     }
     let threads = loaded.app.engine.threads();
     let store = connect_store(loaded.app.state.clone(), threads)?;
-    let handle = run_with_state(kafka, Arc::new(loaded.engine), store, threads)?;
+    let schemas = match &loaded.app.schema_registry {
+        Some(r) => Some(crate::schemas::connect(r, &kafka.topics)?),
+        None => None,
+    };
+    let handle = run_with_registry(kafka, Arc::new(loaded.engine), store, threads, schemas)?;
     let server = if args.no_api {
         None
     } else {

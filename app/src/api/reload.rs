@@ -35,7 +35,7 @@ impl std::fmt::Debug for Shared {
 }
 
 /// Sections that take effect only at start: a reload that changes one is refused, naming it.
-const RESTART_ONLY: [&str; 3] = ["kafka", "state", "engine"];
+const RESTART_ONLY: [&str; 4] = ["kafka", "state", "engine", "schema_registry"];
 
 impl Reloader {
     /// Reloads from `path` (`None`: started with the built-in configuration, nothing to reload).

@@ -32,6 +32,9 @@ pub struct AppConfig {
     /// Engine threads of `mora run`.
     #[serde(default)]
     pub engine: EngineSection,
+    /// A schema registry (Confluent's REST API): input records framed with its ids, outputs registered under
+    /// their topics' subjects. Without it, records are framed with mora's built-in schema ids.
+    pub schema_registry: Option<mora_connector_registry::RegistryConfig>,
 }
 
 /// The `[engine]` section.
@@ -174,9 +177,15 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, LoadError> {
         message: e.to_string(),
     })?;
     app.engine.validate().map_err(|message| LoadError::Parse {
-        path: shown,
+        path: shown.clone(),
         message,
     })?;
+    if let Some(r) = &app.schema_registry {
+        r.validate().map_err(|message| LoadError::Parse {
+            path: shown,
+            message,
+        })?;
+    }
     let (engine, source) = build_engine(path, &app.decisions)?;
     Ok(Loaded {
         app,
