@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the real servers mora's tests run against, on 127.0.0.1:
 #   Apache Kafka 4.x, one KRaft node (broker + controller), PLAINTEXT on 9092, transactions enabled;
-#   Apache Cassandra 5.0 on CQL port 9042, the stand-in for ScyllaDB (same CQL protocol).
-# Both are fetched once with Maven from Maven Central (deploy/services/*/pom.xml) into a cache outside the
-# repository and run with the machine's Java 17+.
+#   Apache Cassandra 5.0 on CQL port 9042, the stand-in for ScyllaDB (same CQL protocol);
+#   Apicurio Registry 3.0.9 on 8081 (in-memory), a schema registry serving Confluent's REST API under
+#   /apis/ccompat/v7, with BACKWARD compatibility as Confluent's default;
+#   and a Python environment with Confluent's client (confluent-kafka[avro]) for the registry tests.
+# The servers are fetched once with Maven from Maven Central (deploy/services/*/pom.xml; the registry's archive
+# with maven-dependency-plugin 2.8, which does not need its parent POM) into a cache outside the repository and run
+# with the machine's Java 17+; the Python packages come from PyPI into a virtual environment in the same cache.
 #
 #   deploy/services.sh up        start what is not running, wait until each answers a real request
 #   deploy/services.sh down      stop what `up` started (by pid)
-#   deploy/services.sh stop|start kafka|cassandra   one server only (the fault tests restart the database)
+#   deploy/services.sh stop|start kafka|cassandra|registry   one server only (the fault tests restart them)
 #   deploy/services.sh status    say what runs and whether it answers
 #
-# MORA_KAFKA_BROKERS / MORA_CQL_NODES: use those endpoints instead; nothing is started for them.
+# MORA_KAFKA_BROKERS / MORA_CQL_NODES / MORA_SCHEMA_REGISTRY_URL: use those endpoints instead; nothing is started
+# for them.
 # MORA_SERVICES_CACHE (jars, default ~/.cache/mora/services), MORA_SERVICES_RUN (data, logs, pids; default
 # <repo>/.services).
 set -euo pipefail
@@ -27,6 +32,10 @@ KAFKA_CONTROLLER_PORT=9093
 CQL_PORT=9042
 STORAGE_PORT=7000
 CASSANDRA_JMX_PORT=7199
+REGISTRY_PORT=8081
+APICURIO_VERSION=3.0.9
+# Confluent's Python client, for the registry tests' producers and consumers.
+CONFLUENT_KAFKA_VERSION=2.16.1
 # Kafka needs far less than its 1 GiB default here; Cassandra gets 1 GiB (its heuristics would take a quarter of RAM).
 KAFKA_HEAP=${MORA_KAFKA_HEAP:-512m}
 CASSANDRA_HEAP=${MORA_CASSANDRA_HEAP:-1g}
@@ -57,6 +66,38 @@ fetch() {
   fi
   touch "$dir/.complete"
   echo "$dir"
+}
+
+# fetch_registry: Apicurio Registry's runnable archive from Maven Central, unpacked once.
+fetch_registry() {
+  local dir="$CACHE/apicurio-registry-$APICURIO_VERSION"
+  if [ -f "$dir/.complete" ]; then echo "$dir"; return; fi
+  log "fetching Apicurio Registry $APICURIO_VERSION from Maven Central (first use only) into $dir"
+  rm -rf "$dir"; mkdir -p "$dir"
+  if ! mvn -q -B org.apache.maven.plugins:maven-dependency-plugin:2.8:copy \
+      -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" -DoutputDirectory="$dir" \
+      >"$dir/fetch.log" 2>&1; then
+    tail -n 30 "$dir/fetch.log" >&2
+    die "could not fetch Apicurio Registry $APICURIO_VERSION with Maven (full log in $dir/fetch.log)."
+  fi
+  tar -xzf "$dir/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz" -C "$dir" \
+    || die "could not unpack Apicurio Registry's archive in $dir."
+  rm -f "$dir/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"
+  touch "$dir/.complete"
+  echo "$dir"
+}
+
+# python_env: a virtual environment with Confluent's Python client, once; prints its interpreter.
+python_env() {
+  local dir="$CACHE/python-confluent-$CONFLUENT_KAFKA_VERSION"
+  if [ -f "$dir/.complete" ]; then echo "$dir/bin/python"; return; fi
+  log "installing confluent-kafka[avro] $CONFLUENT_KAFKA_VERSION from PyPI (first use only) into $dir"
+  rm -rf "$dir"
+  python3 -m venv "$dir" >&2 || die "python3 -m venv failed (Debian: apt-get install python3-venv)."
+  "$dir/bin/python" -m pip install -q "confluent-kafka[avro]==$CONFLUENT_KAFKA_VERSION" >&2 \
+    || die "could not install confluent-kafka[avro] $CONFLUENT_KAFKA_VERSION from PyPI."
+  touch "$dir/.complete"
+  echo "$dir/bin/python"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -156,6 +197,32 @@ start_cassandra() {
   log "cassandra $CASSANDRA_VERSION starting (pid $(cat "$pidf")), logs in $c/logs"
 }
 
+start_registry() {
+  local pidf="$RUN/registry.pid" home
+  if alive "$pidf"; then log "registry already running (pid $(cat "$pidf"))"; return; fi
+  check_ports "the schema registry" "$REGISTRY_PORT"
+  home=$(fetch_registry)
+  mkdir -p "$RUN/registry"
+  # In-memory storage: every start is an empty registry. Small heap, quick start.
+  nohup java -Xmx192m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:+ExitOnOutOfMemoryError \
+    -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
+    -jar "$home/apicurio-registry-app-$APICURIO_VERSION-runner.jar" >"$RUN/registry/stdout.log" 2>&1 &
+  echo $! >"$pidf"
+  log "registry (Apicurio $APICURIO_VERSION) starting (pid $(cat "$pidf")), log in $RUN/registry/stdout.log"
+}
+
+# Apicurio's default compatibility is NONE; Confluent's (and what producers expect) is BACKWARD.
+registry_backward() {
+  python3 - "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/config" <<'PY' || die "could not set the registry's compatibility to BACKWARD."
+import json, sys, urllib.request
+req = urllib.request.Request(sys.argv[1], data=json.dumps({"compatibility": "BACKWARD"}).encode(), method="PUT",
+                             headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+with urllib.request.urlopen(req, timeout=10) as r:
+    level = json.load(r).get("compatibilityLevel")
+    assert level == "BACKWARD", level
+PY
+}
+
 # wait_ready NAME PROBE ENDPOINT PIDFILE LOG
 wait_ready() {
   local name=$1 probe=$2 endpoint=$3 pidf=$4 logf=$5 start=$SECONDS
@@ -192,28 +259,30 @@ cmd=${1:-}
 case "$cmd" in
   up)
     mkdir -p "$RUN"
-    if [ -n "${MORA_KAFKA_BROKERS:-}" ] && [ -n "${MORA_CQL_NODES:-}" ]; then
-      log "using MORA_KAFKA_BROKERS=$MORA_KAFKA_BROKERS and MORA_CQL_NODES=$MORA_CQL_NODES; nothing to start"
-      exit 0
-    fi
     need_tools
+    py=$(python_env)
     [ -n "${MORA_KAFKA_BROKERS:-}" ] || start_kafka
     [ -n "${MORA_CQL_NODES:-}" ] || start_cassandra
+    [ -n "${MORA_SCHEMA_REGISTRY_URL:-}" ] || start_registry
+    [ -n "${MORA_SCHEMA_REGISTRY_URL:-}" ] || { wait_ready registry registry "127.0.0.1:$REGISTRY_PORT" "$RUN/registry.pid" "$RUN/registry/stdout.log"; registry_backward; }
     [ -n "${MORA_KAFKA_BROKERS:-}" ] || wait_ready kafka kafka "127.0.0.1:$KAFKA_PORT" "$RUN/kafka.pid" "$RUN/kafka/logs/server.log"
     [ -n "${MORA_CQL_NODES:-}" ] || wait_ready cassandra cql "127.0.0.1:$CQL_PORT" "$RUN/cassandra.pid" "$RUN/cassandra/logs/system.log"
     cat >"$RUN/env" <<ENV
 export MORA_KAFKA_BROKERS=${MORA_KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
 export MORA_CQL_NODES=${MORA_CQL_NODES:-127.0.0.1:$CQL_PORT}
+export MORA_SCHEMA_REGISTRY_URL=${MORA_SCHEMA_REGISTRY_URL:-http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7}
+export MORA_PYTHON=$py
 ENV
     log "endpoints written to $RUN/env"
     ;;
   down)
     stop kafka
     stop cassandra
+    stop registry
     ;;
   stop)
     # One server only (fault tests): deploy/services.sh stop cassandra
-    case "${2:-}" in kafka|cassandra) stop "$2" ;; *) die "usage: $0 stop kafka|cassandra" ;; esac
+    case "${2:-}" in kafka|cassandra|registry) stop "$2" ;; *) die "usage: $0 stop kafka|cassandra|registry" ;; esac
     ;;
   start)
     # One server only, after `stop NAME`: deploy/services.sh start cassandra
@@ -222,15 +291,17 @@ ENV
     case "${2:-}" in
       kafka) start_kafka; wait_ready kafka kafka "127.0.0.1:$KAFKA_PORT" "$RUN/kafka.pid" "$RUN/kafka/logs/server.log" ;;
       cassandra) start_cassandra; wait_ready cassandra cql "127.0.0.1:$CQL_PORT" "$RUN/cassandra.pid" "$RUN/cassandra/logs/system.log" ;;
-      *) die "usage: $0 start kafka|cassandra" ;;
+      registry) start_registry; wait_ready registry registry "127.0.0.1:$REGISTRY_PORT" "$RUN/registry.pid" "$RUN/registry/stdout.log"; registry_backward ;;
+      *) die "usage: $0 start kafka|cassandra|registry" ;;
     esac
     ;;
   status)
-    for s in kafka cassandra; do
+    for s in kafka cassandra registry; do
       if alive "$RUN/$s.pid"; then echo "$s: running (pid $(cat "$RUN/$s.pid"))"; else echo "$s: not started by this script"; fi
     done
     python3 "$SVC/probe.py" kafka "${MORA_KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}" || true
     python3 "$SVC/probe.py" cql "${MORA_CQL_NODES:-127.0.0.1:$CQL_PORT}" || true
+    python3 "$SVC/probe.py" registry "127.0.0.1:$REGISTRY_PORT" || true
     ;;
   *)
     echo "usage: $0 up|down|status|stop NAME|start NAME" >&2

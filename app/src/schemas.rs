@@ -49,7 +49,10 @@ pub fn topic_schemas(topics: &TopicsConfig) -> (Vec<TopicSchema>, Vec<TopicSchem
 
 /// `mora run`'s registry mode: the output schemas registered (or found) under their subjects, and an empty table
 /// of writer schemas that fills as input ids arrive.
-pub fn connect(cfg: &RegistryConfig, topics: &TopicsConfig) -> anyhow::Result<Arc<RegistrySchemas>> {
+pub fn connect(
+    cfg: &RegistryConfig,
+    topics: &TopicsConfig,
+) -> anyhow::Result<Arc<RegistrySchemas>> {
     let client = Arc::new(RegistryClient::new(cfg)?);
     let (_, outs) = topic_schemas(topics);
     let ids = outputs::prepare(&client, cfg, &outs).map_err(anyhow::Error::msg)?;
@@ -87,9 +90,11 @@ enum SchemasCommand {
 
 fn setup(path: &PathBuf) -> anyhow::Result<(RegistryConfig, TopicsConfig)> {
     let loaded = config::load(Some(path))?;
-    let registry = loaded.app.schema_registry.clone().with_context(|| {
-        format!("{}: `schema_registry`: section missing", path.display())
-    })?;
+    let registry = loaded
+        .app
+        .schema_registry
+        .clone()
+        .with_context(|| format!("{}: `schema_registry`: section missing", path.display()))?;
     let topics = loaded.app.kafka.map(|k| k.topics).unwrap_or_default();
     Ok((registry, topics))
 }
@@ -110,7 +115,10 @@ pub fn run(args: &SchemasArgs) -> anyhow::Result<()> {
                     (None, Some(n)) => format!("ok ({n})"),
                     (None, None) => "ok".into(),
                 };
-                println!("{:<6} {:<48} {:<10} {verdict}", f.direction, f.subject, f.level);
+                println!(
+                    "{:<6} {:<48} {:<10} {verdict}",
+                    f.direction, f.subject, f.level
+                );
                 if f.problem.is_some() {
                     bad.push(f.subject.clone());
                 }
@@ -128,7 +136,9 @@ pub fn run(args: &SchemasArgs) -> anyhow::Result<()> {
             let (cfg, topics) = setup(config)?;
             let client = RegistryClient::new(&cfg)?;
             let (inputs, _) = topic_schemas(&topics);
-            for (subject, id) in outputs::register_inputs(&client, &cfg, &inputs).map_err(anyhow::Error::msg)? {
+            for (subject, id) in
+                outputs::register_inputs(&client, &cfg, &inputs).map_err(anyhow::Error::msg)?
+            {
                 println!("{subject:<48} id {id}");
             }
         }

@@ -4,6 +4,8 @@
   probe.py kafka HOST:PORT   sends a Kafka Metadata request (v4) and succeeds when a broker list comes back.
   probe.py cql HOST:PORT     opens a CQL v4 session and succeeds when `SELECT release_version FROM system.local`
                              returns rows.
+  probe.py registry HOST:PORT  asks the schema registry's Confluent API for its compatibility level and succeeds
+                             when it answers with one.
 
 Exit status 0 when the server answered, 1 otherwise (with the reason on stderr).
 """
@@ -72,13 +74,25 @@ def cql(host, port):
     return "CQL query answered"
 
 
+def registry(host, port):
+    import json
+    import urllib.request
+
+    url = f"http://{host}:{port}/apis/ccompat/v7/config"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        level = json.load(r).get("compatibilityLevel")
+    if not level:
+        raise RuntimeError(f"no compatibility level from {url}")
+    return f"compatibility level {level}"
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("kafka", "cql"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("kafka", "cql", "registry"):
         print(__doc__, file=sys.stderr)
         return 2
     host, _, port = sys.argv[2].rpartition(":")
     try:
-        msg = (kafka if sys.argv[1] == "kafka" else cql)(host, int(port))
+        msg = {"kafka": kafka, "cql": cql, "registry": registry}[sys.argv[1]](host, int(port))
     except Exception as e:  # any failure means "not ready yet"
         print(f"{sys.argv[1]} {sys.argv[2]} not ready: {e}", file=sys.stderr)
         return 1

@@ -23,6 +23,8 @@ mod kafka;
 #[cfg(feature = "services")]
 mod pipeline;
 #[cfg(feature = "services")]
+mod registry;
+#[cfg(feature = "services")]
 mod replay;
 #[cfg(feature = "services")]
 mod servers;

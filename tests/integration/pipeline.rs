@@ -28,7 +28,7 @@ use crate::servers as utils;
 
 const WAIT: Duration = Duration::from_secs(90);
 
-fn engine() -> Arc<Engine> {
+pub(crate) fn engine() -> Arc<Engine> {
     Arc::new(
         mora::config::load(None)
             .expect("built-in configuration")
@@ -37,7 +37,7 @@ fn engine() -> Arc<Engine> {
 }
 
 /// A configuration on fresh, uniquely named topics with `partitions` partitions (created here).
-fn fresh(partitions: i32) -> KafkaConfig {
+pub(crate) fn fresh(partitions: i32) -> KafkaConfig {
     let mut cfg = KafkaConfig::new(utils::kafka_brokers());
     let p = utils::unique("t");
     cfg.group_id = format!("{p}-group");
@@ -56,7 +56,7 @@ fn fresh(partitions: i32) -> KafkaConfig {
 }
 
 /// Produces events (keyed by debtor, on the partition Kafka's murmur2 partitioner picks, stamped with event time).
-fn produce(cfg: &KafkaConfig, partitions: u32, events: &[Envelope]) {
+pub(crate) fn produce(cfg: &KafkaConfig, partitions: u32, events: &[Envelope]) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &cfg.brokers)
         .create()
@@ -75,7 +75,14 @@ fn produce(cfg: &KafkaConfig, partitions: u32, events: &[Envelope]) {
     producer.flush(Duration::from_secs(30)).unwrap();
 }
 
-fn produce_raw(cfg: &KafkaConfig, topic: &str, partition: i32, key: &str, payload: &[u8], at: i64) {
+pub(crate) fn produce_raw(
+    cfg: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+    key: &str,
+    payload: &[u8],
+    at: i64,
+) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &cfg.brokers)
         .create()
@@ -90,7 +97,7 @@ fn produce_raw(cfg: &KafkaConfig, topic: &str, partition: i32, key: &str, payloa
 }
 
 /// What the engine decides for `events`, computed in memory: one worker per partition, events in time order.
-fn reference(events: &[Envelope], partitions: u32) -> Vec<Action> {
+pub(crate) fn reference(events: &[Envelope], partitions: u32) -> Vec<Action> {
     let engine = engine();
     let mut by_partition: BTreeMap<u32, Vec<&Envelope>> = BTreeMap::new();
     for ev in events {
@@ -113,7 +120,7 @@ fn reference(events: &[Envelope], partitions: u32) -> Vec<Action> {
 }
 
 /// Waits until the instances together applied `n` non-replayed records and committed them.
-fn wait_for(handles: &[&RunHandle], n: u64) {
+pub(crate) fn wait_for(handles: &[&RunHandle], n: u64) {
     let deadline = Instant::now() + WAIT;
     loop {
         let applied: u64 = handles
@@ -140,7 +147,7 @@ fn wait_for(handles: &[&RunHandle], n: u64) {
 }
 
 /// Everything on `topics`, read with read_committed to each partition's end.
-fn read_committed(cfg: &KafkaConfig, topics: &[String]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn read_committed(cfg: &KafkaConfig, topics: &[String]) -> Vec<(String, Vec<u8>)> {
     topics
         .iter()
         .flat_map(|t| utils::read_to_end(&cfg.brokers, t, "read_committed"))
@@ -150,6 +157,18 @@ fn read_committed(cfg: &KafkaConfig, topics: &[String]) -> Vec<(String, Vec<u8>)
                 m.payload().unwrap_or_default().to_vec(),
             )
         })
+        .collect()
+}
+
+/// Every action on the action topics (read_committed), decoded by `decode`.
+pub(crate) fn actions_out_with(cfg: &KafkaConfig, decode: impl Fn(&[u8]) -> Action) -> Vec<Action> {
+    let topics: Vec<String> = Channel::ALL
+        .iter()
+        .map(|c| cfg.topics.actions(*c))
+        .collect();
+    read_committed(cfg, &topics)
+        .into_iter()
+        .map(|(_, b)| decode(&b))
         .collect()
 }
 
@@ -179,7 +198,7 @@ fn ids(actions: &[Action]) -> Vec<String> {
 }
 
 /// The same actions (as a multiset of ids); on failure, shows only the differences.
-fn assert_same_actions(out: &[Action], expected: &[Action]) {
+pub(crate) fn assert_same_actions(out: &[Action], expected: &[Action]) {
     let (got, want) = (ids(out), ids(expected));
     if got == want {
         return;
@@ -209,7 +228,7 @@ fn assert_same_actions(out: &[Action], expected: &[Action]) {
     );
 }
 
-fn scenario() -> Vec<Envelope> {
+pub(crate) fn scenario() -> Vec<Envelope> {
     let t0 = ts("2026-03-02T14:00:00Z");
     let mut evs = Vec::new();
     for (i, (country, tz)) in [

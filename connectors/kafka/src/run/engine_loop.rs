@@ -69,7 +69,7 @@ pub(super) fn run_loop(
                         let r = registry
                             .as_mut()
                             .ok_or_else(|| PipelineError::Thread("registry".into()))?;
-                        if !r.ensure(&cfg, &m, &consumer, &pipeline, stop, &mut queue)? {
+                        if !r.ensure(&cfg, &m, &consumer, &pipeline, (stop, shared), &mut queue)? {
                             break; // stopping while the registry is away: the record is read again by the next owner
                         }
                         lock(&pipeline)?.enqueue_owned(m);
@@ -151,7 +151,7 @@ impl Registry {
         msg: &OwnedMessage,
         consumer: &BaseConsumer<crate::context::EngineContext>,
         pipeline: &Mutex<Pipeline>,
-        stop: &AtomicBool,
+        (stop, shared): (&AtomicBool, &Mutex<RunStats>),
         held: &mut std::collections::VecDeque<OwnedMessage>,
     ) -> Result<bool, PipelineError> {
         let Some(id) = msg.payload().and_then(schema_id) else {
@@ -186,6 +186,10 @@ impl Registry {
                         warn!(id, error = %e, "Schema registry unavailable: input paused until it answers.");
                         p.commit(consumer)?;
                         p.stats.registry_waits += 1;
+                        metrics::counter!("mora_registry_waits_total").increment(1);
+                        if let Ok(mut s) = shared.lock() {
+                            *s = p.stats.clone();
+                        }
                         paused_since = Some(Instant::now());
                     }
                     // Every assigned partition, including any assigned during the wait.
