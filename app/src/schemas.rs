@@ -64,6 +64,29 @@ pub fn connect(
     )))
 }
 
+/// What a producer using the registry does before writing: mora's input schemas (and the clock's) registered
+/// under their topics' subjects; returns the id to frame each family's records with.
+pub fn register_for_producer(
+    cfg: &RegistryConfig,
+    topics: &TopicsConfig,
+) -> anyhow::Result<std::collections::HashMap<Family, u32>> {
+    let client = RegistryClient::new(cfg)?;
+    let (mut inputs, outs) = topic_schemas(topics);
+    inputs.extend(
+        outs.into_iter()
+            .filter(|t| t.kind == SchemaKind::Event(Family::Clock)),
+    );
+    let registered = outputs::register_inputs(&client, cfg, &inputs).map_err(anyhow::Error::msg)?;
+    Ok(inputs
+        .iter()
+        .zip(registered)
+        .filter_map(|(t, (_, id))| match t.kind {
+            SchemaKind::Event(f) => Some((f, id)),
+            _ => None,
+        })
+        .collect())
+}
+
 /// `mora schemas ...`.
 #[derive(Debug, clap::Args)]
 pub struct SchemasArgs {

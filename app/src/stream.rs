@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mora_connector_kafka::{KafkaConfig, create_topics, run_with_registry};
 use mora_connector_scylla::{StateConfig, StateHandle};
-use mora_loadgen::{LoadgenOptions, loadgen};
+use mora_loadgen::{LoadgenOptions, loadgen_with_ids};
 
 use crate::config;
 
@@ -199,7 +199,11 @@ pub fn run_loadgen(args: &LoadgenArgs) -> anyhow::Result<()> {
         seed: args.seed,
         days: args.days,
     };
-    let report = loadgen(&kafka, &opts, Arc::new(loaded.engine))?;
+    let ids = match &loaded.app.schema_registry {
+        Some(r) => crate::schemas::register_for_producer(r, &kafka.topics)?,
+        None => Default::default(),
+    };
+    let report = loadgen_with_ids(&kafka, &opts, Arc::new(loaded.engine), &ids)?;
     for (topic, n) in &report.per_topic {
         println!("{topic:<32} {n:>10}");
     }

@@ -437,3 +437,119 @@ fn schemas_check_passes_mora_s_own_schemas_and_refuses_an_incompatible_producer_
         "{text}"
     );
 }
+
+/// Registers mora's input and clock schemas for `kafka`'s topics as texts no other test registered (a registry
+/// gives equal content the same id, and in a fresh registry mora's schemas could get exactly its built-in ids,
+/// which would prove nothing), after enough other schemas that no id is one of the built-in ones.
+fn distinct_ids(url: &str, kafka: &KafkaConfig) -> std::collections::HashMap<Family, u32> {
+    use mora_schemas::{Registry, SchemaKind};
+    let client = RegistryClient::new(&registry_cfg(url)).unwrap();
+    let tag = utils::unique("doc");
+    for i in 0..14 {
+        let filler = format!(r#"{{"type":"record","name":"Filler{i}","doc":"{tag}","fields":[]}}"#);
+        client
+            .register(&format!("{tag}-filler-{i}"), &filler)
+            .unwrap();
+    }
+    let mut ids = std::collections::HashMap::new();
+    for f in Family::ALL {
+        let mut schema: Value =
+            serde_json::from_str(Registry::global().source(SchemaKind::Event(f))).unwrap();
+        schema["doc"] = Value::String(tag.clone());
+        let id = client
+            .register(
+                &format!("{}-value", kafka.topics.input(f)),
+                &schema.to_string(),
+            )
+            .unwrap();
+        assert!(id > 13, "registry id {id} could be a built-in id");
+        ids.insert(f, id);
+    }
+    ids
+}
+
+/// The simulated log on fresh topics, framed with mora's built-in ids or (with `registry`) with the ids a registry
+/// gave mora's input schemas, as `mora loadgen` does with a `[schema_registry]`; returns the runtime file.
+fn simulated_log(dir: &std::path::Path, registry: Option<&str>) -> PathBuf {
+    use mora_loadgen::{LoadgenOptions, loadgen_with_ids};
+    let mut kafka = KafkaConfig::new(utils::kafka_brokers());
+    let p = utils::unique("rr");
+    kafka.topics.input_prefix = format!("{p}.in.");
+    kafka.clock.source = mora_connector_kafka::ClockSource::Log;
+    mora_connector_kafka::create_topics(&kafka, 2, 1).unwrap();
+    let ids = match registry {
+        Some(url) => distinct_ids(url, &kafka),
+        None => Default::default(),
+    };
+    let opts = LoadgenOptions {
+        debtors: 600,
+        events: 6_000,
+        rate: None,
+        seed: 11,
+        days: 90,
+    };
+    loadgen_with_ids(&kafka, &opts, engine(), &ids).unwrap();
+    let defaults = format!("{}/../app/defaults", env!("CARGO_MANIFEST_DIR"));
+    let section = registry.map_or(String::new(), |u| {
+        format!("\n[schema_registry]\nurl = [\"{u}\"]\n")
+    });
+    let config = dir.join("mora.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[decisions]\nfile = \"{defaults}/decisions.toml\"\npolicies_dir = \"{defaults}/policies\"\n\
+             holidays_dir = \"{defaults}/holidays\"\n\n[kafka]\nbrokers = \"{}\"\n\n[kafka.clock]\nsource = \"log\"\n\n\
+             [kafka.topics]\ninput_prefix = \"{p}.in.\"\n{section}",
+            kafka.brokers
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn a_log_framed_with_registry_ids_replays_to_the_same_actions_as_the_built_in_one() {
+    let url = registry_url();
+    let dir = tempfile::tempdir().unwrap();
+    let (plain_dir, framed_dir) = (dir.path().join("plain"), dir.path().join("framed"));
+    std::fs::create_dir_all(&plain_dir).unwrap();
+    std::fs::create_dir_all(&framed_dir).unwrap();
+    let plain = simulated_log(&plain_dir, None);
+    let framed = simulated_log(&framed_dir, Some(&url));
+    let replay = |config: PathBuf, out: PathBuf| {
+        mora::replay::run(&mora::replay::ReplayArgs {
+            config,
+            candidate: None,
+            out,
+            input: None,
+            export: None,
+            from: None,
+            to: None,
+            from_offset: Vec::new(),
+            to_offset: Vec::new(),
+            audit: false,
+        })
+        .unwrap()
+    };
+    let a = replay(plain, plain_dir.join("out"));
+    let b = replay(framed, framed_dir.join("out"));
+    assert_eq!(a.records, b.records);
+    assert!(a.in_force.tally.actions > 50, "{a:?}");
+    let actions = |d: &std::path::Path| crate::replay::digest(&d.join("out/in_force/actions"));
+    assert_eq!(
+        actions(&plain_dir),
+        actions(&framed_dir),
+        "the same decisions either way"
+    );
+    let dead = |d: &std::path::Path| {
+        std::fs::read_to_string(d.join("out/in_force/dead_letters.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(
+        dead(&plain_dir),
+        dead(&framed_dir),
+        "only the simulator's poison records are dead letters"
+    );
+}

@@ -99,7 +99,7 @@ fn args(s: &Setup, out: &Path) -> ReplayArgs {
     }
 }
 
-fn digest(dir: &Path) -> String {
+pub(crate) fn digest(dir: &Path) -> String {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

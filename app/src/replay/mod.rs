@@ -134,6 +134,16 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<Report> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         tracing::info!(records = n, file = %path.display(), "Input log exported.");
     }
+    // Records framed with a registry's ids are read with their writer schemas, fetched once per id.
+    let registry = match &in_force.app.schema_registry {
+        Some(r) => Some(mora_runtime::RegistrySchemas::new(
+            Arc::new(mora_connector_registry::RegistryClient::new(r)?),
+            mora_schemas::SchemaTable::with_capacity(r.cache),
+            Default::default(),
+        )),
+        None => None,
+    };
+    let mut view = registry.as_ref().map(mora_runtime::RegistrySchemas::view);
     let names = ["in_force", "candidate"];
     let mut parts: [Vec<PathBuf>; 2] = Default::default();
     let mut totals: [Tally; 2] = Default::default();
@@ -175,8 +185,21 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<Report> {
             if sides[0].sink.counting {
                 windowed += 1;
             }
+            let mut input = rec.as_input();
+            if let (Some(reg), Some(view), Some(id)) = (
+                &registry,
+                view.as_mut(),
+                mora_schemas::schema_id(&rec.payload),
+            ) {
+                if view.get(rec.family, id).is_none() {
+                    reg.resolve(rec.family, id).with_context(|| {
+                        format!("schema id {id} of {}@{}", rec.topic, rec.offset)
+                    })?;
+                }
+                input.writer = view.get(rec.family, id);
+            }
             for s in &mut sides {
-                s.worker.process(&rec.as_input(), &mut s.sink);
+                s.worker.process(&input, &mut s.sink);
             }
         }
         for (i, (mut s, e)) in sides.into_iter().zip(&engines).enumerate() {

@@ -179,6 +179,22 @@ pub fn loadgen(
     opts: &LoadgenOptions,
     engine: Arc<Engine>,
 ) -> Result<LoadgenReport, LoadgenError> {
+    loadgen_with_ids(cfg, opts, engine, &std::collections::HashMap::new())
+}
+
+/// As [`loadgen`], framing each family's records with the schema id a schema registry gave it (`ids`) instead of
+/// mora's built-in one, as a producer using the registry does. Families missing from `ids` keep the built-in id.
+pub fn loadgen_with_ids(
+    cfg: &KafkaConfig,
+    opts: &LoadgenOptions,
+    engine: Arc<Engine>,
+    ids: &std::collections::HashMap<Family, u32>,
+) -> Result<LoadgenReport, LoadgenError> {
+    let builtin = |f: Family| {
+        mora_schemas::Registry::global()
+            .current(mora_schemas::SchemaKind::Event(f))
+            .0
+    };
     let partitions = check_co_partitioned(cfg)?;
     let producer: BaseProducer = client_config(cfg)
         .set("enable.idempotence", "true")
@@ -188,9 +204,15 @@ pub fn loadgen(
     let topics: Vec<String> = Family::ALL.iter().map(|f| cfg.topics.input(*f)).collect();
     let mut report = LoadgenReport::default();
     let started = Instant::now();
-    generate(opts, partitions as u32, engine, |rec| {
+    generate(opts, partitions as u32, engine, |mut rec| {
         if rec.family != Family::Clock && report.total >= opts.events {
             return Ok(false);
+        }
+        // Only records framed with the family's current built-in id: a poison record keeps its bytes.
+        if let Some(id) = ids.get(&rec.family)
+            && mora_schemas::schema_id(&rec.payload) == Some(builtin(rec.family))
+        {
+            mora_schemas::set_schema_id(&mut rec.payload, *id);
         }
         let topic = &topics[family_index(rec.family)];
         let record = BaseRecord::to(topic)
