@@ -111,7 +111,7 @@ enum SchemasCommand {
     },
 }
 
-fn setup(path: &PathBuf) -> anyhow::Result<(RegistryConfig, TopicsConfig)> {
+fn setup(path: &std::path::Path) -> anyhow::Result<(RegistryConfig, TopicsConfig)> {
     let loaded = config::load(Some(path))?;
     let registry = loaded
         .app

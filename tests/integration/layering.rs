@@ -68,6 +68,8 @@ fn schemas_and_runtime_name_no_server_and_only_crates_below_them() {
                 "mora-connector-kafka",
                 "mora-connector-scylla",
                 "mora-connector-files",
+                "mora-connector-registry",
+                "ureq",
             ],
         ]
         .concat(),
@@ -81,6 +83,7 @@ fn connectors_name_no_other_connector_and_no_simulator() {
         "mora-connector-files",
         "mora-connector-kafka",
         "mora-connector-scylla",
+        "mora-connector-registry",
         "mora-sim",
         "mora-loadgen",
         "mora",
@@ -89,6 +92,7 @@ fn connectors_name_no_other_connector_and_no_simulator() {
         "connectors/files/Cargo.toml",
         "connectors/kafka/Cargo.toml",
         "connectors/scylla/Cargo.toml",
+        "connectors/registry/Cargo.toml",
     ] {
         refuses(
             path,
@@ -105,5 +109,15 @@ fn connectors_name_no_other_connector_and_no_simulator() {
         "connectors/scylla/Cargo.toml",
         &["rdkafka", "rdkafka-sys"],
         "the state store knows nothing of Kafka",
+    );
+    refuses(
+        "connectors/kafka/Cargo.toml",
+        &["ureq"],
+        "the pipeline reaches the schema registry through mora_runtime::SchemaSource",
+    );
+    refuses(
+        "connectors/registry/Cargo.toml",
+        &[&SERVERS[..], &["mora-domain"]].concat(),
+        "the registry client is HTTP and the Avro contract only",
     );
 }
