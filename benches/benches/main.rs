@@ -212,5 +212,54 @@ fn outputs(at: mora_domain::time::Ts) -> (Action, AuditRecord) {
     (action, audit)
 }
 
-criterion_group!(benches, guard, avro, decision_core);
+/// Records framed with schema-registry ids: the table lookup and read of a writer schema equal to mora's (must cost
+/// about what a built-in id costs), and of an evolved writer (an extra field with a default), rewritten into mora's
+/// layout by its compiled plan, against apache-avro's schema resolution (the path an older built-in id takes).
+fn registry_ids(c: &mut Criterion) {
+    use mora_schemas::{Registry, SchemaKind, SchemaTable, WriterSchema, set_schema_id};
+    let at = testkit::ts("2026-03-03T15:00:00Z");
+    let payment = testkit::payment("D00012345", "D00012345-P99", "COP", "250000", None, at);
+    let family = Family::Payment;
+    let builtin = encode_event(&payment, Wire::Confluent).expect("encodes");
+    let source = Registry::global().source(SchemaKind::Event(family));
+    let mut evolved: serde_json::Value = serde_json::from_str(source).expect("json");
+    if let Some(fields) = evolved["fields"].as_array_mut() {
+        fields.push(serde_json::json!({"name": "source_system", "type": "string", "default": "core"}));
+    }
+    let table = SchemaTable::new();
+    table.insert(family, 4711, WriterSchema::for_family(family, source));
+    table.insert(family, 4712, WriterSchema::for_family(family, &evolved.to_string()));
+    let mut view = table.view();
+    let mut same = builtin.clone();
+    set_schema_id(&mut same, 4711);
+    let mut extended = builtin.clone();
+    set_schema_id(&mut extended, 4712);
+    extended.extend_from_slice(&[6, b'e', b'r', b'p']);
+    for bytes in [&same, &extended] {
+        let id = mora_schemas::schema_id(bytes).unwrap_or_default();
+        let read = view.get(family, id).map(|w| w.decode_event(family, bytes));
+        assert!(matches!(read, Some(Ok(ref ev)) if *ev == payment), "{read:?}");
+    }
+    let mut g = c.benchmark_group("mora_schemas_registry");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("builtin_id/payment", |b| b.iter(|| decode_event(family, &builtin)));
+    g.bench_function("registry_id/payment", |b| {
+        b.iter(|| {
+            let id = mora_schemas::schema_id(&same).unwrap_or_default();
+            view.get(family, id).map(|w| w.decode_event(family, &same))
+        })
+    });
+    g.bench_function("registry_evolved_writer/payment", |b| {
+        b.iter(|| {
+            let id = mora_schemas::schema_id(&extended).unwrap_or_default();
+            view.get(family, id).map(|w| w.decode_event(family, &extended))
+        })
+    });
+    g.bench_function("generic_resolution/payment", |b| {
+        b.iter(|| mora_schemas::decode_event_generic(family, &builtin))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, guard, avro, registry_ids, decision_core);
 criterion_main!(benches);
