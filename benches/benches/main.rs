@@ -224,11 +224,17 @@ fn registry_ids(c: &mut Criterion) {
     let source = Registry::global().source(SchemaKind::Event(family));
     let mut evolved: serde_json::Value = serde_json::from_str(source).expect("json");
     if let Some(fields) = evolved["fields"].as_array_mut() {
-        fields.push(serde_json::json!({"name": "source_system", "type": "string", "default": "core"}));
+        fields.push(
+            serde_json::json!({"name": "source_system", "type": "string", "default": "core"}),
+        );
     }
     let table = SchemaTable::new();
     table.insert(family, 4711, WriterSchema::for_family(family, source));
-    table.insert(family, 4712, WriterSchema::for_family(family, &evolved.to_string()));
+    table.insert(
+        family,
+        4712,
+        WriterSchema::for_family(family, &evolved.to_string()),
+    );
     let mut view = table.view();
     let mut same = builtin.clone();
     set_schema_id(&mut same, 4711);
@@ -238,11 +244,16 @@ fn registry_ids(c: &mut Criterion) {
     for bytes in [&same, &extended] {
         let id = mora_schemas::schema_id(bytes).unwrap_or_default();
         let read = view.get(family, id).map(|w| w.decode_event(family, bytes));
-        assert!(matches!(read, Some(Ok(ref ev)) if *ev == payment), "{read:?}");
+        assert!(
+            matches!(read, Some(Ok(ref ev)) if *ev == payment),
+            "{read:?}"
+        );
     }
     let mut g = c.benchmark_group("mora_schemas_registry");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("builtin_id/payment", |b| b.iter(|| decode_event(family, &builtin)));
+    g.bench_function("builtin_id/payment", |b| {
+        b.iter(|| decode_event(family, &builtin))
+    });
     g.bench_function("registry_id/payment", |b| {
         b.iter(|| {
             let id = mora_schemas::schema_id(&same).unwrap_or_default();
@@ -252,7 +263,8 @@ fn registry_ids(c: &mut Criterion) {
     g.bench_function("registry_evolved_writer/payment", |b| {
         b.iter(|| {
             let id = mora_schemas::schema_id(&extended).unwrap_or_default();
-            view.get(family, id).map(|w| w.decode_event(family, &extended))
+            view.get(family, id)
+                .map(|w| w.decode_event(family, &extended))
         })
     });
     g.bench_function("generic_resolution/payment", |b| {

@@ -553,3 +553,63 @@ fn a_log_framed_with_registry_ids_replays_to_the_same_actions_as_the_built_in_on
         "only the simulator's poison records are dead letters"
     );
 }
+
+#[test]
+fn without_auto_register_mora_starts_only_once_its_output_schemas_are_registered() {
+    let url = registry_url();
+    let mut cfg = KafkaConfig::new(utils::kafka_brokers());
+    let p = utils::unique("ar");
+    cfg.topics.actions_prefix = format!("{p}.actions.");
+    cfg.topics.audit = format!("{p}.audit");
+    cfg.topics.dead_letter = format!("{p}.dlq");
+    cfg.topics.input_prefix = format!("{p}.in.");
+    let mut strict = registry_cfg(&url);
+    strict.auto_register = false;
+    let err = mora::schemas::connect(&strict, &cfg.topics)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("{p}.actions.dialer-value")), "{err}");
+    assert!(err.contains("auto_register is off"), "{err}");
+    // Registered by the registry's owners (here: mora with auto_register), then found with the same ids.
+    let registering = registry_cfg(&url);
+    let first = mora::schemas::connect(&registering, &cfg.topics).unwrap();
+    let found = mora::schemas::connect(&strict, &cfg.topics).unwrap();
+    for t in [
+        cfg.topics.audit.as_str(),
+        &cfg.topics.dead_letter,
+        &cfg.topics.actions(Channel::Sms),
+    ] {
+        assert!(first.output_id(t).is_some(), "{t}");
+        assert_eq!(first.output_id(t), found.output_id(t), "{t}");
+    }
+}
+
+#[test]
+fn an_unreachable_url_is_skipped_for_the_next_one_and_a_missing_id_is_not_found() {
+    use mora_runtime::{SchemaFetchError, SchemaSource};
+    let url = registry_url();
+    // A port nothing listens on: bound, then closed.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cfg = registry_cfg(&format!("http://{dead}"));
+    cfg.url.push(url.clone());
+    cfg.timeout = Duration::from_secs(2);
+    let client = RegistryClient::new(&cfg).unwrap();
+    let subject = format!("{}-value", utils::unique("fo"));
+    let text =
+        mora_schemas::Registry::global().source(mora_schemas::SchemaKind::Event(Family::Promise));
+    let id = client.register(&subject, text).unwrap();
+    let fetched = client.schema(id).unwrap();
+    assert!(fetched.contains("PromiseEvent"), "{fetched}");
+    assert!(matches!(
+        client.schema(1_999_999_999),
+        Err(SchemaFetchError::NotFound(_))
+    ));
+    let only_dead = RegistryClient::new(&registry_cfg(&format!("http://{dead}"))).unwrap();
+    assert!(matches!(
+        only_dead.schema(id),
+        Err(SchemaFetchError::Unavailable(_))
+    ));
+}

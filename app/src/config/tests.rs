@@ -153,3 +153,41 @@ fn a_policies_directory_without_a_policy_is_refused_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bad_schema_registry_section_fails_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_deploy_config(dir.path());
+    let file = dir.path().join("mora.toml");
+    let base = fs::read_to_string(&file).unwrap();
+    for (section, field) in [
+        ("url = [\"registry:8081\"]", "schema_registry.url"),
+        ("url = []", "schema_registry.url"),
+        (
+            "url = [\"http://registry:8081\"]\npassword = \"p\"",
+            "schema_registry.username",
+        ),
+        (
+            "url = [\"http://registry:8081\"]\ncache = 0",
+            "schema_registry.cache",
+        ),
+        (
+            "url = [\"http://registry:8081\"]\nsubjects = \"by_guess\"",
+            "subjects",
+        ),
+        ("url = [\"http://registry:8081\"]\nretries = 3", "retries"),
+    ] {
+        fs::write(&file, format!("{base}\n[schema_registry]\n{section}\n")).unwrap();
+        let err = load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains(field), "{section}: {err}");
+    }
+    fs::write(
+        &file,
+        format!("{base}\n[schema_registry]\nurl = [\"https://registry:8081\"]\n"),
+    )
+    .unwrap();
+    let loaded = load(Some(&file)).unwrap();
+    let r = loaded.app.schema_registry.unwrap();
+    assert!(r.auto_register);
+    assert_eq!(r.subjects, mora_connector_registry::SubjectNaming::Topic);
+}
