@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mora_connector_kafka::TopicsConfig;
-use mora_connector_registry::outputs::{self, TopicSchema};
+use mora_connector_registry::outputs::{self, PrepareError, TopicSchema};
 use mora_connector_registry::{RegistryClient, RegistryConfig};
 use mora_domain::ids::Channel;
 use mora_runtime::RegistrySchemas;
@@ -47,15 +48,28 @@ pub fn topic_schemas(topics: &TopicsConfig) -> (Vec<TopicSchema>, Vec<TopicSchem
     (inputs, outputs)
 }
 
+/// How long `mora run` waits at start for a registry that cannot be reached (as for the state store).
+const REGISTRY_PATIENCE: Duration = Duration::from_secs(60);
+
 /// `mora run`'s registry mode: the output schemas registered (or found) under their subjects, and an empty table
-/// of writer schemas that fills as input ids arrive.
-pub fn connect(
-    cfg: &RegistryConfig,
-    topics: &TopicsConfig,
-) -> anyhow::Result<Arc<RegistrySchemas>> {
+/// of writer schemas that fills as input ids arrive. A registry that cannot be reached is retried with backoff for
+/// up to a minute; a refusal stops at once, naming the subject.
+pub fn connect(cfg: &RegistryConfig, topics: &TopicsConfig) -> anyhow::Result<Arc<RegistrySchemas>> {
     let client = Arc::new(RegistryClient::new(cfg)?);
     let (_, outs) = topic_schemas(topics);
-    let ids = outputs::prepare(&client, cfg, &outs).map_err(anyhow::Error::msg)?;
+    let deadline = Instant::now() + REGISTRY_PATIENCE;
+    let mut wait = Duration::from_millis(200);
+    let ids = loop {
+        match outputs::prepare(&client, cfg, &outs) {
+            Ok(ids) => break ids,
+            Err(PrepareError::Unavailable(m)) if Instant::now() + wait < deadline => {
+                tracing::warn!(error = %m, retry_in = ?wait, "Schema registry unavailable at start; retrying.");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => anyhow::bail!("schema registry: {e}"),
+        }
+    };
     tracing::info!(registry = ?cfg.url, subjects = ids.len(), auto_register = cfg.auto_register, "Output schemas are registered; input records are read by their registry ids.");
     Ok(Arc::new(RegistrySchemas::new(
         client,

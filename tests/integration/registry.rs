@@ -156,14 +156,27 @@ fn confluent_serialized_events_in_and_actions_out_that_confluents_deserializer_r
         events[0].occurred_at.0 - 1000,
     );
 
+    // A payment framed with the id of a schema mora cannot read (the amount as a string), registered elsewhere.
+    let mut unreadable: Value =
+        serde_json::from_str(include_str!("../../schemas/avro/payment.avsc")).unwrap();
+    for f in unreadable["fields"][3]["type"][0]["fields"].as_array_mut().unwrap() {
+        if f["name"] == "amount" {
+            f["type"] = Value::String("string".into());
+        }
+    }
+    let bad_id = client
+        .register(&format!("{}-elsewhere-value", utils::unique("x")), &unreadable.to_string())
+        .unwrap();
+    let payment = cfg.topics.input(Family::Payment);
+    let mut bad = vec![0, 0, 0, 0, 0, 2, b'E', 2, b'D'];
+    set_schema_id(&mut bad, bad_id);
+    produce_raw(&cfg, &payment, 0, "D", &bad, events[0].occurred_at.0 - 1000);
+
     let schemas = mora::schemas::connect(&rcfg, &cfg.topics).unwrap();
     let handle = run_with_registry(cfg.clone(), engine(), None, 1, Some(schemas)).unwrap();
-    wait_for(&[&handle], events.len() as u64 + 1);
+    wait_for(&[&handle], events.len() as u64 + 2);
     let stats = handle.stop().unwrap();
-    assert_eq!(
-        stats.dead_letters, 1,
-        "only the bogus record is dead-lettered"
-    );
+    assert_eq!(stats.dead_letters, 2, "only the two unreadable records are dead-lettered");
 
     let mut topics: Vec<String> = Channel::ALL
         .iter()
@@ -197,14 +210,17 @@ fn confluent_serialized_events_in_and_actions_out_that_confluents_deserializer_r
         got, want,
         "the actions Confluent's deserializer reads are the reference's, once each"
     );
-    assert_eq!(dead.len(), 1);
-    let reason = dead[0]["value"]["reason"].as_str().unwrap();
-    assert!(reason.contains("schema id 2000000000"), "{reason}");
-    assert!(
-        reason.contains("not found in the schema registry"),
-        "{reason}"
-    );
-    assert_eq!(dead[0]["value"]["topic"], account.as_str());
+    assert_eq!(dead.len(), 2);
+    let reason_on = |topic: &str| {
+        let d = dead.iter().find(|d| d["value"]["topic"] == topic).unwrap();
+        d["value"]["reason"].as_str().unwrap().to_string()
+    };
+    let missing = reason_on(&account);
+    assert!(missing.contains("schema id 2000000000"), "{missing}");
+    assert!(missing.contains("not found in the schema registry"), "{missing}");
+    let unresolved = reason_on(&payment);
+    assert!(unresolved.contains(&format!("schema id {bad_id}")), "{unresolved}");
+    assert!(unresolved.contains("PaymentEvent.payload.PaymentReceived.amount"), "{unresolved}");
 }
 
 /// A TCP relay to the registry that can be cut (every connection closed, new ones refused) and restored.

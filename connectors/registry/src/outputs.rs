@@ -44,33 +44,43 @@ fn unreadable(writer: &str, reader: &str) -> Option<String> {
     Transcoder::compile(&w, &r).err().map(|e| e.to_string())
 }
 
+/// Why the output schemas could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The registry could not be reached (worth retrying).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The registry refused, or a subject lacks mora's schema: an operator must act.
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// At start: the id of each output topic's schema, registered now (`auto_register`) or found registered. Fails on
 /// the first topic whose subject refuses mora's schema or lacks it, naming the subject.
 pub fn prepare(
     client: &RegistryClient,
     cfg: &RegistryConfig,
     outputs: &[TopicSchema],
-) -> Result<HashMap<String, u32>, String> {
+) -> Result<HashMap<String, u32>, PrepareError> {
     let mut ids = HashMap::new();
     for t in outputs {
         let subject = subject_of(cfg, t);
         let (text, _) = ours(t.kind);
+        let classify = |e: RegistryError| match e {
+            RegistryError::Unavailable(m) => PrepareError::Unavailable(m),
+            e => PrepareError::Refused(refusal(client, &subject, t.kind, e)),
+        };
         let id = if cfg.auto_register {
-            client
-                .register(&subject, text)
-                .map_err(|e| refusal(client, &subject, t.kind, e))?
+            client.register(&subject, text).map_err(classify)?
         } else {
-            client
-                .lookup(&subject, text)
-                .map_err(|e| format!("subject `{subject}`: {e}"))?
-                .ok_or_else(|| {
-                    format!(
-                        "subject `{subject}` has no version equal to mora's {} schema, and auto_register is off: \
-                         register it (`mora schemas register` registers the inputs; set auto_register = true for \
-                         the outputs) or let the registry's owners do so",
-                        t.kind.name()
-                    )
-                })?
+            client.lookup(&subject, text).map_err(classify)?.ok_or_else(|| {
+                PrepareError::Refused(format!(
+                    "subject `{subject}` has no version equal to mora's {} schema, and auto_register is off: \
+                     register it (`mora schemas register` registers the inputs; set auto_register = true for \
+                     the outputs) or let the registry's owners do so",
+                    t.kind.name()
+                ))
+            })?
         };
         ids.insert(t.topic.clone(), id);
     }
