@@ -491,6 +491,10 @@ fn simulated_log(dir: &std::path::Path, registry: Option<&str>) -> PathBuf {
     let mut kafka = KafkaConfig::new(utils::kafka_brokers());
     let p = utils::unique("rr");
     kafka.topics.input_prefix = format!("{p}.in.");
+    // Output topics of this test's own: tests that share the default names race to create them.
+    kafka.topics.actions_prefix = format!("{p}.actions.");
+    kafka.topics.audit = format!("{p}.audit");
+    kafka.topics.dead_letter = format!("{p}.dlq");
     kafka.clock.source = mora_connector_kafka::ClockSource::Log;
     mora_connector_kafka::create_topics(&kafka, 2, 1).unwrap();
     let ids = match registry {
