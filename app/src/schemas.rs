@@ -54,7 +54,10 @@ const REGISTRY_PATIENCE: Duration = Duration::from_secs(60);
 /// `mora run`'s registry mode: the output schemas registered (or found) under their subjects, and an empty table
 /// of writer schemas that fills as input ids arrive. A registry that cannot be reached is retried with backoff for
 /// up to a minute; a refusal stops at once, naming the subject.
-pub fn connect(cfg: &RegistryConfig, topics: &TopicsConfig) -> anyhow::Result<Arc<RegistrySchemas>> {
+pub fn connect(
+    cfg: &RegistryConfig,
+    topics: &TopicsConfig,
+) -> anyhow::Result<Arc<RegistrySchemas>> {
     let client = Arc::new(RegistryClient::new(cfg)?);
     let (_, outs) = topic_schemas(topics);
     let deadline = Instant::now() + REGISTRY_PATIENCE;

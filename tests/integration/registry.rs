@@ -159,13 +159,19 @@ fn confluent_serialized_events_in_and_actions_out_that_confluents_deserializer_r
     // A payment framed with the id of a schema mora cannot read (the amount as a string), registered elsewhere.
     let mut unreadable: Value =
         serde_json::from_str(include_str!("../../schemas/avro/payment.avsc")).unwrap();
-    for f in unreadable["fields"][3]["type"][0]["fields"].as_array_mut().unwrap() {
+    for f in unreadable["fields"][3]["type"][0]["fields"]
+        .as_array_mut()
+        .unwrap()
+    {
         if f["name"] == "amount" {
             f["type"] = Value::String("string".into());
         }
     }
     let bad_id = client
-        .register(&format!("{}-elsewhere-value", utils::unique("x")), &unreadable.to_string())
+        .register(
+            &format!("{}-elsewhere-value", utils::unique("x")),
+            &unreadable.to_string(),
+        )
         .unwrap();
     let payment = cfg.topics.input(Family::Payment);
     let mut bad = vec![0, 0, 0, 0, 0, 2, b'E', 2, b'D'];
@@ -176,7 +182,10 @@ fn confluent_serialized_events_in_and_actions_out_that_confluents_deserializer_r
     let handle = run_with_registry(cfg.clone(), engine(), None, 1, Some(schemas)).unwrap();
     wait_for(&[&handle], events.len() as u64 + 2);
     let stats = handle.stop().unwrap();
-    assert_eq!(stats.dead_letters, 2, "only the two unreadable records are dead-lettered");
+    assert_eq!(
+        stats.dead_letters, 2,
+        "only the two unreadable records are dead-lettered"
+    );
 
     let mut topics: Vec<String> = Channel::ALL
         .iter()
@@ -217,10 +226,19 @@ fn confluent_serialized_events_in_and_actions_out_that_confluents_deserializer_r
     };
     let missing = reason_on(&account);
     assert!(missing.contains("schema id 2000000000"), "{missing}");
-    assert!(missing.contains("not found in the schema registry"), "{missing}");
+    assert!(
+        missing.contains("not found in the schema registry"),
+        "{missing}"
+    );
     let unresolved = reason_on(&payment);
-    assert!(unresolved.contains(&format!("schema id {bad_id}")), "{unresolved}");
-    assert!(unresolved.contains("PaymentEvent.payload.PaymentReceived.amount"), "{unresolved}");
+    assert!(
+        unresolved.contains(&format!("schema id {bad_id}")),
+        "{unresolved}"
+    );
+    assert!(
+        unresolved.contains("PaymentEvent.payload.PaymentReceived.amount"),
+        "{unresolved}"
+    );
 }
 
 /// A TCP relay to the registry that can be cut (every connection closed, new ones refused) and restored.
