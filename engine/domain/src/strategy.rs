@@ -39,6 +39,22 @@ pub struct StrategyConfig {
     /// The remaining debtors follow the steps above: the `champion` arm.
     #[serde(default)]
     pub arms: Vec<ArmConfig>,
+    /// What happens to steps that fell due while contact was blocked (a quiet period, a hold, a cap, a window),
+    /// when contact opens again: `latest` (the default) sends only the latest per channel and drops the others as
+    /// `superseded`; `spaced` sends them one by one, each at least the channel's minimum gap after the previous.
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+/// How deferred actions released at the same instant on one channel go out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// Only the latest per channel; the others are dropped as `superseded` (audited).
+    #[default]
+    Latest,
+    /// One by one, each at least the channel's minimum gap after the previous.
+    Spaced,
 }
 
 /// A challenger arm of a strategy: its own steps for a share of the strategy's debtors.
@@ -149,6 +165,8 @@ pub struct Strategy {
     pub on_broken_promise: Option<EventStep>,
     /// On paid in full.
     pub on_paid_in_full: Option<EventStep>,
+    /// What happens to actions released together after a block.
+    pub catch_up: CatchUp,
 }
 
 /// Steps that fall due for a debtor at an instant.
@@ -237,6 +255,7 @@ impl Strategy {
             segments,
             stages: cfg.stages.iter().fold(0, |m, s| m | (1 << *s as u8)),
             steps,
+            catch_up: cfg.catch_up,
             on_broken_promise: ev(on_broken_promise),
             on_paid_in_full: ev(on_paid_in_full),
         })
@@ -404,6 +423,11 @@ impl Strategies {
             ));
         }
         Ok(Self { list })
+    }
+
+    /// The champion entry of the strategy with id `id`.
+    pub fn by_id(&self, id: &str) -> Option<&Strategy> {
+        self.list.iter().find(|s| s.id == id)
     }
 
     /// The strategy (arm) in force for a debtor of a segment and stage: its 1-based index (0: none) and itself.

@@ -102,7 +102,9 @@ pub fn engine_config() -> EngineConfig {
                 template: "thank_you".into(),
             }),
             arms: Vec::new(),
+            catch_up: Default::default(),
         }],
+        contact: Default::default(),
     }
 }
 

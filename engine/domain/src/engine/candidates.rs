@@ -9,7 +9,7 @@ use crate::facts::Effects;
 use crate::ids::Channel;
 use crate::policy::{BlockReason, Verdict};
 use crate::stage::Stage;
-use crate::strategy::{AnchorKind, Strategy};
+use crate::strategy::{AnchorKind, CatchUp, Strategy};
 use crate::time::Ts;
 use chrono_tz::Tz;
 use compact_str::{CompactString, format_compact};
@@ -29,7 +29,11 @@ pub(super) struct Candidate {
 }
 
 impl Engine {
-    /// Deferred actions whose instant has come go back to the guard.
+    /// Deferred actions whose instant has come. Each was decided about the debtor as it was then, so it is checked
+    /// again against the debtor as it is now (whatever would stop a new action stops it: nothing owed any more, an
+    /// open promise, an agency placement, another strategy in force); then, per channel, the ones released together
+    /// catch up as their strategy says (only the latest, the others `superseded`; or spaced by the channel's
+    /// minimum gap), and what goes on passes the guard again.
     pub(super) fn release_deferred(&self, d: &mut Debtor, now: Ts, out: &mut Decisions) {
         if !d.pending.iter().any(|p| p.release <= now) {
             return;
@@ -38,9 +42,111 @@ impl Engine {
             .into_iter()
             .partition(|p| p.release <= now);
         d.pending = keep;
+        let mut live: Vec<Action> = Vec::with_capacity(due.len());
         for p in due {
-            self.route(d, p.action, now, out);
+            match self.stale(d, &p.action) {
+                Some(reason) => out.audits.push(about(
+                    &p.action,
+                    audit(d, now, DecisionKind::Cancelled, "engine/release", reason),
+                )),
+                None => live.push(p.action),
+            }
         }
+        // Channels in the order their first action was queued; each channel's actions in the order they were.
+        while let Some(first) = live.first() {
+            let channel = first.channel;
+            let (mut group, rest): (Vec<Action>, Vec<Action>) =
+                live.into_iter().partition(|a| a.channel == channel);
+            live = rest;
+            let Some(latest) = group.pop() else { continue };
+            if group.is_empty() {
+                self.route(d, latest, now, out);
+                continue;
+            }
+            match self
+                .strategies
+                .by_id(&latest.reason.strategy)
+                .map(|s| s.catch_up)
+            {
+                Some(CatchUp::Spaced) => {
+                    group.push(latest);
+                    let gap = self.spacing(d, channel);
+                    let mut queued = group.into_iter();
+                    let Some(now_one) = queued.next() else {
+                        continue;
+                    };
+                    for (k, a) in queued.enumerate() {
+                        let release = now.plus_ms(gap.saturating_mul(k as i64 + 1));
+                        let mut rec = about(
+                            &a,
+                            audit(
+                                d,
+                                now,
+                                DecisionKind::Deferred,
+                                "engine/catch_up",
+                                "catch_up_spaced",
+                            ),
+                        );
+                        rec.until = Some(release);
+                        out.audits.push(rec);
+                        d.pending.push(PendingAction { release, action: a });
+                    }
+                    self.route(d, now_one, now, out);
+                }
+                _ => {
+                    for a in group {
+                        out.audits.push(about(
+                            &a,
+                            audit(
+                                d,
+                                now,
+                                DecisionKind::Dropped,
+                                "engine/catch_up",
+                                "superseded",
+                            ),
+                        ));
+                    }
+                    self.route(d, latest, now, out);
+                }
+            }
+        }
+    }
+
+    /// Why a queued action must not go out now, if it must not: what would stop the same action decided now.
+    fn stale(&self, d: &Debtor, a: &Action) -> Option<&'static str> {
+        if a.reason.trigger == "paid_in_full" {
+            return None; // a thank-you is for a debt that is gone
+        }
+        if !d.owes() {
+            return Some("nothing_owed");
+        }
+        if d.status.agency.is_some() && !matches!(a.channel, Channel::Agency | Channel::Legal) {
+            return Some("agency_placed");
+        }
+        if a.reason.trigger == "schedule" {
+            if !d.promises.is_empty() {
+                return Some("promise_open");
+            }
+            let (_, in_force) = self
+                .strategies
+                .select(d.derived.segment, d.derived.stage, &d.id);
+            if in_force.is_none_or(|s| s.id != a.reason.strategy || s.arm != a.arm) {
+                return Some("strategy_changed");
+            }
+        }
+        None
+    }
+
+    /// How far apart actions caught up one by one on `channel` go: the debtor's policy's minimum gap on it (the
+    /// engine's default gap included), an hour where there is none.
+    fn spacing(&self, d: &Debtor, channel: Channel) -> i64 {
+        const HOUR_MS: i64 = 3_600_000;
+        d.profile
+            .as_deref()
+            .and_then(|p| self.policies.lookup(&p.country, p.region.as_deref()))
+            .map(|p| crate::policy::Policies::gap_on(p, channel))
+            .filter(|g| *g > 0)
+            .unwrap_or(HOUR_MS)
     }
 
     /// Builds each candidate's action and routes it through the guard, unless an action with the same id was
@@ -279,6 +385,17 @@ impl Engine {
                 out.audits.push(rec);
             }
         }
+    }
+}
+
+/// An audit record about a queued action: its id, channel, strategy and arm.
+fn about(a: &Action, rec: AuditRecord) -> AuditRecord {
+    AuditRecord {
+        action_id: Some(a.action_id.clone()),
+        channel: Some(a.channel),
+        strategy: Some(a.reason.strategy.clone()),
+        arm: Some(a.arm.clone()),
+        ..rec
     }
 }
 

@@ -11,7 +11,7 @@ use crate::debtor::Debtor;
 use crate::event::Envelope;
 use crate::facts::{self, Effects};
 use crate::money::{FxConfig, FxTable};
-use crate::policy::{HolidayCalendarConfig, Policies, PolicyConfig};
+use crate::policy::{GapConfig, HolidayCalendarConfig, Policies, PolicyConfig};
 use crate::priority::PriorityWeights;
 use crate::queues::{QueueConfig, QueueDefs};
 use crate::rejected::Rejected;
@@ -44,6 +44,66 @@ pub struct EngineConfig {
     /// Strategies, the first matching a debtor's segment and stage in force.
     #[serde(default)]
     pub strategies: Vec<StrategyConfig>,
+    /// Contact rules that hold in every jurisdiction unless its policy says more.
+    #[serde(default)]
+    pub contact: ContactConfig,
+}
+
+/// Contact rules of the engine itself, beneath every jurisdiction's policy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactConfig {
+    /// Minimum time between two attempts on the same channel to one debtor, for each channel listed, where the
+    /// debtor's policy has no `min_gaps` rule covering that channel (no collector calls a debtor twice in a few
+    /// minutes because two steps fell due together). Default: 4 hours on calls, SMS, WhatsApp and e-mail.
+    #[serde(default = "default_min_gaps")]
+    pub default_min_gaps: Vec<GapConfig>,
+}
+
+fn default_min_gaps() -> Vec<GapConfig> {
+    vec![GapConfig {
+        channels: vec![
+            crate::ids::Channel::Dialer,
+            crate::ids::Channel::Sms,
+            crate::ids::Channel::Whatsapp,
+            crate::ids::Channel::Email,
+        ],
+        gap: std::time::Duration::from_secs(4 * 3600),
+    }]
+}
+
+impl Default for ContactConfig {
+    fn default() -> Self {
+        Self {
+            default_min_gaps: default_min_gaps(),
+        }
+    }
+}
+
+/// Longest default gap accepted (a longer one is a cap, and belongs in a policy).
+const MAX_DEFAULT_GAP: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+impl ContactConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (i, g) in self.default_min_gaps.iter().enumerate() {
+            if g.channels.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("contact.default_min_gaps[{i}].channels"),
+                    "name at least one channel",
+                ));
+            }
+            if g.gap.is_zero() || g.gap > MAX_DEFAULT_GAP {
+                return Err(ConfigError::invalid(
+                    format!("contact.default_min_gaps[{i}].gap"),
+                    format!(
+                        "{} is outside 1s..=7d",
+                        humantime_serde::re::humantime::format_duration(g.gap)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The compiled configuration the decision function reads. Immutable; swap a new one in to reload.
@@ -105,7 +165,9 @@ impl Engine {
         cfg.priority.validate().map_err(|e| e.within("priority"))?;
         let queues = QueueDefs::new(&cfg.queues, &segmentation)?;
         let strategies = Strategies::new(&cfg.strategies, &segmentation)?;
-        let policies = Policies::new(policies, calendars)?;
+        cfg.contact.validate()?;
+        let mut policies = Policies::new(policies, calendars)?;
+        policies.add_default_gaps(&cfg.contact.default_min_gaps);
         Ok(Self {
             fx,
             aging,

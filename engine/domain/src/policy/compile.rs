@@ -230,6 +230,35 @@ impl Policies {
         })
     }
 
+    /// Adds the engine's default gap on each channel of `defaults` to every policy with no gap rule covering it:
+    /// each a gap between two attempts on that one channel.
+    pub(crate) fn add_default_gaps(&mut self, defaults: &[super::config::GapConfig]) {
+        for p in self.by_id.values_mut() {
+            for g in defaults {
+                let gap_ms = ms(g.gap);
+                for &c in &g.channels {
+                    if !p.gaps.iter().any(|x| x.channels.contains(c)) {
+                        let mut channels = ChannelSet::EMPTY;
+                        channels.insert(c);
+                        p.gaps.push(Gap { channels, gap_ms });
+                        self.longest_lookback_ms = self.longest_lookback_ms.max(gap_ms);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The longest minimum gap between two attempts on `channel` in `policy` (0: none).
+    pub(crate) fn gap_on(policy: &Policy, channel: Channel) -> i64 {
+        policy
+            .gaps
+            .iter()
+            .filter(|g| g.channels.contains(channel))
+            .map(|g| g.gap_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The policy for a debtor in `country` (and `region`, when an overlay exists for it).
     pub fn lookup(&self, country: &str, region: Option<&str>) -> Option<&Policy> {
         if let Some(r) = region {
