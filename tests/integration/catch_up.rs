@@ -15,11 +15,11 @@ use mora_domain::strategy::{CatchUp, StepConfig, StrategyConfig};
 use mora_domain::testkit::{self, Harness, ts};
 use mora_domain::time::Ts;
 
-fn defaults() -> std::path::PathBuf {
+pub(crate) fn defaults() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/defaults")
 }
 
-fn read_dir<T: serde::de::DeserializeOwned>(dir: &str) -> Vec<T> {
+pub(crate) fn read_dir<T: serde::de::DeserializeOwned>(dir: &str) -> Vec<T> {
     let mut files: Vec<_> = std::fs::read_dir(defaults().join(dir))
         .unwrap()
         .map(|e| e.unwrap().path())

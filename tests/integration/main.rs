@@ -12,6 +12,7 @@ mod catch_up;
 mod demo;
 mod deployment;
 mod layering;
+mod policy_channels;
 mod restore;
 mod utils;
 

@@ -133,6 +133,7 @@ pub fn policies() -> Vec<PolicyConfig> {
         sources: vec![],
         extends: None,
         holiday_calendars: vec![],
+        blocked_day_channels: None,
         window_channels: vec![
             Channel::Dialer,
             Channel::Sms,

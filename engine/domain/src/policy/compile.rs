@@ -36,6 +36,7 @@ pub struct Policy {
     /// Jurisdiction id.
     pub id: String,
     pub(crate) window_channels: ChannelSet,
+    pub(crate) blocked_day_channels: ChannelSet,
     /// Allowed minutes `[from, to)` per weekday, Monday first.
     pub(crate) windows: [Vec<(u16, u16)>; 7],
     pub(crate) blocked_weekdays: u8,
@@ -406,6 +407,13 @@ fn compile_one(
     Ok(Policy {
         id: p.id.clone(),
         window_channels: p.window_channels.iter().copied().collect(),
+        blocked_day_channels: p
+            .blocked_day_channels
+            .as_ref()
+            .unwrap_or(&p.window_channels)
+            .iter()
+            .copied()
+            .collect(),
         windows,
         blocked_weekdays,
         block_holidays,
@@ -460,6 +468,7 @@ fn merge(parent: Policy, overlay: Policy) -> Policy {
     Policy {
         id: overlay.id,
         window_channels: union(parent.window_channels, overlay.window_channels),
+        blocked_day_channels: union(parent.blocked_day_channels, overlay.blocked_day_channels),
         windows,
         blocked_weekdays: parent.blocked_weekdays | overlay.blocked_weekdays,
         block_holidays: parent.block_holidays || overlay.block_holidays,

@@ -26,9 +26,14 @@ pub struct PolicyConfig {
     /// Holiday calendars whose dates count as `holiday` (see the `holidays` files).
     #[serde(default)]
     pub holiday_calendars: Vec<String>,
-    /// Channels the contact windows and blocked days apply to (default: dialer, SMS, WhatsApp, e-mail).
+    /// Channels the contact windows (hours) apply to (default: dialer, SMS, WhatsApp, e-mail: letters, agency
+    /// placements and legal referrals are not contacts at an hour).
     #[serde(default = "default_window_channels")]
     pub window_channels: Vec<Channel>,
+    /// Channels the blocked days and holidays apply to (default: the `window_channels`). Add `letter`, `agency` or
+    /// `legal` where the jurisdiction forbids collection steps of those kinds on those days too.
+    #[serde(default)]
+    pub blocked_day_channels: Option<Vec<Channel>>,
     /// Allowed contact windows in the debtor's local time, `[from, to)`.
     #[serde(default)]
     pub windows: Vec<WindowConfig>,

@@ -140,8 +140,12 @@ impl Policy {
         let mut not_after = Ts::MAX;
         // Each round moves `t` forward to satisfy one more rule; a handful of rounds settles any real policy.
         for _ in 0..32 {
-            if self.window_channels.contains(channel) {
-                match self.next_window(t, tz) {
+            let (in_windows, on_days) = (
+                self.window_channels.contains(channel),
+                self.blocked_day_channels.contains(channel),
+            );
+            if in_windows || on_days {
+                match self.next_window(t, tz, in_windows, on_days) {
                     Ok((open, close, why)) => {
                         if open > t {
                             first = first.or(why);
@@ -179,12 +183,16 @@ impl Policy {
         }
     }
 
-    /// The first window at or after `t`: (open, close, why `t` itself was not allowed).
+    /// The first window at or after `t`: (open, close, why `t` itself was not allowed). `windows`: the hours of the
+    /// policy's windows bind (otherwise the whole of a day is open); `days`: its blocked days and holidays bind.
     fn next_window(
         &self,
         t: Ts,
         tz: chrono_tz::Tz,
+        windows: bool,
+        days: bool,
     ) -> Result<(Ts, Ts, Option<BlockReason>), BlockReason> {
+        const WHOLE_DAY: [(u16, u16); 1] = [(0, DAY_MINUTES)];
         let start = t.local_date(tz);
         let mut why = None;
         for offset in 0..WINDOW_SEARCH_DAYS {
@@ -197,7 +205,9 @@ impl Policy {
                 return Err(BlockReason::CalendarNotCovered);
             }
             let wd = weekday_index(date);
-            let reason = if self.blocked_weekdays & (1 << wd) != 0 {
+            let reason = if !days {
+                None
+            } else if self.blocked_weekdays & (1 << wd) != 0 {
                 Some(BlockReason::BlockedDay)
             } else if self.block_holidays && self.holidays.contains(&date) {
                 Some(BlockReason::Holiday)
@@ -210,7 +220,12 @@ impl Policy {
                 }
                 continue;
             }
-            for &(from, to) in &self.windows[wd] {
+            let hours: &[(u16, u16)] = if windows {
+                &self.windows[wd]
+            } else {
+                &WHOLE_DAY
+            };
+            for &(from, to) in hours {
                 let open = local_instant(date, minutes(from), tz);
                 let close = if to >= DAY_MINUTES {
                     local_midnight(date + chrono::Days::new(1), tz)
