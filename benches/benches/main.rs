@@ -208,6 +208,15 @@ fn outputs(at: mora_domain::time::Ts) -> (Action, AuditRecord) {
         until: None,
         strategy: Some("early-digital".into()),
         arm: Some("champion".into()),
+        subject: None,
+        previous: None,
+        debtor: Some(mora_domain::action::DebtorAtDecision {
+            dpd: 15,
+            bucket: "1-30".into(),
+            stage: "administrative".into(),
+            segment: "early-digital".into(),
+            priority: 4_210,
+        }),
     };
     (action, audit)
 }

@@ -2,7 +2,7 @@
 
 use apache_avro::types::Value;
 use compact_str::CompactString;
-use mora_domain::action::{Action, ActionId, AuditRecord, Reason};
+use mora_domain::action::{Action, ActionId, AuditRecord, DebtorAtDecision, Reason};
 use mora_domain::money::Balances;
 use mora_domain::stage::Stage;
 use mora_domain::time::Ts;
@@ -129,6 +129,20 @@ pub fn encode_audit_generic(r: &AuditRecord, wire: Wire) -> Result<Vec<u8>, Enco
         ("until", opt(r.until.map(|t| Value::TimestampMillis(t.0)))),
         ("strategy", opt(r.strategy.as_deref().map(string))),
         ("arm", opt(r.arm.as_deref().map(string))),
+        ("subject", opt(r.subject.as_deref().map(string))),
+        ("previous", opt(r.previous.as_deref().map(string))),
+        (
+            "debtor",
+            opt(r.debtor.as_ref().map(|d| {
+                record(vec![
+                    ("dpd", Value::Int(i32::from(d.dpd))),
+                    ("bucket", string(&d.bucket)),
+                    ("stage", string(&d.stage)),
+                    ("segment", string(&d.segment)),
+                    ("priority", Value::Long(d.priority)),
+                ])
+            })),
+        ),
     ]);
     codec::encode(SchemaKind::Audit, value, wire)
 }
@@ -158,6 +172,24 @@ pub fn decode_audit(bytes: &[u8]) -> Result<AuditRecord, DecodeError> {
         until: f.opt_ts("until")?,
         strategy: f.opt_string("strategy")?,
         arm: f.opt_string("arm")?,
+        subject: f.opt_string("subject")?,
+        previous: f.opt_string("previous")?,
+        debtor: match f.opt("debtor")? {
+            Some(v) => {
+                let mut d = Fields::of(v, "debtor")?;
+                Some(DebtorAtDecision {
+                    dpd: u16::try_from(d.int("dpd")?).map_err(|_| DecodeError::Invalid {
+                        field: "debtor.dpd",
+                        reason: "out of range".into(),
+                    })?,
+                    bucket: d.string("bucket")?,
+                    stage: d.string("stage")?,
+                    segment: d.string("segment")?,
+                    priority: d.long("priority")?,
+                })
+            }
+            None => None,
+        },
     })
 }
 

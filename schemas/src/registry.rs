@@ -167,8 +167,15 @@ const SCHEMAS: &[(u32, SchemaKind, bool, &str)] = &[
         true,
         include_str!("../avro/contact_action.avsc"),
     ),
+    // Audit records before subject, previous and the debtor's figures were added (version 2).
     (
         13,
+        SchemaKind::Audit,
+        false,
+        include_str!("../avro/compat/decision_audit.v2.avsc"),
+    ),
+    (
+        14,
         SchemaKind::Audit,
         true,
         include_str!("../avro/decision_audit.avsc"),

@@ -118,5 +118,14 @@ pub(crate) fn audit(r: &AuditRecord, wire: Wire) -> Result<Vec<u8>, EncodeError>
     o.opt(r.until, Out::ts);
     o.opt(r.strategy.as_deref(), Out::str);
     o.opt(r.arm.as_deref(), Out::str);
+    o.opt(r.subject.as_deref(), Out::str);
+    o.opt(r.previous.as_deref(), Out::str);
+    o.opt(r.debtor.as_ref(), |o, d| {
+        o.long(i64::from(d.dpd));
+        o.str(&d.bucket);
+        o.str(&d.stage);
+        o.str(&d.segment);
+        o.long(d.priority);
+    });
     Ok(o.0)
 }

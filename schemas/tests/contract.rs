@@ -203,6 +203,15 @@ fn outputs_round_trip() {
         until: Some(ts("2026-03-03T12:00:00Z")),
         strategy: Some("early-digital".into()),
         arm: Some("champion".into()),
+        subject: Some("PAY-9".into()),
+        previous: Some("stage:preventive".into()),
+        debtor: Some(mora_domain::action::DebtorAtDecision {
+            dpd: 12,
+            bucket: "1-30".into(),
+            stage: "administrative".into(),
+            segment: "standard".into(),
+            priority: -7,
+        }),
     };
     assert_eq!(
         decode_audit(&encode_audit(&r, Wire::Confluent).unwrap()).unwrap(),
@@ -215,6 +224,9 @@ fn outputs_round_trip() {
         kind: DecisionKind::Reclassified,
         strategy: None,
         arm: None,
+        subject: None,
+        previous: None,
+        debtor: None,
         ..r
     };
     assert_eq!(
@@ -262,11 +274,73 @@ fn outputs_written_before_the_arm_existed_still_read() {
         until: None,
         strategy: None,
         arm: None,
+        subject: None,
+        previous: None,
+        debtor: None,
     };
     let raw = encode_audit(&r, Wire::Raw).unwrap();
     let mut v1 = vec![0, 0, 0, 0, 8];
-    v1.extend(&raw[..raw.len() - 2]);
+    v1.extend(&raw[..raw.len() - 5]);
     assert_eq!(decode_audit(&v1).unwrap(), r);
+    // Version 2 (strategy and arm, before subject, previous and the debtor's figures): three null unions fewer.
+    let mut v2 = vec![0, 0, 0, 0, 13];
+    v2.extend(&raw[..raw.len() - 3]);
+    assert_eq!(decode_audit(&v2).unwrap(), r);
+}
+
+#[test]
+fn a_reader_on_the_previous_audit_schema_reads_the_current_records() {
+    // Old readers keep working: a consumer compiled against version 2 resolves version-3 records, ignoring the
+    // fields it does not know.
+    let v2 = apache_avro::Schema::parse_str(include_str!("../avro/compat/decision_audit.v2.avsc"))
+        .unwrap();
+    let (_, v3) = mora_schemas::Registry::global().current(mora_schemas::SchemaKind::Audit);
+    let r = AuditRecord {
+        debtor_id: "D-1".into(),
+        at: ts("2026-03-02T14:00:00Z"),
+        kind: DecisionKind::PromiseBroken,
+        action_id: None,
+        channel: None,
+        rule: "promise".into(),
+        reason: "deadline_passed".into(),
+        until: None,
+        strategy: Some("early-digital".into()),
+        arm: Some("champion".into()),
+        subject: Some("PR-2".into()),
+        previous: None,
+        debtor: Some(mora_domain::action::DebtorAtDecision {
+            dpd: 40,
+            bucket: "31-60".into(),
+            stage: "administrative".into(),
+            segment: "standard".into(),
+            priority: 1234,
+        }),
+    };
+    let raw = encode_audit(&r, Wire::Raw).unwrap();
+    let old = apache_avro::from_avro_datum(v3, &mut &raw[..], Some(&v2)).unwrap();
+    let apache_avro::types::Value::Record(fields) = old else {
+        panic!("a record")
+    };
+    let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "debtor_id",
+            "at",
+            "kind",
+            "action_id",
+            "channel",
+            "rule",
+            "reason",
+            "until",
+            "strategy",
+            "arm"
+        ]
+    );
+    assert_eq!(
+        fields[6].1,
+        apache_avro::types::Value::String("deadline_passed".into())
+    );
 }
 
 #[test]
@@ -569,6 +643,8 @@ prop_compose! {
         debtor in text(), at in instant(), kind in 0usize..8, action in prop::option::of(text()),
         ch in prop::option::of(0usize..7), rule in text(), reason in text(), until in prop::option::of(instant()),
         strategy in prop::option::of(text()), arm in prop::option::of(text()),
+        subject in prop::option::of(text()), previous in prop::option::of(text()),
+        figures in prop::option::of((any::<u16>(), text(), text(), text(), any::<i64>())),
     ) -> AuditRecord {
         const KINDS: [DecisionKind; 8] = [
             DecisionKind::Emitted, DecisionKind::Deferred, DecisionKind::Dropped, DecisionKind::Cancelled,
@@ -586,6 +662,15 @@ prop_compose! {
             until,
             strategy: strategy.map(Into::into),
             arm: arm.map(Into::into),
+            subject: subject.map(Into::into),
+            previous: previous.map(Into::into),
+            debtor: figures.map(|(dpd, bucket, stage, segment, priority)| mora_domain::action::DebtorAtDecision {
+                dpd,
+                bucket: bucket.into(),
+                stage: stage.into(),
+                segment: segment.into(),
+                priority,
+            }),
         }
     }
 }

@@ -8,6 +8,7 @@
 // Helpers outside #[test] functions panic on failure by design: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod audit_subjects;
 mod catch_up;
 mod demo;
 mod deployment;

@@ -143,4 +143,30 @@ pub struct AuditRecord {
     /// Its arm, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arm: Option<CompactString>,
+    /// What the record is about besides an action: the promise kept or broken, the event (payment, dispute) that
+    /// cancelled queued actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<CompactString>,
+    /// For a reclassification, what it was before (`stage:preventive`, `segment:standard`); `reason` says what it
+    /// is now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<CompactString>,
+    /// The debtor as the decision saw it, so the decision can be reconstructed without running the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debtor: Option<DebtorAtDecision>,
+}
+
+/// The figures of a debtor a decision was taken on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebtorAtDecision {
+    /// Days past due, in the debtor's local calendar.
+    pub dpd: u16,
+    /// Aging bucket.
+    pub bucket: CompactString,
+    /// Collection stage.
+    pub stage: CompactString,
+    /// Segment.
+    pub segment: CompactString,
+    /// Priority score.
+    pub priority: i64,
 }

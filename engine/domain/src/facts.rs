@@ -4,6 +4,8 @@
 //!
 //! Every function validates before it mutates, so a rejected event leaves the state as it was.
 
+use compact_str::CompactString;
+
 use crate::account;
 use crate::debtor::Debtor;
 use crate::event::{Envelope, EventKind};
@@ -13,14 +15,14 @@ use crate::rejected::Rejected;
 use crate::time::Ts;
 
 /// What applying an event changed that the decision half reacts to.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Effects {
     /// Money came in (payment or credit note).
     pub paid: bool,
     /// A dispute was opened.
     pub dispute_opened: bool,
-    /// Promises kept by this event.
-    pub promises_kept: u8,
+    /// Promises kept by this event, by id.
+    pub promises_kept: Vec<CompactString>,
 }
 
 /// Applies `ev` to `d`. `now` is the engine's current instant (never earlier than the event's time).

@@ -219,22 +219,28 @@ pub(crate) fn agree_plan(
     Ok(())
 }
 
-/// Counts money received toward open promises in its currency; returns how many it kept.
-pub(crate) fn credit_promises(d: &mut Debtor, currency: Currency, amount: Decimal, now: Ts) -> u8 {
-    let mut kept = 0u8;
+/// Counts money received toward open promises in its currency; returns the ids of those it kept.
+pub(crate) fn credit_promises(
+    d: &mut Debtor,
+    currency: Currency,
+    amount: Decimal,
+    now: Ts,
+) -> Vec<CompactString> {
+    let mut kept = Vec::new();
     d.promises.retain_mut(|p| {
         if p.currency != currency || now >= p.deadline {
             return true;
         }
         p.paid += amount;
         if p.paid >= p.amount {
-            kept += 1;
+            kept.push(p.id.clone());
             false
         } else {
             true
         }
     });
-    d.history.promises_kept = d.history.promises_kept.saturating_add(kept);
+    let n = u8::try_from(kept.len()).unwrap_or(u8::MAX);
+    d.history.promises_kept = d.history.promises_kept.saturating_add(n);
     kept
 }
 

@@ -438,19 +438,22 @@ fn remember(d: &mut Debtor, id: &ActionId) {
 pub(super) fn settle_promises(
     d: &mut Debtor,
     now: Ts,
-    kept: u8,
+    kept: &[CompactString],
     in_force: Option<&Strategy>,
     candidates: &mut Vec<Candidate>,
     out: &mut Decisions,
 ) {
-    for _ in 0..kept {
-        out.audits.push(audit(
-            d,
-            now,
-            DecisionKind::PromiseKept,
-            "promise",
-            "paid_by_deadline",
-        ));
+    for id in kept {
+        out.audits.push(AuditRecord {
+            subject: Some(id.clone()),
+            ..audit(
+                d,
+                now,
+                DecisionKind::PromiseKept,
+                "promise",
+                "paid_by_deadline",
+            )
+        });
     }
     let mut broken = Vec::new();
     d.promises.retain(|p| {
@@ -463,13 +466,16 @@ pub(super) fn settle_promises(
     });
     for id in broken {
         d.history.promises_broken = d.history.promises_broken.saturating_add(1);
-        out.audits.push(audit(
-            d,
-            now,
-            DecisionKind::PromiseBroken,
-            "promise",
-            "deadline_passed",
-        ));
+        out.audits.push(AuditRecord {
+            subject: Some(id.clone()),
+            ..audit(
+                d,
+                now,
+                DecisionKind::PromiseBroken,
+                "promise",
+                "deadline_passed",
+            )
+        });
         if let Some(s) = in_force
             && let Some(step) = &s.on_broken_promise
         {
@@ -508,7 +514,13 @@ pub(super) fn thank_for_payment(
 }
 
 /// Money in or a dispute: whatever is queued for this debtor is no longer right to send (each cancellation audited).
-pub(super) fn cancel_pending(d: &mut Debtor, now: Ts, effects: Effects, out: &mut Decisions) {
+pub(super) fn cancel_pending(
+    d: &mut Debtor,
+    now: Ts,
+    effects: &Effects,
+    cause: Option<&Envelope>,
+    out: &mut Decisions,
+) {
     let reason = if effects.dispute_opened {
         "dispute_opened"
     } else if effects.paid {
@@ -520,6 +532,7 @@ pub(super) fn cancel_pending(d: &mut Debtor, now: Ts, effects: Effects, out: &mu
         out.audits.push(AuditRecord {
             action_id: Some(p.action.action_id.clone()),
             channel: Some(p.action.channel),
+            subject: cause.map(|ev| ev.event_id.clone()),
             ..audit(d, now, DecisionKind::Cancelled, "engine/pending", reason)
         });
     }

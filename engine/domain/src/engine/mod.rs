@@ -205,7 +205,30 @@ impl Engine {
                 }
             }
         }
+        // Every record carries the debtor's figures the decision was taken on.
+        if out.audits.len() > first_new {
+            let at = self.at_decision(d);
+            for r in &mut out.audits[first_new..] {
+                r.debtor = Some(at.clone());
+            }
+        }
         Ok(())
+    }
+
+    /// The debtor's figures as a decision sees them (bucket and segment by name).
+    fn at_decision(&self, d: &Debtor) -> crate::action::DebtorAtDecision {
+        let name = |names: &[String], i: usize| {
+            names
+                .get(i)
+                .map_or_else(|| "?".into(), |n| n.as_str().into())
+        };
+        crate::action::DebtorAtDecision {
+            dpd: d.derived.dpd,
+            bucket: name(self.aging.bucket_names(), usize::from(d.derived.bucket)),
+            stage: d.derived.stage.as_str().into(),
+            segment: name(self.segmentation.names(), usize::from(d.derived.segment)),
+            priority: d.derived.priority,
+        }
     }
 
     /// Re-derives segment, priority and queues with the current configuration (after a reload), deciding nothing.
@@ -234,13 +257,13 @@ impl Engine {
         settle_promises(
             d,
             now,
-            effects.promises_kept,
+            &effects.promises_kept,
             in_force,
             &mut candidates,
             out,
         );
         self.derive(d, now, tz, out);
-        cancel_pending(d, now, effects, out);
+        cancel_pending(d, now, &effects, cause, out);
         if owed_before && !d.owes() && effects.paid {
             thank_for_payment(in_force, cause, &mut candidates);
         }
@@ -293,13 +316,17 @@ impl Engine {
         if first || stage != dv.stage {
             dv.stage_entered = Some(today);
             if !first {
-                out.audits.push(audit(
-                    d,
-                    now,
-                    DecisionKind::Reclassified,
-                    "aging",
-                    &format!("stage:{}", stage.as_str()),
-                ));
+                let before = format!("stage:{}", dv.stage.as_str());
+                out.audits.push(AuditRecord {
+                    previous: Some(before.into()),
+                    ..audit(
+                        d,
+                        now,
+                        DecisionKind::Reclassified,
+                        "aging",
+                        &format!("stage:{}", stage.as_str()),
+                    )
+                });
             }
             d.derived.stage = stage;
         }
@@ -317,14 +344,20 @@ impl Engine {
         }
         let segment = self.segmentation.classify(d);
         if segment != d.derived.segment && !first {
-            let name = &self.segmentation.names()[segment as usize];
-            out.audits.push(audit(
-                d,
-                now,
-                DecisionKind::Reclassified,
-                "segmentation",
-                &format!("segment:{name}"),
-            ));
+            let names = self.segmentation.names();
+            let before = names
+                .get(usize::from(d.derived.segment))
+                .map_or_else(String::new, |n| format!("segment:{n}"));
+            out.audits.push(AuditRecord {
+                previous: (!before.is_empty()).then(|| before.into()),
+                ..audit(
+                    d,
+                    now,
+                    DecisionKind::Reclassified,
+                    "segmentation",
+                    &format!("segment:{}", names[segment as usize]),
+                )
+            });
         }
         d.derived.segment = segment;
         d.derived.priority = self.priority.score(d, &self.fx);
@@ -372,5 +405,8 @@ fn audit(d: &Debtor, now: Ts, kind: DecisionKind, rule: &str, reason: &str) -> A
         until: None,
         strategy: None,
         arm: None,
+        subject: None,
+        previous: None,
+        debtor: None,
     }
 }
