@@ -13,6 +13,7 @@ mod catch_up;
 mod demo;
 mod deployment;
 mod layering;
+mod output_files;
 mod policy_channels;
 mod restore;
 mod utils;

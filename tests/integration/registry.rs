@@ -590,6 +590,16 @@ fn a_log_framed_with_registry_ids_replays_to_the_same_actions_as_the_built_in_on
         dead(&framed_dir),
         "only the simulator's poison records are dead letters"
     );
+    // The comparison counts each side's dead letters, as its file holds them.
+    let counted = a.in_force.tally.dead_letters.values().sum::<u64>() as usize;
+    assert_eq!(counted, dead(&plain_dir));
+    let md = std::fs::read_to_string(plain_dir.join("out/comparison.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "| dead letters (each side's dead_letters.jsonl) | {counted} |"
+        )),
+        "{md}"
+    );
 }
 
 #[test]

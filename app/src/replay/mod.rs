@@ -113,6 +113,7 @@ impl Sink for ReplaySink {
     }
     fn dead_letter(&mut self, p: i32, d: DeadLetter) {
         if self.counting {
+            self.tally.dead_letter(&d.error_kind);
             self.files.dead_letter(p, d);
         }
     }

@@ -68,6 +68,8 @@ pub struct Delta {
     pub blocked_by_reason: BTreeMap<String, i64>,
     /// Debtors contacted.
     pub debtors_contacted: i64,
+    /// Records dead-lettered.
+    pub dead_letters: i64,
     /// Promises kept.
     pub promises_kept: i64,
     /// Promises broken.
@@ -163,11 +165,13 @@ impl Report {
         };
         let (ca, cb) = (contacts(&a), contacts(&b));
         let migrations = |t: &Tally| t.segment_migrations.values().sum::<u64>() as i64;
+        let dead = |t: &Tally| t.dead_letters.values().sum::<u64>() as i64;
         let delta = Delta {
             actions: b.actions as i64 - a.actions as i64,
             actions_by_channel: diff(&by_channel(&a), &by_channel(&b)),
             blocked_by_reason: diff(&by_reason(&a), &by_reason(&b)),
             debtors_contacted: cb.debtors_contacted as i64 - ca.debtors_contacted as i64,
+            dead_letters: dead(&b) - dead(&a),
             promises_kept: b.promises_kept as i64 - a.promises_kept as i64,
             promises_broken: b.promises_broken as i64 - a.promises_broken as i64,
             cures: b.cures as i64 - a.cures as i64,
@@ -223,6 +227,12 @@ impl Report {
             let _ = writeln!(s, "| {name} | {x} | {y} | {:+} |", y - x);
         };
         row("actions", a.tally.actions as i64, b.tally.actions as i64);
+        let dead = |t: &Tally| t.dead_letters.values().sum::<u64>() as i64;
+        row(
+            "dead letters (each side's dead_letters.jsonl)",
+            dead(&a.tally),
+            dead(&b.tally),
+        );
         for (label, per) in [
             ("actions", by_channel as fn(&Tally) -> BTreeMap<String, i64>),
             ("blocked", by_reason),

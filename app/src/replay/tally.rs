@@ -16,6 +16,8 @@ pub struct Tally {
     pub actions_by_channel_step: BTreeMap<String, BTreeMap<String, u64>>,
     /// Actions deferred and dropped by the compliance guard, per kind then reason.
     pub blocked: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Records this side could not use (written to its `dead_letters.jsonl`), per error kind.
+    pub dead_letters: BTreeMap<String, u64>,
     /// Promises kept within the window.
     pub promises_kept: u64,
     /// Promises broken within the window.
@@ -59,6 +61,11 @@ impl Tally {
             .or_default() += 1;
         *self.contacts.entry(a.debtor_id.to_string()).or_default() += 1;
         self.arm(&a.reason.strategy, &a.arm).actions += 1;
+    }
+
+    /// Counts a record this side dead-lettered.
+    pub fn dead_letter(&mut self, error_kind: &str) {
+        *self.dead_letters.entry(error_kind.to_string()).or_default() += 1;
     }
 
     /// Counts an audit record: what was blocked and why, promises, cures.
@@ -116,6 +123,9 @@ impl Tally {
     /// Adds `other` into `self`.
     pub fn merge(&mut self, other: Tally) {
         self.actions += other.actions;
+        for (k, n) in other.dead_letters {
+            *self.dead_letters.entry(k).or_default() += n;
+        }
         for (c, steps) in other.actions_by_channel_step {
             let mine = self.actions_by_channel_step.entry(c).or_default();
             for (s, n) in steps {
