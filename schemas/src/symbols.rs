@@ -5,7 +5,7 @@ use mora_domain::action::DecisionKind;
 use mora_domain::stage::Stage;
 
 /// The `DecisionKind` enum's symbols, by index.
-pub(crate) const DECISION_KINDS: [(DecisionKind, &str); 8] = [
+pub(crate) const DECISION_KINDS: [(DecisionKind, &str); 9] = [
     (DecisionKind::Emitted, "emitted"),
     (DecisionKind::Deferred, "deferred"),
     (DecisionKind::Dropped, "dropped"),
@@ -14,6 +14,7 @@ pub(crate) const DECISION_KINDS: [(DecisionKind, &str); 8] = [
     (DecisionKind::PromiseKept, "promise_kept"),
     (DecisionKind::PromiseBroken, "promise_broken"),
     (DecisionKind::Reclassified, "reclassified"),
+    (DecisionKind::Noted, "noted"),
 ];
 
 /// The `Stage` enum's index of a stage.

@@ -131,3 +131,46 @@ fn a_reclassification_says_what_it_was_before() {
         Some("administrative")
     );
 }
+
+#[test]
+fn an_outcome_for_an_action_never_sent_is_accepted_and_noted() {
+    use mora_domain::event::{EventKind, Outcome};
+    use mora_domain::ids::Channel;
+    let mut h = us_debtor();
+    h.advance_to(ts("2026-03-03T14:30:00Z"));
+    let sent = h.out.actions[0].clone();
+    let outcome = |id: &str, at: &str| {
+        testkit::event(
+            "D-1",
+            &format!("outcome-{id}"),
+            ts(at),
+            EventKind::ContactOutcome {
+                action_id: id.into(),
+                channel: Channel::Dialer,
+                outcome: Outcome::RightPartyContact,
+            },
+        )
+    };
+    // The outcome of an action it was sent: nothing noted.
+    h.feed(&outcome(&sent.action_id.0, "2026-03-03T15:00:00Z"))
+        .unwrap();
+    assert!(of_kind(&h, DecisionKind::Noted).is_empty());
+    // A manual call's outcome, under an id mora never issued: accepted (the conversation counts) and noted.
+    h.feed(&outcome("manual-call-77", "2026-03-04T15:00:00Z"))
+        .unwrap();
+    let noted = of_kind(&h, DecisionKind::Noted);
+    assert_eq!(noted.len(), 1);
+    assert_eq!(noted[0].reason, "unmatched_action");
+    assert_eq!(noted[0].subject.as_deref(), Some("manual-call-77"));
+    assert_eq!(noted[0].channel, Some(Channel::Dialer));
+    let conversations = h
+        .debtor
+        .contacts
+        .iter()
+        .filter(|m| m.kind == mora_domain::debtor::MarkKind::Conversation)
+        .count();
+    assert_eq!(
+        conversations, 2,
+        "both conversations start the quiet period"
+    );
+}

@@ -138,6 +138,10 @@ impl Sink for KafkaSink<'_> {
         if self.restoring {
             return;
         }
+        if record.kind == DecisionKind::Noted && record.reason == "unmatched_action" {
+            // A gateway reporting outcomes for actions mora did not send (or a manual call): visible, not refused.
+            metrics::counter!("mora_unmatched_outcomes_total").increment(1);
+        }
         if matches!(record.kind, DecisionKind::Deferred | DecisionKind::Dropped) {
             metrics::counter!(
                 "mora_blocked_total",

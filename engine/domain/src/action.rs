@@ -100,6 +100,9 @@ pub enum DecisionKind {
     PromiseBroken,
     /// Stage or segment changed.
     Reclassified,
+    /// A fact kept for the trail with no action decided: a contact outcome naming an action this debtor was not
+    /// sent (accepted, since manual calls are real; reason `unmatched_action`, the action id as `subject`).
+    Noted,
 }
 
 impl DecisionKind {
@@ -114,6 +117,7 @@ impl DecisionKind {
             DecisionKind::PromiseKept => "promise_kept",
             DecisionKind::PromiseBroken => "promise_broken",
             DecisionKind::Reclassified => "reclassified",
+            DecisionKind::Noted => "noted",
         }
     }
 }

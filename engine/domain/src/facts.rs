@@ -23,6 +23,8 @@ pub struct Effects {
     pub dispute_opened: bool,
     /// Promises kept by this event, by id.
     pub promises_kept: Vec<CompactString>,
+    /// A contact outcome about an action this debtor was not sent (among the ids it remembers): the id and channel.
+    pub unmatched_outcome: Option<(CompactString, crate::ids::Channel)>,
 }
 
 /// Applies `ev` to `d`. `now` is the engine's current instant (never earlier than the event's time).
@@ -78,8 +80,17 @@ pub fn apply(d: &mut Debtor, ev: &Envelope, fx: &FxTable, now: Ts) -> Result<Eff
         }
         EventKind::DisputeResolved { dispute_id, .. } => d.disputes.retain(|x| x != dispute_id),
         EventKind::ContactOutcome {
-            channel, outcome, ..
-        } => account::contact_outcome(d, *channel, *outcome, now),
+            action_id,
+            channel,
+            outcome,
+        } => {
+            // Accepted either way (manual calls are real); an id this debtor was not sent is noted for the trail.
+            let fp = xxhash_rust::xxh3::xxh3_64(action_id.as_bytes());
+            if !d.issued.contains(&fp) {
+                effects.unmatched_outcome = Some((action_id.clone(), *channel));
+            }
+            account::contact_outcome(d, *channel, *outcome, now);
+        }
         EventKind::ChargedOff { .. } => d.status.charged_off = true,
         EventKind::AgencyPlaced { agency_id } => d.status.agency = Some(agency_id.clone()),
         EventKind::AgencyRecalled { agency_id } => account::recall_agency(d, agency_id),

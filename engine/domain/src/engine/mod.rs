@@ -263,6 +263,19 @@ impl Engine {
             out,
         );
         self.derive(d, now, tz, out);
+        if let Some((id, channel)) = &effects.unmatched_outcome {
+            out.audits.push(AuditRecord {
+                channel: Some(*channel),
+                subject: Some(id.clone()),
+                ..audit(
+                    d,
+                    now,
+                    DecisionKind::Noted,
+                    "facts/contact_outcome",
+                    "unmatched_action",
+                )
+            });
+        }
         cancel_pending(d, now, &effects, cause, out);
         if owed_before && !d.owes() && effects.paid {
             thank_for_payment(in_force, cause, &mut candidates);
