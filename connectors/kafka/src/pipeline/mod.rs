@@ -215,6 +215,16 @@ impl Pipeline {
         if self.durable.as_ref().is_some_and(Durable::holding) {
             return Ok(());
         }
+        consumer.resume(&self.assigned(consumer, false)?)?;
+        Ok(())
+    }
+
+    /// The assigned topic-partitions, less those paused for a full buffer unless `with_full`.
+    pub(crate) fn assigned<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        with_full: bool,
+    ) -> Result<TopicPartitionList, PipelineError> {
         let mut tpl = TopicPartitionList::new();
         for e in consumer.assignment()?.elements() {
             let full = self
@@ -222,12 +232,11 @@ impl Pipeline {
                 .get(&e.partition())
                 .and_then(|s| s.inboxes.get(e.topic()))
                 .is_some_and(|i| i.paused);
-            if !full {
+            if with_full || !full {
                 tpl.add_partition(e.topic(), e.partition());
             }
         }
-        consumer.resume(&tpl)?;
-        Ok(())
+        Ok(tpl)
     }
 
     /// Pauses fetching for topic-partitions whose buffer is full and resumes those drained below half, so memory

@@ -3,7 +3,6 @@
 
 use crate::durable::FlushSource;
 use crate::error::PipelineError;
-use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use std::time::Instant;
 
@@ -52,17 +51,7 @@ impl Pipeline {
         if !changed {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::new();
-        for e in consumer.assignment()?.elements() {
-            let full = self
-                .slots
-                .get(&e.partition())
-                .and_then(|s| s.inboxes.get(e.topic()))
-                .is_some_and(|i| i.paused);
-            if behind || !full {
-                tpl.add_partition(e.topic(), e.partition());
-            }
-        }
+        let tpl = self.assigned(consumer, behind)?;
         if behind {
             consumer.pause(&tpl)?;
         } else {
