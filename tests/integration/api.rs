@@ -420,7 +420,28 @@ tokens = [
     assert_eq!(body["source"], "state_store");
     assert_eq!(body["state"], serde_json::to_value(d).unwrap());
     let stored = body["recent_decisions"].as_array().unwrap();
-    assert!(!stored.is_empty(), "decisions from the audit ledger");
+    assert!(!stored.is_empty(), "decisions from the ledger");
+    // The ledger keeps the whole audit record: the newest instant's decisions are those of the clean run.
+    let clean: Vec<serde_json::Value> = other_worker
+        .recent_decisions(&d.id, 50)
+        .into_iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect();
+    let at_newest = |v: &[serde_json::Value]| {
+        let newest = v[0]["at"].clone();
+        let mut same: Vec<String> = v
+            .iter()
+            .filter(|r| r["at"] == newest)
+            .map(|r| r.to_string())
+            .collect();
+        same.sort();
+        same
+    };
+    assert_eq!(
+        at_newest(stored),
+        at_newest(&clean),
+        "newest stored decisions vs a clean run"
+    );
 
     // Either instance gives the whole picture: its own partitions from memory (the second one's restored, KPI
     // counters included), the others from the summaries and KPI days their owner published.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mora_connector_kafka::{ClockSource, KafkaConfig, create_topics};
-use mora_connector_scylla::{StateConfig, Store};
+use mora_connector_scylla::{LedgerRecord, StateConfig, Store};
 use mora_domain::action::Action;
 use mora_domain::action::DecisionKind;
 use mora_domain::debtor::Debtor;
@@ -20,7 +20,8 @@ use mora_domain::time::Ts;
 use mora_loadgen::{LoadgenOptions, loadgen};
 use mora_runtime::{CollectingSink, InputRecord, Operator, PartitionWorker};
 use mora_schemas::{
-    ClockTick, Family, Wire, decode_action, decode_audit, encode_clock, encode_event, family_of,
+    ClockTick, Family, Wire, decode_action, decode_audit, encode_action, encode_audit,
+    encode_clock, encode_event, family_of,
 };
 use rand::{Rng, SeedableRng};
 use rdkafka::ClientConfig;
@@ -530,11 +531,88 @@ listen = "127.0.0.1:0"
                 expected_state[*id]
             );
         }
+        let (ledger_actions, ledger_decisions) = self.ledger_matches_a_clean_run();
         eprintln!(
-            "verified: {} actions exactly once, {} debtors equal to a clean run",
+            "verified: {} actions exactly once, {} debtors equal to a clean run, the ledger's {ledger_actions} \
+             actions and {ledger_decisions} decisions those of a clean run",
             want.len(),
             expected_state.len()
         );
+    }
+
+    /// The ledger holds every action and every decision of a clean run, once each, and nothing else. Returns their
+    /// counts.
+    pub(crate) fn ledger_matches_a_clean_run(&self) -> (usize, usize) {
+        let (mut actions, mut audits) = (BTreeSet::new(), BTreeSet::new());
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        for (_, sink) in self.reference_workers() {
+            for a in &sink.actions {
+                actions.insert(encode_action(a, Wire::Raw).unwrap());
+                (first, last) = (first.min(a.created_at.0), last.max(a.created_at.0));
+            }
+            for r in &sink.audits {
+                audits.insert(encode_audit(r, Wire::Raw).unwrap());
+                (first, last) = (first.min(r.at.0), last.max(r.at.0));
+            }
+        }
+        let day = |t: i64| t.div_euclid(mora_domain::time::DAY_MS);
+        let stored = if first <= last {
+            self.ledger_days(day(first), day(last))
+        } else {
+            Vec::new()
+        };
+        let (mut got_actions, mut got_audits) = (Vec::new(), Vec::new());
+        for e in stored {
+            match e {
+                LedgerRecord::Action(a) => got_actions.push(encode_action(&a, Wire::Raw).unwrap()),
+                LedgerRecord::Decision(r) => got_audits.push(encode_audit(&r, Wire::Raw).unwrap()),
+            }
+        }
+        let (n_actions, n_audits) = (got_actions.len(), got_audits.len());
+        let got_actions: BTreeSet<Vec<u8>> = got_actions.into_iter().collect();
+        let got_audits: BTreeSet<Vec<u8>> = got_audits.into_iter().collect();
+        assert_eq!(
+            n_actions,
+            got_actions.len(),
+            "an action stored twice in the ledger"
+        );
+        assert_eq!(
+            n_audits,
+            got_audits.len(),
+            "a decision stored twice in the ledger"
+        );
+        assert_eq!(
+            (
+                actions.difference(&got_actions).count(),
+                got_actions.difference(&actions).count()
+            ),
+            (0, 0),
+            "ledger actions vs a clean run: (missing, unexpected)"
+        );
+        assert_eq!(
+            (
+                audits.difference(&got_audits).count(),
+                got_audits.difference(&audits).count()
+            ),
+            (0, 0),
+            "ledger decisions vs a clean run: (missing, unexpected)"
+        );
+        (n_actions, n_audits)
+    }
+
+    /// Every ledger entry of the test's partitions from day `from` to day `to` (days since the epoch).
+    fn ledger_days(&self, from: i64, to: i64) -> Vec<LedgerRecord> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = Store::connect(&self.state).await.expect("store");
+            let mut all = Vec::new();
+            for p in 0..PARTITIONS {
+                for d in from..=to {
+                    all.extend(store.ledger_day(p, d).await.expect("ledger"));
+                }
+            }
+            all
+        })
     }
 }
 

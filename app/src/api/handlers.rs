@@ -162,7 +162,7 @@ pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response
     .into_response()
 }
 
-/// A debtor of a partition another instance owns: its stored row, and its latest decisions from the audit ledger.
+/// A debtor of a partition another instance owns: its stored row, and its latest decisions from the ledger.
 async fn stored_debtor(
     store: &mora_connector_scylla::Store,
     partition: i32,
@@ -181,7 +181,7 @@ async fn stored_debtor(
         .map_err(|e| e.to_string())?
         .map_or(Ts(0), |c| c.clock);
     let recent = store
-        .recent_decisions(id, now, RECENT)
+        .recent_decisions(partition, id, now, RECENT)
         .await
         .map_err(|e| e.to_string())?;
     Ok(Some((d, json!(recent))))

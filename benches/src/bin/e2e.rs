@@ -145,11 +145,20 @@ fn main() -> anyhow::Result<()> {
         );
         let cpu: Vec<String> = r
             .capacity
-            .cpu_us_per_event
+            .cpu_s_per_million_events
             .iter()
             .map(|(k, v)| format!("{k} {v:.1}"))
             .collect();
-        eprintln!("  capacity stretch, CPU µs per event: {}", cpu.join(", "));
+        eprintln!(
+            "  capacity stretch, CPU seconds per million events: {}",
+            cpu.join(", ")
+        );
+        if let Some(s) = &r.capacity.store {
+            eprintln!(
+                "  capacity stretch, state store per event: {:.4} requests, {:.3} statements, {:.3} rows; {} input pauses",
+                s.requests_per_event, s.statements_per_event, s.rows_per_event, s.input_pauses
+            );
+        }
         for s in &r.steps {
             eprintln!(
                 "  {:>4.0}% ({:>6.0}/s offered, {:>6.0}/s consumed): p50 {:>7.1} ms  p99 {:>7.1} ms  p99.9 {:>7.1} ms  ({} timed)",
@@ -160,6 +169,22 @@ fn main() -> anyhow::Result<()> {
                 s.latency_ms.p99,
                 s.latency_ms.p999,
                 s.latency_ms.count
+            );
+            let b = &s.time_released_batches;
+            eprintln!(
+                "        by event: p50 {:.1} ms p99 {:.1} ms ({}); time released: p50 {:.1} ms p99 {:.1} ms ({}) in {} batches (size p50 {}, max {}), drained in p50 {:.1} / p99 {:.1} / max {:.1} ms",
+                s.by_event_ms.p50,
+                s.by_event_ms.p99,
+                s.by_event_ms.count,
+                s.time_released_ms.p50,
+                s.time_released_ms.p99,
+                s.time_released_ms.count,
+                b.batches,
+                b.size_p50,
+                b.size_max,
+                b.drain_ms_p50,
+                b.drain_ms_p99,
+                b.drain_ms_max
             );
         }
     }

@@ -68,11 +68,32 @@ pub(super) fn create_topics(
 /// decision instant: the event it answers, or the record that moved the partition's time past the timer it fired.
 #[derive(Debug, Default)]
 pub(super) struct SendIndex {
-    partitions: Vec<Mutex<Vec<(i64, u64, u8)>>>,
+    partitions: Vec<Mutex<Vec<Sent>>>,
 }
+
+/// A record produced: (simulated instant, produce time µs, step, hash of the record's key).
+type Sent = (i64, u64, u8, u64);
 
 /// Step of records produced as the warm-up backlog (never timed).
 pub(super) const WARMUP: u8 = u8::MAX;
+
+/// What set off an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Trigger {
+    /// When the record that triggered it was produced (µs since the harness started).
+    pub sent_us: u64,
+    /// Its load step.
+    pub step: u8,
+    /// Whether it is an event of the action's own debtor at the action's instant (the action answers it); if not,
+    /// time released the action (a timer, a window opening, a day starting), and the record is the one that moved
+    /// the partition's time there.
+    pub by_event: bool,
+}
+
+/// The hash of a record key the index keeps.
+pub(super) fn key_hash(key: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+}
 
 impl SendIndex {
     pub(super) fn new(partitions: usize) -> Self {
@@ -81,20 +102,29 @@ impl SendIndex {
         }
     }
 
-    fn push(&self, partition: i32, sim: i64, wall_us: u64, step: u8) {
+    fn push(&self, partition: i32, sim: i64, wall_us: u64, step: u8, key: u64) {
         if let Some(p) = self.partitions.get(partition as usize) {
             p.lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push((sim, wall_us, step));
+                .push((sim, wall_us, step, key));
         }
     }
 
-    /// The produce time and step of the record that triggered a decision at `sim` in `partition`.
-    pub(super) fn trigger(&self, partition: usize, sim: i64) -> Option<(u64, u8)> {
+    /// The record that triggered a decision at `sim` in `partition` for the debtor whose key hashes to `debtor`.
+    pub(super) fn trigger(&self, partition: usize, sim: i64, debtor: u64) -> Option<Trigger> {
         let p = self.partitions.get(partition)?;
         let p = p.lock().unwrap_or_else(|e| e.into_inner());
         let i = p.partition_point(|e| e.0 < sim);
-        p.get(i).map(|e| (e.1, e.2))
+        let first = p.get(i)?;
+        let by_event = p[i..]
+            .iter()
+            .take_while(|e| e.0 == sim)
+            .any(|e| e.3 == debtor);
+        Some(Trigger {
+            sent_us: first.1,
+            step: first.2,
+            by_event,
+        })
     }
 }
 
@@ -162,7 +192,8 @@ impl Sender {
             }
             let topic = &self.topics[&rec.family];
             let wall = now_us(self.origin);
-            self.index.push(rec.partition, rec.at.0, wall, step);
+            self.index
+                .push(rec.partition, rec.at.0, wall, step, key_hash(&rec.key));
             let mut record = BaseRecord::to(topic)
                 .partition(rec.partition)
                 .key(rec.key.as_bytes())

@@ -308,80 +308,88 @@ fn measure(
     let capacity_end = log.warmup + opts.capacity_records;
     log.ensure(capacity_end)?;
     let mut produced = 0u64;
-    let mut flat_out =
-        |r: &mut RunReport, range: std::ops::Range<usize>, phase: &str| -> anyhow::Result<Warmup> {
-            let events = log.events_in(range.clone());
-            let bar = ProgressBar::new(events).with_style(bar_style.clone());
-            bar.set_prefix(title.to_string());
-            bar.set_message(format!("producing the {phase}"));
-            let before = progress.committed();
-            let cpu_before = cpu::CpuSnapshot::take(started.running.peer_pid());
-            let mut during = Vec::new();
-            let mut last_sample = Instant::now();
-            sender.send(log, range, WARMUP, None, |n| {
-                bar.set_position(n.min(events));
-                if last_sample.elapsed() >= Duration::from_millis(500) {
-                    during.push((
-                        run_start.elapsed().as_secs_f64(),
-                        n,
-                        progress.committed(),
-                        read_actions(),
-                    ));
-                    last_sample = Instant::now();
-                }
-            })?;
-            push_taken(r, phase, produced, during);
-            produced += events;
-            bar.set_position(0);
-            bar.reset_eta();
-            bar.set_message(format!("consuming the {phase}"));
-            let started_at = Instant::now();
-            // When 10% and 90% of it were consumed: (seconds, events).
-            let mut at_10: Option<(f64, u64)> = None;
-            let mut at_90: Option<(f64, u64)> = None;
-            loop {
-                let c = progress.committed().saturating_sub(before);
-                let t = started_at.elapsed().as_secs_f64();
-                sample(r, phase, produced, c + before);
-                bar.set_position(c.min(events));
-                if at_10.is_none() && c >= events / 10 {
-                    at_10 = Some((t, c));
-                }
-                if at_90.is_none() && c >= events * 9 / 10 {
-                    at_90 = Some((t, c));
-                }
-                if c >= events {
-                    break;
-                }
-                anyhow::ensure!(
-                    started.running.alive(),
-                    "the system stopped during the {phase}"
-                );
-                anyhow::ensure!(
-                    started_at.elapsed() < Duration::from_secs(3600),
-                    "the {phase} was not consumed within an hour"
-                );
-                track_memory(started, r);
-                std::thread::sleep(Duration::from_millis(250));
+    let mut flat_out = |r: &mut RunReport,
+                        range: std::ops::Range<usize>,
+                        phase: &str|
+     -> anyhow::Result<Warmup> {
+        let events = log.events_in(range.clone());
+        let bar = ProgressBar::new(events).with_style(bar_style.clone());
+        bar.set_prefix(title.to_string());
+        bar.set_message(format!("producing the {phase}"));
+        let before = progress.committed();
+        let cpu_before = cpu::CpuSnapshot::take(started.running.peer_pid());
+        let stats_before = started.running.stats();
+        let mut during = Vec::new();
+        let mut last_sample = Instant::now();
+        sender.send(log, range, WARMUP, None, |n| {
+            bar.set_position(n.min(events));
+            if last_sample.elapsed() >= Duration::from_millis(500) {
+                during.push((
+                    run_start.elapsed().as_secs_f64(),
+                    n,
+                    progress.committed(),
+                    read_actions(),
+                ));
+                last_sample = Instant::now();
             }
-            let seconds = started_at.elapsed().as_secs_f64();
-            let rate = match (at_10, at_90) {
-                (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => (c1 - c0) as f64 / (t1 - t0),
-                _ => events as f64 / seconds,
-            };
-            bar.finish_with_message(format!("{phase}: {rate:.0} events/s"));
-            let cpu_us_per_event = cpu::CpuSnapshot::take(started.running.peer_pid())
-                .per_event_since(&cpu_before, events);
-            bar.println(format!(
-                "{title} {phase}: CPU µs per event {cpu_us_per_event:?}"
-            ));
-            Ok(Warmup {
-                events,
-                seconds: (seconds * 100.0).round() / 100.0,
-                max_rate: rate.round(),
-                cpu_us_per_event,
-            })
+        })?;
+        push_taken(r, phase, produced, during);
+        produced += events;
+        bar.set_position(0);
+        bar.reset_eta();
+        bar.set_message(format!("consuming the {phase}"));
+        let started_at = Instant::now();
+        // When 10% and 90% of it were consumed: (seconds, events).
+        let mut at_10: Option<(f64, u64)> = None;
+        let mut at_90: Option<(f64, u64)> = None;
+        loop {
+            let c = progress.committed().saturating_sub(before);
+            let t = started_at.elapsed().as_secs_f64();
+            sample(r, phase, produced, c + before);
+            bar.set_position(c.min(events));
+            if at_10.is_none() && c >= events / 10 {
+                at_10 = Some((t, c));
+            }
+            if at_90.is_none() && c >= events * 9 / 10 {
+                at_90 = Some((t, c));
+            }
+            if c >= events {
+                break;
+            }
+            anyhow::ensure!(
+                started.running.alive(),
+                "the system stopped during the {phase}"
+            );
+            anyhow::ensure!(
+                started_at.elapsed() < Duration::from_secs(3600),
+                "the {phase} was not consumed within an hour"
+            );
+            track_memory(started, r);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let seconds = started_at.elapsed().as_secs_f64();
+        let rate = match (at_10, at_90) {
+            (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => (c1 - c0) as f64 / (t1 - t0),
+            _ => events as f64 / seconds,
         };
+        bar.finish_with_message(format!("{phase}: {rate:.0} events/s"));
+        let cpu_s_per_million_events =
+            cpu::CpuSnapshot::take(started.running.peer_pid()).per_event_since(&cpu_before, events);
+        let store = match (&stats_before, started.running.stats()) {
+            (Some(b), Some(a)) => report::StoreLoad::between(b, &a, events),
+            _ => None,
+        };
+        bar.println(format!(
+                "{title} {phase}: CPU s per million events {cpu_s_per_million_events:?}; store {store:?}"
+            ));
+        Ok(Warmup {
+            events,
+            seconds: (seconds * 100.0).round() / 100.0,
+            max_rate: rate.round(),
+            cpu_s_per_million_events,
+            store,
+        })
+    };
     r.warmup = flat_out(r, 0..log.warmup, "backlog")?;
     r.capacity = flat_out(r, log.warmup..capacity_end, "capacity stretch")?;
     let max_rate = r.capacity.max_rate;
@@ -447,15 +455,27 @@ fn measure(
         let elapsed = step_start.elapsed().as_secs_f64();
         // Let the reader catch the last actions of the step.
         std::thread::sleep(Duration::from_secs(2));
-        let latency = probe
-            .histogram(i)
-            .map(|h| Percentiles::of(&h))
+        let measured = probe.latency(i);
+        let of = |h: fn(&probe::StepLatency) -> &hdrhistogram::Histogram<u64>| {
+            measured
+                .as_ref()
+                .map(|m| Percentiles::of(h(m)))
+                .unwrap_or_default()
+        };
+        let (latency, by_event, by_time) =
+            (of(|m| &m.all), of(|m| &m.by_event), of(|m| &m.by_time));
+        let released = measured
+            .as_ref()
+            .map(|m| report::Batches::of(&m.batches))
             .unwrap_or_default();
         bar.finish_with_message(format!(
-            "{:.0}%: p50 {} ms, p99 {} ms",
+            "{:.0}%: p50 {} ms, p99 {} ms (events: p99 {} ms; time-released: {} batches, drained in p50 {} ms)",
             load * 100.0,
             latency.p50,
-            latency.p99
+            latency.p99,
+            by_event.p99,
+            released.batches,
+            released.drain_ms_p50
         ));
         r.steps.push(Step {
             load: *load,
@@ -464,6 +484,9 @@ fn measure(
             consumed_rate: (consumed as f64 / elapsed).round(),
             drained_after: drained_after.map(|s| (s * 100.0).round() / 100.0),
             latency_ms: latency,
+            by_event_ms: by_event,
+            time_released_ms: by_time,
+            time_released_batches: released,
         });
         next += n;
     }

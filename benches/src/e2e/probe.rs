@@ -1,7 +1,7 @@
 //! The reader at the end of the line: a `read_committed` consumer of the system's output topics that times every
 //! action from the produce time of the record that triggered it to the moment it became readable.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -13,7 +13,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 
-use super::kafka::{SendIndex, WARMUP, now_us};
+use super::kafka::{SendIndex, WARMUP, key_hash, now_us};
 
 /// How to read an output record: the debtor, the simulated instant it was sent at, and an identity for duplicates.
 #[derive(Clone, Copy, Debug)]
@@ -37,10 +37,50 @@ pub(super) struct ProbeSpec<'a> {
     pub steps: usize,
 }
 
+/// One step's latencies (microseconds).
+#[derive(Debug, Clone)]
+pub(super) struct StepLatency {
+    /// Every timed action.
+    pub all: Histogram<u64>,
+    /// Actions answering an event of their own debtor.
+    pub by_event: Histogram<u64>,
+    /// Actions time released (timers, window openings, a day starting).
+    pub by_time: Histogram<u64>,
+    /// Time-released actions grouped by the instant (and partition) that released them: a batch.
+    pub batches: HashMap<(usize, i64), Batch>,
+}
+
+/// Actions released together: one partition's time moving past one instant.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Batch {
+    /// When the record that released them was produced (µs).
+    pub sent_us: u64,
+    /// When the first and the last of them became readable (µs).
+    pub first_us: u64,
+    pub last_us: u64,
+    pub actions: u64,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}
+
+impl StepLatency {
+    fn new() -> Self {
+        Self {
+            all: histogram(),
+            by_event: histogram(),
+            by_time: histogram(),
+            batches: HashMap::new(),
+        }
+    }
+}
+
 /// Latencies per step (microseconds), and counts.
 #[derive(Debug)]
 pub(super) struct Probe {
-    pub steps: Vec<Mutex<Histogram<u64>>>,
+    pub steps: Vec<Mutex<StepLatency>>,
     pub actions: AtomicU64,
     pub duplicates: AtomicU64,
     pub untimed: AtomicU64,
@@ -77,15 +117,7 @@ impl Probe {
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names)?;
         let probe = Arc::new(Self {
-            steps: (0..steps)
-                .map(|_| {
-                    Mutex::new(
-                        Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| {
-                            Histogram::new(3).unwrap_or_else(|_| unreachable!())
-                        }),
-                    )
-                })
-                .collect(),
+            steps: (0..steps).map(|_| Mutex::new(StepLatency::new())).collect(),
             actions: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             untimed: AtomicU64::new(0),
@@ -109,7 +141,8 @@ impl Probe {
         origin: Instant,
     ) {
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
-        // Every timed action as a CSV line (read µs, produced µs, step, debtor, decision instant), for digging.
+        // Every timed action as a CSV line (read µs, produced µs, step, debtor, decision instant, event or time), for
+        // digging.
         let mut dump = std::env::var("E2E_DUMP")
             .ok()
             .and_then(|p| std::fs::File::create(p).ok())
@@ -130,15 +163,36 @@ impl Probe {
                 continue;
             }
             let partition = partition_for(debtor.as_bytes(), partitions) as usize;
-            match index.trigger(partition, at) {
-                Some((sent, step)) if step != WARMUP => {
+            match index.trigger(partition, at, key_hash(&debtor)) {
+                Some(t) if t.step != WARMUP => {
                     if let Some(f) = dump.as_mut() {
                         use std::io::Write;
-                        let _ = writeln!(f, "{read_at},{sent},{step},{debtor},{at}");
+                        let _ = writeln!(
+                            f,
+                            "{read_at},{},{},{debtor},{at},{}",
+                            t.sent_us,
+                            t.step,
+                            if t.by_event { "event" } else { "time" }
+                        );
                     }
-                    if let Some(h) = self.steps.get(step as usize) {
+                    if let Some(h) = self.steps.get(t.step as usize) {
                         let mut h = h.lock().unwrap_or_else(|e| e.into_inner());
-                        let _ = h.record(read_at.saturating_sub(sent).max(1));
+                        let us = read_at.saturating_sub(t.sent_us).max(1);
+                        let _ = h.all.record(us);
+                        if t.by_event {
+                            let _ = h.by_event.record(us);
+                        } else {
+                            let _ = h.by_time.record(us);
+                            let b = h.batches.entry((partition, at)).or_insert(Batch {
+                                sent_us: t.sent_us,
+                                first_us: read_at,
+                                last_us: read_at,
+                                actions: 0,
+                            });
+                            b.first_us = b.first_us.min(read_at);
+                            b.last_us = b.last_us.max(read_at);
+                            b.actions += 1;
+                        }
                     }
                 }
                 Some(_) => {}
@@ -149,8 +203,8 @@ impl Probe {
         }
     }
 
-    /// A copy of step `i`'s histogram.
-    pub(super) fn histogram(&self, i: usize) -> Option<Histogram<u64>> {
+    /// A copy of step `i`'s latencies.
+    pub(super) fn latency(&self, i: usize) -> Option<StepLatency> {
         self.steps
             .get(i)
             .map(|h| h.lock().unwrap_or_else(|e| e.into_inner()).clone())

@@ -100,9 +100,48 @@ pub struct Warmup {
     pub events: u64,
     pub seconds: f64,
     pub max_rate: f64,
-    /// CPU microseconds per event of each process (or, in this process, thread group) while the stretch was
-    /// produced and consumed: `engine`, `state_io`, `harness`, `kafka`, `cassandra`.
-    pub cpu_us_per_event: std::collections::BTreeMap<String, f64>,
+    /// CPU seconds per million events (the same figure as CPU microseconds per event) of each process (or, in
+    /// this process, thread group) while the stretch was produced and consumed: `engine`, `state_io`, `harness`,
+    /// `kafka`, `cassandra`.
+    pub cpu_s_per_million_events: std::collections::BTreeMap<String, f64>,
+    /// What mora's state store wrote during the stretch (`None`: the peer, or mora without its store).
+    pub store: Option<StoreLoad>,
+}
+
+/// The state store's writes over a stretch of the log, per input event.
+#[derive(Debug, Default, Serialize)]
+pub struct StoreLoad {
+    /// Requests sent to the database (a batch is one).
+    pub requests_per_event: f64,
+    /// Statements, counting each inside a batch.
+    pub statements_per_event: f64,
+    /// Debtor rows.
+    pub rows_per_event: f64,
+    /// Flushes written.
+    pub flushes: u64,
+    /// Times input was paused because the store fell behind `state.max_lag`.
+    pub input_pauses: u64,
+}
+
+impl StoreLoad {
+    /// The difference between two readings of mora's counters, over `events`.
+    pub(super) fn between(
+        before: &mora_connector_kafka::RunStats,
+        after: &mora_connector_kafka::RunStats,
+        events: u64,
+    ) -> Option<Self> {
+        let (b, a) = (before.state.unwrap_or_default(), after.state?);
+        let per = |x: u64, y: u64| {
+            (x.saturating_sub(y) as f64 / events.max(1) as f64 * 10_000.0).round() / 10_000.0
+        };
+        Some(Self {
+            requests_per_event: per(a.requests, b.requests),
+            statements_per_event: per(a.statements, b.statements),
+            rows_per_event: per(a.rows, b.rows),
+            flushes: a.flushes.saturating_sub(b.flushes),
+            input_pauses: after.state_pauses.saturating_sub(before.state_pauses),
+        })
+    }
 }
 
 /// One load step.
@@ -117,7 +156,67 @@ pub struct Step {
     pub consumed_rate: f64,
     /// Seconds after the last record was produced until everything was consumed (`None`: not within the limit).
     pub drained_after: Option<f64>,
+    /// Every action whose trigger was produced in this step: from that record's produce time to readable.
     pub latency_ms: Percentiles,
+    /// Actions answering an event of their own debtor (a payment, a broken promise seen, a contact outcome...).
+    pub by_event_ms: Percentiles,
+    /// Actions time released: a timer, a contact window opening or a day starting released them, usually many at
+    /// one instant; timed from the record that moved the partition's time past that instant.
+    pub time_released_ms: Percentiles,
+    /// The time-released actions as the batches they came in (one partition, one instant).
+    pub time_released_batches: Batches,
+}
+
+/// Actions released together, and how long each batch took to drain.
+#[derive(Debug, Default, Serialize)]
+pub struct Batches {
+    pub batches: u64,
+    pub actions: u64,
+    /// Actions per batch.
+    pub size_p50: u64,
+    pub size_max: u64,
+    /// From the record that released the batch to its last action readable (ms).
+    pub drain_ms_p50: f64,
+    pub drain_ms_p99: f64,
+    pub drain_ms_max: f64,
+    /// From the first action of a batch readable to its last (ms): the spread a dialer sees.
+    pub spread_ms_p50: f64,
+    pub spread_ms_max: f64,
+}
+
+impl Batches {
+    pub(super) fn of(
+        batches: &std::collections::HashMap<(usize, i64), super::probe::Batch>,
+    ) -> Self {
+        if batches.is_empty() {
+            return Self::default();
+        }
+        let mut sizes: Vec<u64> = batches.values().map(|b| b.actions).collect();
+        let mut drains: Vec<u64> = batches
+            .values()
+            .map(|b| b.last_us.saturating_sub(b.sent_us))
+            .collect();
+        let mut spreads: Vec<u64> = batches
+            .values()
+            .map(|b| b.last_us.saturating_sub(b.first_us))
+            .collect();
+        sizes.sort_unstable();
+        drains.sort_unstable();
+        spreads.sort_unstable();
+        let at = |v: &[u64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        let ms = |us: u64| (us as f64 / 100.0).round() / 10.0;
+        Self {
+            batches: batches.len() as u64,
+            actions: sizes.iter().sum(),
+            size_p50: at(&sizes, 0.5),
+            size_max: at(&sizes, 1.0),
+            drain_ms_p50: ms(at(&drains, 0.5)),
+            drain_ms_p99: ms(at(&drains, 0.99)),
+            drain_ms_max: ms(at(&drains, 1.0)),
+            spread_ms_p50: ms(at(&spreads, 0.5)),
+            spread_ms_max: ms(at(&spreads, 1.0)),
+        }
+    }
 }
 
 /// Latency percentiles, milliseconds.

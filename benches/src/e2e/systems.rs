@@ -106,6 +106,14 @@ impl Running {
         crate::process_memory(&pid, "VmRSS")
     }
 
+    /// mora's counters so far (`None` for the peer).
+    pub(super) fn stats(&self) -> Option<RunStats> {
+        match self {
+            Running::Mora(h) => Some(h.stats()),
+            Running::Peer(_) => None,
+        }
+    }
+
     /// Whether it is still running.
     pub(super) fn alive(&mut self) -> bool {
         match self {

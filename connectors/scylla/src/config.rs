@@ -34,7 +34,7 @@ pub struct StateConfig {
     /// the database catches up: memory stays bounded and nothing is dropped.
     #[serde(default = "default_max_lag", with = "humantime_serde")]
     pub max_lag: Duration,
-    /// Whether every audit record is also stored by debtor (`audit_by_debtor`). The audit topic always has them;
+    /// Whether every audit record is also stored in the `ledger` table. The audit topic always has them;
     /// storing them too is most of the database's write volume (about one audit record per event).
     #[serde(default = "default_true")]
     pub audit_ledger: bool,

@@ -39,6 +39,14 @@ pub enum StateError {
     /// A stored value could not be read back (or a value could not be encoded).
     #[error(transparent)]
     Corrupt(#[from] CodecError),
+    /// A ledger entry could not be encoded for writing or decoded when read.
+    #[error("ledger entry of debtor `{debtor}`: {reason}")]
+    Ledger {
+        /// The debtor.
+        debtor: String,
+        /// What the Avro codec said.
+        reason: String,
+    },
 }
 
 impl StateError {
@@ -65,9 +73,10 @@ impl Classify for StateError {
             StateError::Connect { .. } | StateError::Database(_) | StateError::Statement { .. } => {
                 ErrorClass::Transient
             }
-            StateError::Config(_) | StateError::NotMigrated(_) | StateError::Corrupt(_) => {
-                ErrorClass::Fatal
-            }
+            StateError::Config(_)
+            | StateError::NotMigrated(_)
+            | StateError::Corrupt(_)
+            | StateError::Ledger { .. } => ErrorClass::Fatal,
         }
     }
 }

@@ -176,10 +176,15 @@ impl StateHandle {
         let task = self.rt.spawn(async move {
             let mut wait = BACKOFF.0;
             loop {
+                // The partitions of a flush are written side by side (each its rows and ledger, then its own
+                // checkpoint); a failure retries the whole flush, which is idempotent.
+                let written =
+                    futures::future::join_all(flushes.iter().map(|f| store.write(f, write_time)))
+                        .await;
                 let mut total = Written::default();
                 let mut result = Ok(());
-                for f in &flushes {
-                    match store.write(f, write_time).await {
+                for w in written {
+                    match w {
                         Ok(w) => {
                             total.rows += w.rows;
                             total.statements += w.statements;

@@ -2,11 +2,11 @@
 //! the driver routes each to a replica owning its partition key (token-aware); statements in flight are bounded by
 //! `concurrency`.
 
+mod batches;
 mod read;
 mod schema;
 mod write;
 
-use mora_domain::time::Ts;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
@@ -14,7 +14,7 @@ use crate::config::StateConfig;
 use crate::error::StateError;
 use schema::{session, stored_shards};
 
-pub use read::StoredDecision;
+pub use read::LedgerRecord;
 pub use schema::{SCHEMA, migrate, schema_statements};
 pub use write::Written;
 
@@ -26,12 +26,9 @@ pub struct Store {
     concurrency: usize,
     batch_bytes: usize,
     put_state: PreparedStatement,
-    put_action: PreparedStatement,
-    put_audit: PreparedStatement,
-    join_segment: PreparedStatement,
-    leave_segment: PreparedStatement,
-    join_queue: PreparedStatement,
-    leave_queue: PreparedStatement,
+    put_ledger: PreparedStatement,
+    join_view: PreparedStatement,
+    leave_view: PreparedStatement,
     put_checkpoint: PreparedStatement,
     get_checkpoint: PreparedStatement,
     scan_shard: PreparedStatement,
@@ -40,32 +37,13 @@ pub struct Store {
     get_kpi_days: PreparedStatement,
     put_summary: PreparedStatement,
     get_summary: PreparedStatement,
-    get_audits: PreparedStatement,
+    get_ledger: PreparedStatement,
+    scan_ledger: PreparedStatement,
 }
 
 /// The CQL partition (within its Kafka partition) a debtor's row lives in.
 pub fn shard_of(debtor: &str, shards: u16) -> i16 {
     (xxhash_rust::xxh3::xxh3_64(debtor.as_bytes()) % u64::from(shards.max(1))) as i16
-}
-
-pub(crate) fn month(t: Ts) -> i32 {
-    use chrono::Datelike;
-    t.to_utc().map_or(0, |d| d.year() * 100 + d.month() as i32)
-}
-
-/// Adds a debtor to a membership view (`segment_members`, `queue_members`) keyed by `key`.
-fn join_view(ks: &str, table: &str, key: &str) -> String {
-    format!(
-        "INSERT INTO {ks}.{table} ({key}, kafka_partition, shard, debtor_id) VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
-    )
-}
-
-/// Removes a debtor from a membership view.
-fn leave_view(ks: &str, table: &str, key: &str) -> String {
-    format!(
-        "DELETE FROM {ks}.{table} USING TIMESTAMP ? WHERE {key} = ? AND kafka_partition = ? AND shard = ? \
-         AND debtor_id = ?"
-    )
 }
 
 impl Store {
@@ -103,20 +81,20 @@ impl Store {
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             ))
             .await?,
-            put_action: prep(format!(
-                "INSERT INTO {ks}.actions_by_debtor (debtor_id, month, created_at, action_id, channel, strategy, step, \
-                 not_before, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            put_ledger: prep(format!(
+                "INSERT INTO {ks}.ledger (kafka_partition, shard, day, debtor_id, at, entry, kind, record) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             ))
             .await?,
-            put_audit: prep(format!(
-                "INSERT INTO {ks}.audit_by_debtor (debtor_id, month, at, fingerprint, kind, rule, reason, action_id, \
-                 channel, until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            join_view: prep(format!(
+                "INSERT INTO {ks}.view_members (view_name, kafka_partition, debtor_id) VALUES (?, ?, ?) USING TIMESTAMP ?"
             ))
             .await?,
-            join_segment: prep(join_view(ks, "segment_members", "segment")).await?,
-            leave_segment: prep(leave_view(ks, "segment_members", "segment")).await?,
-            join_queue: prep(join_view(ks, "queue_members", "queue")).await?,
-            leave_queue: prep(leave_view(ks, "queue_members", "queue")).await?,
+            leave_view: prep(format!(
+                "DELETE FROM {ks}.view_members USING TIMESTAMP ? WHERE view_name = ? AND kafka_partition = ? \
+                 AND debtor_id = ?"
+            ))
+            .await?,
             put_checkpoint: prep(format!(
                 "INSERT INTO {ks}.partition_checkpoint (kafka_partition, topic, next_offset, clock, updated_at) \
                  VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
@@ -148,9 +126,13 @@ impl Store {
                 "SELECT format, summary FROM {ks}.partition_summary WHERE kafka_partition = ?"
             ))
             .await?,
-            get_audits: prep(format!(
-                "SELECT at, kind, rule, reason, action_id, channel, until FROM {ks}.audit_by_debtor \
-                 WHERE debtor_id = ? AND month = ? LIMIT ?"
+            get_ledger: prep(format!(
+                "SELECT at, kind, record FROM {ks}.ledger WHERE kafka_partition = ? AND shard = ? AND day IN ? \
+                 AND debtor_id = ?"
+            ))
+            .await?,
+            scan_ledger: prep(format!(
+                "SELECT debtor_id, kind, record FROM {ks}.ledger WHERE kafka_partition = ? AND shard = ? AND day = ?"
             ))
             .await?,
             scan_shard,

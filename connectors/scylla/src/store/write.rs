@@ -1,18 +1,18 @@
-//! Writing one partition's flush: rows, views and ledger entries with bounded concurrency, then the checkpoint.
+//! Writing one partition's flush: batches of rows, ledger entries and membership changes with bounded concurrency,
+//! then the checkpoint.
 
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use mora_domain::action::{Action, AuditRecord};
 use mora_runtime::durable::codec;
-use mora_runtime::{DebtorRow, PartitionFlush, ViewChange};
-use mora_schemas::{Wire, encode_action};
+use mora_runtime::{DebtorRow, PartitionFlush};
 use rust_decimal::Decimal;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::value::{CqlDecimal, CqlTimestamp};
 
-use super::{Store, month, shard_of};
+use super::batches::{LedgerEntry, Membership, ledger_batches, row_batches, view_batches};
+use super::{Store, shard_of};
 use crate::error::StateError;
 
 /// Encoded KPI days above this size are written before the checkpoint's batch rather than in it (the database
@@ -35,22 +35,6 @@ fn decimal(d: Decimal) -> CqlDecimal {
         &d.mantissa().to_be_bytes(),
         d.scale() as i32,
     )
-}
-
-fn fingerprint(r: &AuditRecord) -> i64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for part in [
-        r.kind.as_str(),
-        r.rule.as_str(),
-        r.reason.as_str(),
-        r.action_id.as_ref().map_or("", |a| a.0.as_str()),
-        r.channel.map_or("", |c| c.as_str()),
-    ] {
-        h.update(&(part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    h.update(&r.until.map_or(i64::MIN, |t| t.0).to_le_bytes());
-    h.digest() as i64
 }
 
 /// The values of one `partition_kpis` insert.
@@ -94,74 +78,88 @@ impl scylla::serialize::row::SerializeRow for BatchRow<'_> {
     }
 }
 
-/// A debtor row's size in a batch, as the byte bound counts it: its state and text columns, plus the fixed-size ones.
-fn row_bytes(r: &DebtorRow) -> usize {
-    r.state.len() + r.debtor_id.len() + r.bucket.len() + r.segment.len() + r.stage.len() + 96
-}
-
-/// Groups rows by their CQL partition (shard) and cuts each group into batches of at most `batch_bytes` (a row
-/// larger than that goes alone). Every batch touches one partition, so the database applies it as one mutation.
-fn row_batches(rows: &[DebtorRow], shards: u16, batch_bytes: usize) -> Vec<Vec<&DebtorRow>> {
-    let mut by_shard: BTreeMap<i16, Vec<&DebtorRow>> = BTreeMap::new();
-    for r in rows {
-        by_shard
-            .entry(shard_of(&r.debtor_id, shards))
-            .or_default()
-            .push(r);
-    }
-    let mut out = Vec::new();
-    for (_, group) in by_shard {
-        let (mut batch, mut bytes) = (Vec::new(), 0);
-        for r in group {
-            let size = row_bytes(r);
-            if !batch.is_empty() && bytes + size > batch_bytes {
-                out.push(std::mem::take(&mut batch));
-                bytes = 0;
-            }
-            bytes += size;
-            batch.push(r);
-        }
-        if !batch.is_empty() {
-            out.push(batch);
-        }
-    }
-    out
-}
-
 enum Op<'a> {
-    /// Debtor rows of one CQL partition, sent as one UNLOGGED batch.
+    /// Debtor rows of one CQL partition.
     Rows(Vec<&'a DebtorRow>),
-    View(&'a ViewChange),
-    Action(&'a Action),
-    Audit(&'a AuditRecord),
+    /// Ledger entries of one CQL partition.
+    Ledger(Vec<LedgerEntry<'a>>),
+    /// Membership changes of one view.
+    Views(Vec<Membership<'a>>),
+}
+
+/// The values of one statement of a membership batch.
+enum ViewRow<'a> {
+    Join((&'a str, i32, &'a str, i64)),
+    Leave((i64, &'a str, i32, &'a str)),
+}
+
+impl scylla::serialize::row::SerializeRow for ViewRow<'_> {
+    fn serialize(
+        &self,
+        ctx: &scylla::serialize::row::RowSerializationContext<'_>,
+        writer: &mut scylla::serialize::writers::RowWriter,
+    ) -> Result<(), scylla::serialize::SerializationError> {
+        match self {
+            ViewRow::Join(v) => v.serialize(ctx, writer),
+            ViewRow::Leave(v) => v.serialize(ctx, writer),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 impl Store {
-    /// Writes one partition's flush: rows, views and ledger entries (bounded concurrency), then the checkpoint.
+    /// Writes one partition's flush: ledger entries and views, then rows (bounded concurrency), then the checkpoint.
     /// Every statement carries `write_time` (microseconds) so a late write from an instance that lost the
     /// partition never overwrites a newer one from its next owner. Idempotent: a failed flush is retried whole.
     pub async fn write(&self, f: &PartitionFlush, write_time: i64) -> Result<Written, StateError> {
-        let batches = row_batches(&f.rows, self.shards, self.batch_bytes);
-        let requests = batches.len() + f.views.len() + f.actions.len() + f.audits.len();
-        let ops = batches
+        let mut entries = Vec::with_capacity(f.actions.len() + f.audits.len());
+        let refused = |debtor: &str, e: mora_schemas::EncodeError| StateError::Ledger {
+            debtor: debtor.to_string(),
+            reason: e.to_string(),
+        };
+        for a in &f.actions {
+            entries
+                .push(LedgerEntry::action(self.shards, a).map_err(|e| refused(&a.debtor_id, e))?);
+        }
+        for r in &f.audits {
+            entries.push(LedgerEntry::audit(self.shards, r).map_err(|e| refused(&r.debtor_id, e))?);
+        }
+        // Two phases. The ledger and the membership changes go first: a row written is a debtor whose records a
+        // next owner skips on replay (its `applied` cut is ahead of the checkpoint), so what those records decided
+        // must be stored before the row is. A crash between the phases only means the replay writes the same
+        // entries again (idempotent).
+        let first: Vec<Op<'_>> = ledger_batches(entries, self.batch_bytes)
+            .into_iter()
+            .map(Op::Ledger)
+            .chain(
+                view_batches(&f.views, self.batch_bytes)
+                    .into_iter()
+                    .map(Op::Views),
+            )
+            .collect();
+        let rows: Vec<Op<'_>> = row_batches(&f.rows, self.shards, self.batch_bytes)
             .into_iter()
             .map(Op::Rows)
-            .chain(f.views.iter().map(Op::View))
-            .chain(f.actions.iter().map(Op::Action))
-            .chain(f.audits.iter().map(Op::Audit));
+            .collect();
+        let requests = first.len() + rows.len();
         let applied: &BTreeMap<String, i64> = &f.checkpoint.offsets;
-        // An explicit window rather than a stream combinator: the future stays `Send` for the runtime.
-        let mut pending = FuturesUnordered::new();
-        for op in ops {
-            if pending.len() >= self.concurrency
-                && let Some(r) = pending.next().await
-            {
+        for phase in [first, rows] {
+            // An explicit window rather than a stream combinator: the future stays `Send` for the runtime.
+            let mut pending = FuturesUnordered::new();
+            for op in phase {
+                if pending.len() >= self.concurrency
+                    && let Some(r) = pending.next().await
+                {
+                    r?;
+                }
+                pending.push(self.exec(f.partition, applied, write_time, op));
+            }
+            while let Some(r) = pending.next().await {
                 r?;
             }
-            pending.push(self.exec(f.partition, applied, write_time, op));
-        }
-        while let Some(r) = pending.next().await {
-            r?;
         }
         let cp = &f.checkpoint;
         let now = CqlTimestamp(write_time / 1000);
@@ -249,7 +247,6 @@ impl Store {
         op: Op<'_>,
     ) -> Result<(), StateError> {
         let s = &self.session;
-        let shard = |id: &str| shard_of(id, self.shards);
         let r = match op {
             Op::Rows(rows) => {
                 let mut batch = Batch::new(BatchType::Unlogged);
@@ -259,7 +256,7 @@ impl Store {
                     batch.append_statement(self.put_state.clone());
                     values.push((
                         p,
-                        shard(&r.debtor_id),
+                        shard_of(&r.debtor_id, self.shards),
                         r.debtor_id.as_str(),
                         codec::FORMAT,
                         r.state.as_slice(),
@@ -275,67 +272,43 @@ impl Store {
                         t,
                     ));
                 }
-                return s
-                    .batch(&batch, values)
-                    .await
-                    .map(|_| ())
-                    .map_err(StateError::db);
+                s.batch(&batch, values).await
             }
-            Op::View(v) => match v {
-                ViewChange::JoinSegment(name, id) => {
-                    s.execute_unpaged(&self.join_segment, (name, p, shard(id), id, t))
-                        .await
-                }
-                ViewChange::LeaveSegment(name, id) => {
-                    s.execute_unpaged(&self.leave_segment, (t, name, p, shard(id), id))
-                        .await
-                }
-                ViewChange::JoinQueue(name, id) => {
-                    s.execute_unpaged(&self.join_queue, (name, p, shard(id), id, t))
-                        .await
-                }
-                ViewChange::LeaveQueue(name, id) => {
-                    s.execute_unpaged(&self.leave_queue, (t, name, p, shard(id), id))
-                        .await
-                }
-            },
-            Op::Action(a) => {
-                let bytes = encode_action(a, Wire::Raw).map_err(StateError::db)?;
-                s.execute_unpaged(
-                    &self.put_action,
-                    (
-                        a.debtor_id.as_str(),
-                        month(a.created_at),
-                        CqlTimestamp(a.created_at.0),
-                        a.action_id.0.as_str(),
-                        a.channel.as_str(),
-                        a.reason.strategy.as_str(),
-                        a.reason.step.as_str(),
-                        CqlTimestamp(a.not_before.0),
-                        bytes,
+            Op::Ledger(entries) => {
+                let mut batch = Batch::new(BatchType::Unlogged);
+                batch.set_is_idempotent(true);
+                let mut values = Vec::with_capacity(entries.len());
+                for e in &entries {
+                    batch.append_statement(self.put_ledger.clone());
+                    values.push((
+                        p,
+                        e.shard,
+                        e.day,
+                        e.debtor_id,
+                        CqlTimestamp(e.at),
+                        e.entry,
+                        e.kind,
+                        e.record.as_slice(),
                         t,
-                    ),
-                )
-                .await
+                    ));
+                }
+                s.batch(&batch, values).await
             }
-            Op::Audit(r) => {
-                s.execute_unpaged(
-                    &self.put_audit,
-                    (
-                        r.debtor_id.as_str(),
-                        month(r.at),
-                        CqlTimestamp(r.at.0),
-                        fingerprint(r),
-                        r.kind.as_str(),
-                        r.rule.as_str(),
-                        r.reason.as_str(),
-                        r.action_id.as_ref().map(|a| a.0.as_str()),
-                        r.channel.map(|c| c.as_str()),
-                        r.until.map(|u| CqlTimestamp(u.0)),
-                        t,
-                    ),
-                )
-                .await
+            Op::Views(changes) => {
+                let view = changes.first().map(Membership::view).unwrap_or_default();
+                let mut batch = Batch::new(BatchType::Unlogged);
+                batch.set_is_idempotent(true);
+                let mut values = Vec::with_capacity(changes.len());
+                for m in &changes {
+                    if m.join {
+                        batch.append_statement(self.join_view.clone());
+                        values.push(ViewRow::Join((view.as_str(), p, m.debtor_id, t)));
+                    } else {
+                        batch.append_statement(self.leave_view.clone());
+                        values.push(ViewRow::Leave((t, view.as_str(), p, m.debtor_id)));
+                    }
+                }
+                s.batch(&batch, values).await
             }
         };
         r.map(|_| ()).map_err(StateError::db)
@@ -345,52 +318,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(id: &str, state: usize) -> DebtorRow {
-        DebtorRow {
-            debtor_id: id.into(),
-            state: vec![0; state],
-            bucket: "1-30".into(),
-            stage: "administrative",
-            segment: "early".into(),
-            outstanding_base: Decimal::ONE,
-            overdue_base: Decimal::ONE,
-            dpd: 10,
-            priority: 100,
-        }
-    }
-
-    #[test]
-    fn rows_batch_by_cql_partition_within_the_byte_bound() {
-        let rows: Vec<DebtorRow> = (0..1000).map(|i| row(&format!("D{i:06}"), 400)).collect();
-        let batches = row_batches(&rows, 8, 16 * 1024);
-        assert_eq!(
-            batches.iter().map(Vec::len).sum::<usize>(),
-            1000,
-            "every row once"
-        );
-        for b in &batches {
-            let shard = shard_of(&b[0].debtor_id, 8);
-            assert!(
-                b.iter().all(|r| shard_of(&r.debtor_id, 8) == shard),
-                "one partition per batch"
-            );
-            assert!(b.iter().map(|r| row_bytes(r)).sum::<usize>() <= 16 * 1024);
-        }
-        // 8 partitions of ~125 rows of ~530 bytes: 5 batches each at 16 KiB, not 1 000 requests.
-        assert!(batches.len() <= 8 * 5, "{} batches", batches.len());
-    }
-
-    #[test]
-    fn a_row_larger_than_the_bound_goes_alone() {
-        let rows = vec![row("A", 10), row("B", 100_000), row("C", 10)];
-        let batches = row_batches(&rows, 1, 4096);
-        assert_eq!(
-            batches.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![1, 1, 1],
-            "the big row is cut off from its neighbours on both sides"
-        );
-    }
 
     #[test]
     fn decimals_keep_their_scale() {

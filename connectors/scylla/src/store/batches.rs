@@ -1,0 +1,301 @@
+//! How a flush becomes requests: its rows, ledger entries and membership changes grouped by the CQL partition they
+//! land in and cut into batches bounded by bytes. Every batch touches one partition, so the database applies it as
+//! one mutation; the number of requests follows the partitions a flush touches, not its rows.
+
+use std::collections::BTreeMap;
+
+use mora_domain::action::{Action, AuditRecord};
+use mora_domain::time::DAY_MS;
+use mora_runtime::{DebtorRow, ViewChange};
+use mora_schemas::{EncodeError, Wire, encode_action, encode_audit};
+
+use super::shard_of;
+
+/// One ledger row: an action or an audit record, as the `ledger` table keys it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct LedgerEntry<'a> {
+    /// CQL shard of the debtor (the same as its state row's).
+    pub shard: i16,
+    /// Day of `at` (UTC), days since the epoch.
+    pub day: i32,
+    /// Debtor.
+    pub debtor_id: &'a str,
+    /// When the action was decided or the decision taken (milliseconds).
+    pub at: i64,
+    /// A hash of the kind and the record: the same decision replayed is the same row.
+    pub entry: i64,
+    /// `action`, or the decision's kind.
+    pub kind: &'static str,
+    /// The Avro record (unframed): the channel topic's for an action, the audit topic's for a decision.
+    pub record: Vec<u8>,
+}
+
+/// The `kind` of an action's ledger row.
+pub(super) const ACTION: &str = "action";
+
+impl<'a> LedgerEntry<'a> {
+    fn new(shards: u16, debtor_id: &'a str, at: i64, kind: &'static str, record: Vec<u8>) -> Self {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(kind.as_bytes());
+        h.update(&[0]);
+        h.update(&record);
+        Self {
+            shard: shard_of(debtor_id, shards),
+            day: i32::try_from(at.div_euclid(DAY_MS)).unwrap_or(i32::MAX),
+            debtor_id,
+            at,
+            entry: h.digest() as i64,
+            kind,
+            record,
+        }
+    }
+
+    /// An action's row.
+    pub(super) fn action(shards: u16, a: &'a Action) -> Result<Self, EncodeError> {
+        Ok(Self::new(
+            shards,
+            a.debtor_id.as_str(),
+            a.created_at.0,
+            ACTION,
+            encode_action(a, Wire::Raw)?,
+        ))
+    }
+
+    /// An audit record's row.
+    pub(super) fn audit(shards: u16, r: &'a AuditRecord) -> Result<Self, EncodeError> {
+        Ok(Self::new(
+            shards,
+            r.debtor_id.as_str(),
+            r.at.0,
+            r.kind.as_str(),
+            encode_audit(r, Wire::Raw)?,
+        ))
+    }
+
+    /// Its size as the byte bound of a batch counts it.
+    fn bytes(&self) -> usize {
+        self.record.len() + self.debtor_id.len() + 48
+    }
+}
+
+/// A membership change as the `view_members` table keys it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Membership<'a> {
+    /// `segment:<name>` or `queue:<name>`, borrowed in two parts.
+    pub view: (&'static str, &'a str),
+    /// Debtor.
+    pub debtor_id: &'a str,
+    /// Joined (true) or left.
+    pub join: bool,
+}
+
+impl<'a> Membership<'a> {
+    pub(super) fn of(v: &'a ViewChange) -> Self {
+        let (prefix, name, id, join) = match v {
+            ViewChange::JoinSegment(n, id) => ("segment:", n, id, true),
+            ViewChange::LeaveSegment(n, id) => ("segment:", n, id, false),
+            ViewChange::JoinQueue(n, id) => ("queue:", n, id, true),
+            ViewChange::LeaveQueue(n, id) => ("queue:", n, id, false),
+        };
+        Self {
+            view: (prefix, name.as_str()),
+            debtor_id: id.as_str(),
+            join,
+        }
+    }
+
+    /// The view's key: `segment:<name>` or `queue:<name>`.
+    pub(super) fn view(&self) -> String {
+        format!("{}{}", self.view.0, self.view.1)
+    }
+
+    fn bytes(&self) -> usize {
+        self.view.0.len() + self.view.1.len() + self.debtor_id.len() + 24
+    }
+}
+
+/// A debtor row's size in a batch, as the byte bound counts it: its state and text columns, plus the fixed-size ones.
+pub(super) fn row_bytes(r: &DebtorRow) -> usize {
+    r.state.len() + r.debtor_id.len() + r.bucket.len() + r.segment.len() + r.stage.len() + 96
+}
+
+/// Groups `items` by `key` (their CQL partition) and cuts each group, in the order given, into batches of at most
+/// `batch_bytes` as `size` counts them; an item larger than that goes alone.
+pub(super) fn group<T, K: Ord>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> K,
+    size: impl Fn(&T) -> usize,
+    batch_bytes: usize,
+) -> Vec<Vec<T>> {
+    let mut by_key: BTreeMap<K, Vec<T>> = BTreeMap::new();
+    for item in items {
+        by_key.entry(key(&item)).or_default().push(item);
+    }
+    let mut out = Vec::new();
+    for (_, items) in by_key {
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        for item in items {
+            let n = size(&item);
+            if !batch.is_empty() && bytes + n > batch_bytes {
+                out.push(std::mem::take(&mut batch));
+                bytes = 0;
+            }
+            bytes += n;
+            batch.push(item);
+        }
+        if !batch.is_empty() {
+            out.push(batch);
+        }
+    }
+    out
+}
+
+/// Debtor rows in batches, one CQL partition (shard) each.
+pub(super) fn row_batches(
+    rows: &[DebtorRow],
+    shards: u16,
+    batch_bytes: usize,
+) -> Vec<Vec<&DebtorRow>> {
+    group(
+        rows,
+        |r| shard_of(&r.debtor_id, shards),
+        |r| row_bytes(r),
+        batch_bytes,
+    )
+}
+
+/// Ledger rows in batches, one CQL partition (shard and day) each.
+pub(super) fn ledger_batches(
+    entries: Vec<LedgerEntry<'_>>,
+    batch_bytes: usize,
+) -> Vec<Vec<LedgerEntry<'_>>> {
+    group(
+        entries,
+        |e| (e.shard, e.day),
+        LedgerEntry::bytes,
+        batch_bytes,
+    )
+}
+
+/// Membership changes in batches, one CQL partition (view) each.
+pub(super) fn view_batches(views: &[ViewChange], batch_bytes: usize) -> Vec<Vec<Membership<'_>>> {
+    group(
+        views.iter().map(Membership::of),
+        |m| m.view,
+        Membership::bytes,
+        batch_bytes,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::Decimal;
+
+    fn row(id: &str, state: usize) -> DebtorRow {
+        DebtorRow {
+            debtor_id: id.into(),
+            state: vec![0; state],
+            bucket: "1-30".into(),
+            stage: "administrative",
+            segment: "early".into(),
+            outstanding_base: Decimal::ONE,
+            overdue_base: Decimal::ONE,
+            dpd: 10,
+            priority: 100,
+        }
+    }
+
+    #[test]
+    fn rows_batch_by_cql_partition_within_the_byte_bound() {
+        let rows: Vec<DebtorRow> = (0..1000).map(|i| row(&format!("D{i:06}"), 400)).collect();
+        let batches = row_batches(&rows, 8, 16 * 1024);
+        assert_eq!(
+            batches.iter().map(Vec::len).sum::<usize>(),
+            1000,
+            "every row once"
+        );
+        for b in &batches {
+            let shard = shard_of(&b[0].debtor_id, 8);
+            assert!(
+                b.iter().all(|r| shard_of(&r.debtor_id, 8) == shard),
+                "one partition per batch"
+            );
+            assert!(b.iter().map(|r| row_bytes(r)).sum::<usize>() <= 16 * 1024);
+        }
+        // 8 partitions of ~125 rows of ~530 bytes: 5 batches each at 16 KiB, not 1 000 requests.
+        assert!(batches.len() <= 8 * 5, "{} batches", batches.len());
+    }
+
+    #[test]
+    fn a_row_larger_than_the_bound_goes_alone() {
+        let rows = vec![row("A", 10), row("B", 100_000), row("C", 10)];
+        let batches = row_batches(&rows, 1, 4096);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1, 1, 1],
+            "the big row is cut off from its neighbours on both sides"
+        );
+    }
+
+    fn entry(id: &str, at: i64, record: &[u8]) -> LedgerEntry<'static> {
+        let id: &'static str = Box::leak(id.to_string().into_boxed_str());
+        LedgerEntry::new(8, id, at, "issued", record.to_vec())
+    }
+
+    #[test]
+    fn ledger_entries_batch_by_shard_and_day() {
+        let day = 20_000 * DAY_MS;
+        let mut entries = Vec::new();
+        for i in 0..400 {
+            // Two days: a flush that crosses midnight.
+            entries.push(entry(&format!("D{i:05}"), day - 1 + (i % 2), &[7; 100]));
+        }
+        let batches = ledger_batches(entries, 64 * 1024);
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 400);
+        for b in &batches {
+            assert!(b.iter().all(|e| (e.shard, e.day) == (b[0].shard, b[0].day)));
+        }
+        // 8 shards × 2 days, every group within one batch.
+        assert_eq!(batches.len(), 16);
+    }
+
+    #[test]
+    fn a_replayed_entry_keeps_its_key_and_a_different_record_does_not() {
+        let a = entry("D1", 5, b"record");
+        assert_eq!(a, entry("D1", 5, b"record"));
+        assert_ne!(a.entry, entry("D1", 5, b"other").entry);
+        let action = LedgerEntry::new(8, "D1", 5, ACTION, b"record".to_vec());
+        assert_ne!(a.entry, action.entry, "the kind is part of the key");
+        assert_eq!(a.day, 0);
+        assert_eq!(
+            entry("D1", -1, b"x").day,
+            -1,
+            "days before the epoch round down"
+        );
+    }
+
+    #[test]
+    fn membership_changes_batch_by_view() {
+        let views: Vec<ViewChange> = (0..300)
+            .flat_map(|i| {
+                let id = format!("D{i}");
+                [
+                    ViewChange::LeaveSegment("early".into(), id.clone()),
+                    ViewChange::JoinSegment("late".into(), id.clone()),
+                    ViewChange::JoinQueue("dialer".into(), id),
+                ]
+            })
+            .collect();
+        let batches = view_batches(&views, 64 * 1024);
+        assert_eq!(
+            batches.len(),
+            3,
+            "segment:early, segment:late, queue:dialer"
+        );
+        let keys: Vec<String> = batches.iter().map(|b| b[0].view()).collect();
+        assert_eq!(keys, ["queue:dialer", "segment:early", "segment:late"]);
+        assert!(batches[1].iter().all(|m| !m.join));
+        assert!(batches[2].iter().all(|m| m.join));
+    }
+}
