@@ -2,8 +2,8 @@
 //!
 //! Needs the database: `deploy/services.sh up`, then
 //! `cargo bench -p mora-benches --bench state_store` (`MORA_BENCH_RESTORE_DEBTORS`, default 1 000 000;
-//! `MORA_CQL_NODES`, default 127.0.0.1:9042; `MORA_BENCH_BATCH_BYTES` and `MORA_BENCH_CONCURRENCY` override
-//! `state.batch_bytes` and `state.concurrency`). Figures are printed, never asserted.
+//! `MORA_CQL_NODES`, default 127.0.0.1:9042; `MORA_BENCH_BATCH_BYTES`, `MORA_BENCH_CONCURRENCY` and
+//! `MORA_BENCH_PAGE_ROWS` override `state.batch_bytes`, `state.concurrency` and `state.restore_page_rows`). Figures are printed, never asserted.
 //!
 //! The stored debtors are realistic states (a simulated portfolio run through the engine for 60 days), copied
 //! under new ids up to the requested count, so the rows have production-like sizes.
@@ -69,6 +69,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(256);
+    if let Some(rows) = std::env::var("MORA_BENCH_PAGE_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.restore_page_rows = rows;
+    }
     if let Some(b) = std::env::var("MORA_BENCH_BATCH_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -124,9 +130,10 @@ fn main() {
             let secs = started.elapsed().as_secs_f64();
             assert_eq!(r.debtors.len(), n);
             println!(
-                "state_store/restore round {round}: {n} debtors of one partition in {secs:.1} s: {:.0} debtors/s ({} shards read in parallel)",
+                "state_store/restore round {round}: {n} debtors of one partition in {secs:.1} s: {:.0} debtors/s ({} shards read in parallel, pages of {} rows)",
                 n as f64 / secs,
-                store.shards()
+                store.shards(),
+                cfg.restore_page_rows
             );
         }
     });

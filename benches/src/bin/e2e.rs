@@ -31,7 +31,7 @@ struct Args {
     /// a debtor into one row write.
     #[arg(long)]
     state_flush_ms: Option<u64>,
-    /// mora's `state.audit_ledger = false`: audit records only on the audit topic, not also stored by debtor.
+    /// mora's `state.audit_ledger = false`: audit records only on the audit topic, not also stored in the ledger table.
     #[arg(long)]
     no_audit_ledger: bool,
     /// mora's `kafka.max_idle` in milliseconds: how long a record waits for an input topic that has nothing new at

@@ -54,6 +54,10 @@ pub struct StateConfig {
     /// services do.
     #[serde(default = "default_batch_bytes")]
     pub batch_bytes: usize,
+    /// Rows per page when a restore reads a shard (each shard is read as a stream of pages, the shards in
+    /// parallel): larger pages mean fewer round trips and more memory per shard in flight.
+    #[serde(default = "default_restore_page_rows")]
+    pub restore_page_rows: u32,
     /// Optional credentials.
     pub username: Option<String>,
     /// Optional credentials.
@@ -63,6 +67,10 @@ pub struct StateConfig {
 // Half of ScyllaDB's warning threshold (128 KiB): room for the statements' other columns and the protocol framing.
 fn default_batch_bytes() -> usize {
     64 * 1024
+}
+
+fn default_restore_page_rows() -> u32 {
+    2000
 }
 
 fn default_keyspace() -> String {
@@ -115,6 +123,7 @@ impl StateConfig {
             summary_interval: default_summary_interval(),
             summary_queue_depth: default_summary_queue_depth(),
             batch_bytes: default_batch_bytes(),
+            restore_page_rows: default_restore_page_rows(),
             username: None,
             password: None,
         }
@@ -155,6 +164,9 @@ impl StateConfig {
             return Err(
                 "state.batch_bytes: must be between 1024 and 1048576 (1 KiB to 1 MiB)".into(),
             );
+        }
+        if !(100..=100_000).contains(&self.restore_page_rows) {
+            return Err("state.restore_page_rows: must be between 100 and 100000".into());
         }
         if self.max_lag < self.flush_interval {
             return Err("state.max_lag: must be at least state.flush_interval".into());

@@ -70,7 +70,7 @@ impl Store {
             "SELECT debtor_id, format, state, applied FROM {ks}.debtor_state WHERE kafka_partition = ? AND shard = ?"
         ))
         .await?;
-        scan_shard.set_page_size(2000);
+        scan_shard.set_page_size(i32::try_from(cfg.restore_page_rows).unwrap_or(i32::MAX));
         Ok(Self {
             shards,
             concurrency: cfg.concurrency,
