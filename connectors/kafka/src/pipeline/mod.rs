@@ -34,6 +34,9 @@ const OFFSETS_PATIENCE: Duration = Duration::from_secs(60);
 /// Records buffered per topic-partition before fetching from it pauses.
 const MAX_BUFFERED: usize = 20_000;
 
+/// How many records `drain` applies between two looks at its deadline.
+const DEADLINE_EVERY: u32 = 64;
+
 /// The instance's pipeline state.
 pub(crate) struct Pipeline {
     cfg: KafkaConfig,
@@ -56,6 +59,8 @@ pub(crate) struct Pipeline {
     /// With a schema registry: its writer schemas (this thread's view) and the registry, for an id that left the
     /// table between the engine loop's check and the record's turn.
     schemas: Option<(TableView, Arc<RegistrySchemas>)>,
+    /// Which partition `drain` starts with next (they take turns).
+    drain_turn: usize,
 }
 
 impl Pipeline {
@@ -103,6 +108,7 @@ impl Pipeline {
             records_in: HashMap::new(),
             thread: thread.to_string(),
             schemas: schemas.map(|s| (s.view(), s)),
+            drain_turn: 0,
         })
     }
 
@@ -275,8 +281,16 @@ impl Pipeline {
         self.slots.values().map(Slot::buffered).sum()
     }
 
-    /// Applies every buffered record that is ready, in timestamp order per partition.
-    pub(crate) fn drain(&mut self, ends: &crate::ends::EndOffsets) -> Result<(), PipelineError> {
+    /// Applies the buffered records that are ready, in timestamp order per partition, until `until`: the loop
+    /// commits at its interval, and a transaction must never stay open for long however much is buffered (after a
+    /// stalled topic delivers, hundreds of thousands of records can be ready at once; applied in one go, they kept
+    /// a transaction open past the broker's `transaction.timeout.ms`, which fenced the instance). Partitions take
+    /// turns at going first, so a deadline does not always fall on the same ones.
+    pub(crate) fn drain(
+        &mut self,
+        ends: &crate::ends::EndOffsets,
+        until: Instant,
+    ) -> Result<(), PipelineError> {
         if self.durable.as_ref().is_some_and(Durable::holding) {
             // Input is paused for the state store: applying what is buffered would only run ahead of the topics
             // that cannot deliver meanwhile.
@@ -317,12 +331,22 @@ impl Pipeline {
                 lagging.entry(*p).or_default().insert(t.clone(), behind);
             }
         }
-        let parts: Vec<i32> = self.slots.keys().copied().collect();
+        let mut parts: Vec<i32> = self.slots.keys().copied().collect();
+        if !parts.is_empty() {
+            let first = self.drain_turn % parts.len();
+            parts.rotate_left(first);
+            self.drain_turn = self.drain_turn.wrapping_add(1);
+        }
         let none_lag = HashMap::new();
+        let mut applied = 0u32;
         for p in parts {
             let lag = lagging.get(&p).unwrap_or(&none_lag);
             let now = Instant::now();
             loop {
+                // The clock is read every few records only: applying one costs a few microseconds.
+                if applied % DEADLINE_EVERY == DEADLINE_EVERY - 1 && Instant::now() >= until {
+                    return Ok(());
+                }
                 let Some(Ok((arrived, msg))) = self
                     .slots
                     .get_mut(&p)
@@ -331,6 +355,7 @@ impl Pipeline {
                     break;
                 };
                 self.apply(&msg)?;
+                applied += 1;
                 if let Some(slot) = self.slots.get(&p) {
                     slot.latency.record(arrived.elapsed().as_secs_f64());
                 }

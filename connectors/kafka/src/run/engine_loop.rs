@@ -84,7 +84,7 @@ pub(super) fn run_loop(
         lock(&pipeline)?.poll_producer();
         {
             let mut p = lock(&pipeline)?;
-            p.drain(&ends)?;
+            p.drain(&ends, last_commit + interval)?;
             p.bound_buffers(&consumer)?;
             p.pace_state(&consumer)?;
         }
