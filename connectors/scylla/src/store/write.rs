@@ -8,6 +8,7 @@ use futures::stream::FuturesUnordered;
 use mora_runtime::durable::codec;
 use mora_runtime::{DebtorRow, PartitionFlush};
 use rust_decimal::Decimal;
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::value::{CqlDecimal, CqlTimestamp};
 
@@ -55,21 +56,21 @@ fn kpi_values(
     )
 }
 
-/// The values of one statement of the checkpoint's batch.
-enum BatchRow<'a> {
-    Checkpoint((i32, &'a str, i64, i64, CqlTimestamp, i64)),
-    Kpis((i32, i32, i16, &'a [u8], CqlTimestamp, i64)),
+/// The values of one statement of a batch mixing two prepared statements: which one's values each entry holds.
+enum EitherRow<A, B> {
+    First(A),
+    Second(B),
 }
 
-impl scylla::serialize::row::SerializeRow for BatchRow<'_> {
+impl<A: SerializeRow, B: SerializeRow> SerializeRow for EitherRow<A, B> {
     fn serialize(
         &self,
         ctx: &scylla::serialize::row::RowSerializationContext<'_>,
         writer: &mut scylla::serialize::writers::RowWriter,
     ) -> Result<(), scylla::serialize::SerializationError> {
         match self {
-            BatchRow::Checkpoint(v) => v.serialize(ctx, writer),
-            BatchRow::Kpis(v) => v.serialize(ctx, writer),
+            EitherRow::First(v) => v.serialize(ctx, writer),
+            EitherRow::Second(v) => v.serialize(ctx, writer),
         }
     }
 
@@ -85,29 +86,6 @@ enum Op<'a> {
     Ledger(Vec<LedgerEntry<'a>>),
     /// Membership changes of one view.
     Views(Vec<Membership<'a>>),
-}
-
-/// The values of one statement of a membership batch.
-enum ViewRow<'a> {
-    Join((&'a str, i32, &'a str, i64)),
-    Leave((i64, &'a str, i32, &'a str)),
-}
-
-impl scylla::serialize::row::SerializeRow for ViewRow<'_> {
-    fn serialize(
-        &self,
-        ctx: &scylla::serialize::row::RowSerializationContext<'_>,
-        writer: &mut scylla::serialize::writers::RowWriter,
-    ) -> Result<(), scylla::serialize::SerializationError> {
-        match self {
-            ViewRow::Join(v) => v.serialize(ctx, writer),
-            ViewRow::Leave(v) => v.serialize(ctx, writer),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        false
-    }
 }
 
 impl Store {
@@ -179,10 +157,11 @@ impl Store {
             }
         }
         let mut batch = Batch::new(BatchType::Logged);
-        let mut values: Vec<BatchRow<'_>> = Vec::with_capacity(cp.offsets.len() + f.kpi_days.len());
+        let mut values: Vec<EitherRow<_, _>> =
+            Vec::with_capacity(cp.offsets.len() + f.kpi_days.len());
         for (topic, next) in &cp.offsets {
             batch.append_statement(self.put_checkpoint.clone());
-            values.push(BatchRow::Checkpoint((
+            values.push(EitherRow::First((
                 f.partition,
                 topic.as_str(),
                 *next,
@@ -194,7 +173,7 @@ impl Store {
         if kpis_in_batch {
             for (day, counters) in &f.kpi_days {
                 batch.append_statement(self.put_kpi_day.clone());
-                values.push(BatchRow::Kpis(kpi_values(
+                values.push(EitherRow::Second(kpi_values(
                     f.partition,
                     *day,
                     counters,
@@ -302,10 +281,10 @@ impl Store {
                 for m in &changes {
                     if m.join {
                         batch.append_statement(self.join_view.clone());
-                        values.push(ViewRow::Join((view.as_str(), p, m.debtor_id, t)));
+                        values.push(EitherRow::First((view.as_str(), p, m.debtor_id, t)));
                     } else {
                         batch.append_statement(self.leave_view.clone());
-                        values.push(ViewRow::Leave((t, view.as_str(), p, m.debtor_id)));
+                        values.push(EitherRow::Second((t, view.as_str(), p, m.debtor_id)));
                     }
                 }
                 s.batch(&batch, values).await
