@@ -105,8 +105,8 @@ fn guard(c: &mut Criterion) {
     let engine = engine();
     let policy = engine.policies.lookup("CO", None).expect("CO policy");
     let mut d = Debtor::new("G".into());
-    d.profile = Some(Box::new(testkit::profile("CO", "America/Bogota")));
-    d.contacts = vec![ContactMark {
+    d.profile = Some(testkit::profile("CO", "America/Bogota"));
+    d.cold_mut().contacts = vec![ContactMark {
         at: testkit::ts("2026-03-01T15:00:00Z"),
         channel: Channel::Sms,
         kind: MarkKind::Attempt,

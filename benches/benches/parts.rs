@@ -28,7 +28,7 @@ fn state_codec(c: &mut Criterion) {
     );
     let d = w
         .debtors()
-        .max_by_key(|d| d.obligations.len() + d.contacts.len())
+        .max_by_key(|d| d.obligations.len() + d.cold().contacts.len())
         .expect("a debtor")
         .clone();
     let bytes = codec::encode(&d).expect("encodes");

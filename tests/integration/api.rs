@@ -413,7 +413,7 @@ tokens = [
         .unwrap();
     let d = other_worker
         .debtors()
-        .max_by_key(|d| d.contacts.len())
+        .max_by_key(|d| d.cold().contacts.len())
         .unwrap();
     let (s, body) = api.get(&format!("/v1/debtors/{}", d.id), Some(READ));
     assert_eq!(s, 200, "{body}");

@@ -165,6 +165,7 @@ fn an_outcome_for_an_action_never_sent_is_accepted_and_noted() {
     assert_eq!(noted[0].channel, Some(Channel::Dialer));
     let conversations = h
         .debtor
+        .cold()
         .contacts
         .iter()
         .filter(|m| m.kind == mora_domain::debtor::MarkKind::Conversation)

@@ -210,8 +210,9 @@ fn debtor_json(
     let timers = Timers {
         next_wake: (d.next_wake != Ts::MAX).then_some(d.next_wake),
         next_step: d.cursor.next_step,
-        promise_deadlines: d.promises.iter().map(|p| p.deadline).collect(),
+        promise_deadlines: d.cold().promises.iter().map(|p| p.deadline).collect(),
         deferred: d
+            .cold()
             .pending
             .iter()
             .map(|p| {

@@ -32,7 +32,7 @@ pub(crate) fn upsert_profile(d: &mut Debtor, p: &Profile, fx: &FxTable) -> Resul
             reason: "must be ISO 3166-1 alpha-2",
         });
     }
-    d.profile = Some(Box::new(p.clone()));
+    d.profile = Some(p.clone());
     Ok(())
 }
 
@@ -54,26 +54,29 @@ pub(crate) fn change_consent(d: &mut Debtor, channel: Channel, granted: bool) {
 
 /// A dispute opened; returns whether it is new (a redelivery changes nothing).
 pub(crate) fn open_dispute(d: &mut Debtor, dispute_id: &CompactString) -> bool {
-    if d.disputes.contains(dispute_id) {
+    if d.cold().disputes.contains(dispute_id) {
         return false;
     }
-    d.disputes.push(dispute_id.clone());
+    d.cold_mut().disputes.push(dispute_id.clone());
     true
 }
 
 /// The agency `agency_id` gave the account back (a recall naming another agency changes nothing).
 pub(crate) fn recall_agency(d: &mut Debtor, agency_id: &CompactString) {
-    if d.status.agency.as_ref() == Some(agency_id) {
-        d.status.agency = None;
+    if d.status().agency.as_ref() == Some(agency_id) {
+        d.cold_mut().status.agency = None;
     }
 }
 
 /// What a contact attempt achieved: a conversation, a reply, or a channel the debtor closed.
 pub(crate) fn contact_outcome(d: &mut Debtor, channel: Channel, outcome: Outcome, now: Ts) {
     match outcome {
-        Outcome::Replied => d.status.pending_replies = d.status.pending_replies.saturating_add(1),
+        Outcome::Replied => {
+            let status = &mut d.cold_mut().status;
+            status.pending_replies = status.pending_replies.saturating_add(1);
+        }
         Outcome::RightPartyContact => {
-            d.contacts.push(ContactMark {
+            d.cold_mut().contacts.push(ContactMark {
                 at: now,
                 channel,
                 kind: MarkKind::Conversation,

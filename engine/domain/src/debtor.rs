@@ -13,16 +13,44 @@ use crate::stage::Stage;
 use crate::time::Ts;
 
 /// Everything the engine knows about one debtor.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Laid out for a portfolio of millions held in memory: what nearly every event reads (profile, obligations,
+/// strategy cursor, derived classification, counters, next wake) sits inline in one record, with the first obligation
+/// in place; what only a debtor in collection or with a payment history has (payments kept for reversals, credit,
+/// promises, disputes, contact marks, deferred actions, issued fingerprints, status) sits in [`Cold`], allocated the
+/// first time one of them is set and dropped again once all are empty ([`Debtor::release_cold`]).
+///
+/// Serialized (JSON for the API, the state store's format 2) as it always was: one record with every field, in the
+/// order of `crate::debtor_form`.
+#[derive(Clone, Debug)]
 pub struct Debtor {
     /// The debtor's id.
     pub id: DebtorId,
     /// Master data; `None` until the first `DebtorUpserted` (no contact is allowed without it).
-    pub profile: Option<Box<Profile>>,
+    pub profile: Option<Profile>,
     /// Channels the debtor opted out of (outlives master-data updates; only an explicit grant clears it).
     pub revoked: ChannelSet,
-    /// Obligations: open ones and the few settled ones recent payments still refer to.
-    pub obligations: Vec<Obligation>,
+    /// Obligations: open ones and the few settled ones recent payments still refer to (the first one inline).
+    pub obligations: Obligations,
+    /// Where the debtor is in its strategy.
+    pub cursor: StrategyCursor,
+    /// Derived classification, recomputed on every event and timer.
+    pub derived: Derived,
+    /// Counters describing the debtor's payment behaviour.
+    pub history: History,
+    /// The next instant something is due for this debtor (bucket change, promise deadline, step, release).
+    pub next_wake: Ts,
+    /// What most debtors never have; `None` while all of it is empty.
+    cold: Option<Box<Cold>>,
+}
+
+/// A debtor's obligations: one inline (most debtors have one), more on the heap.
+pub type Obligations = smallvec::SmallVec<[Obligation; 1]>;
+
+/// The parts of a debtor's state that most debtors never have, kept apart so that a debtor without them costs one
+/// pointer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cold {
     /// Recent payments and credit notes, kept so a reversal can undo exactly what they did.
     pub payments: Vec<PaymentRecord>,
     /// Money received beyond the debt, per currency, applied to the next obligation.
@@ -38,16 +66,55 @@ pub struct Debtor {
     /// Fingerprints (64-bit hashes) of the last action ids sent or deferred: a deterministic id is never issued twice,
     /// even when a reversal or a segment change brings the debtor back to a step already taken.
     pub issued: Vec<u64>,
-    /// Where the debtor is in its strategy.
-    pub cursor: StrategyCursor,
-    /// Derived classification, recomputed on every event and timer.
-    pub derived: Derived,
-    /// Counters describing the debtor's payment behaviour.
-    pub history: History,
     /// Charged off, agency placement, payment plan, replies awaiting an answer.
     pub status: Status,
-    /// The next instant something is due for this debtor (bucket change, promise deadline, step, release).
-    pub next_wake: Ts,
+}
+
+impl Cold {
+    /// Nothing: what a debtor without a cold part reads.
+    pub const EMPTY: Cold = Cold {
+        payments: Vec::new(),
+        credit: Balances::EMPTY,
+        promises: Vec::new(),
+        disputes: Vec::new(),
+        contacts: Vec::new(),
+        pending: Vec::new(),
+        issued: Vec::new(),
+        status: Status {
+            charged_off: false,
+            agency: None,
+            plan: None,
+            pending_replies: 0,
+        },
+    };
+
+    fn is_empty(&self) -> bool {
+        self.payments.is_empty()
+            && self.credit.is_empty()
+            && self.promises.is_empty()
+            && self.disputes.is_empty()
+            && self.contacts.is_empty()
+            && self.pending.is_empty()
+            && self.issued.is_empty()
+            && self.status == Status::default()
+    }
+}
+
+static EMPTY_COLD: Cold = Cold::EMPTY;
+
+/// Equal when every field is, an absent cold part being equal to an empty one.
+impl PartialEq for Debtor {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.profile == other.profile
+            && self.revoked == other.revoked
+            && self.obligations == other.obligations
+            && self.cursor == other.cursor
+            && self.derived == other.derived
+            && self.history == other.history
+            && self.next_wake == other.next_wake
+            && self.cold() == other.cold()
+    }
 }
 
 impl Debtor {
@@ -57,20 +124,48 @@ impl Debtor {
             id,
             profile: None,
             revoked: ChannelSet::EMPTY,
-            obligations: Vec::new(),
-            payments: Vec::new(),
-            credit: Balances::default(),
-            promises: Vec::new(),
-            disputes: Vec::new(),
-            contacts: Vec::new(),
-            pending: Vec::new(),
-            issued: Vec::new(),
+            obligations: Obligations::new(),
             cursor: StrategyCursor::default(),
             derived: Derived::default(),
             history: History::default(),
-            status: Status::default(),
             next_wake: Ts::MAX,
+            cold: None,
         }
+    }
+
+    /// The debtor's cold part (empty when it has none).
+    pub fn cold(&self) -> &Cold {
+        self.cold.as_deref().unwrap_or(&EMPTY_COLD)
+    }
+
+    /// The debtor's cold part, to change it (allocated if it had none).
+    pub fn cold_mut(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    /// The debtor's cold part if it has one, to change or prune it without allocating one.
+    pub fn cold_if_any(&mut self) -> Option<&mut Cold> {
+        self.cold.as_deref_mut()
+    }
+
+    /// Frees the cold part once everything in it is empty again (the engine calls it after each event and timer).
+    pub fn release_cold(&mut self) {
+        if self.cold.as_deref().is_some_and(Cold::is_empty) {
+            self.cold = None;
+        }
+    }
+
+    /// The obligations to change, with the cold part to read alongside.
+    pub fn obligations_mut_with_cold(&mut self) -> (&mut Obligations, &Cold) {
+        (
+            &mut self.obligations,
+            self.cold.as_deref().unwrap_or(&EMPTY_COLD),
+        )
+    }
+
+    /// Charged off, agency placement, payment plan, replies awaiting an answer.
+    pub fn status(&self) -> &Status {
+        &self.cold().status
     }
 
     /// Days past due at `now` in the debtor's local calendar (`derived.dpd` is the value at the last evaluation).

@@ -78,7 +78,11 @@ pub fn apply(d: &mut Debtor, ev: &Envelope, fx: &FxTable, now: Ts) -> Result<Eff
         EventKind::DisputeOpened { dispute_id, .. } => {
             effects.dispute_opened = account::open_dispute(d, dispute_id);
         }
-        EventKind::DisputeResolved { dispute_id, .. } => d.disputes.retain(|x| x != dispute_id),
+        EventKind::DisputeResolved { dispute_id, .. } => {
+            if let Some(cold) = d.cold_if_any() {
+                cold.disputes.retain(|x| x != dispute_id);
+            }
+        }
         EventKind::ContactOutcome {
             action_id,
             channel,
@@ -86,13 +90,15 @@ pub fn apply(d: &mut Debtor, ev: &Envelope, fx: &FxTable, now: Ts) -> Result<Eff
         } => {
             // Accepted either way (manual calls are real); an id this debtor was not sent is noted for the trail.
             let fp = xxhash_rust::xxh3::xxh3_64(action_id.as_bytes());
-            if !d.issued.contains(&fp) {
+            if !d.cold().issued.contains(&fp) {
                 effects.unmatched_outcome = Some((action_id.clone(), *channel));
             }
             account::contact_outcome(d, *channel, *outcome, now);
         }
-        EventKind::ChargedOff { .. } => d.status.charged_off = true,
-        EventKind::AgencyPlaced { agency_id } => d.status.agency = Some(agency_id.clone()),
+        EventKind::ChargedOff { .. } => d.cold_mut().status.charged_off = true,
+        EventKind::AgencyPlaced { agency_id } => {
+            d.cold_mut().status.agency = Some(agency_id.clone())
+        }
         EventKind::AgencyRecalled { agency_id } => account::recall_agency(d, agency_id),
     }
     Ok(effects)

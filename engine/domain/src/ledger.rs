@@ -45,7 +45,9 @@ pub(crate) fn open_obligation(
     if d.obligations.iter().any(|x| x.id == o.obligation_id) {
         return Ok(()); // redelivered
     }
-    let from_credit = d.credit.take(o.currency, o.amount);
+    let from_credit = d
+        .cold_if_any()
+        .map_or(Decimal::ZERO, |c| c.credit.take(o.currency, o.amount));
     d.obligations.push(Obligation {
         id: o.obligation_id.clone(),
         product: o.product.clone(),
@@ -70,7 +72,7 @@ pub(crate) fn receive(
 ) -> Result<bool, Rejected> {
     positive(amount, "amount")?;
     known(fx, currency)?;
-    if d.payments.iter().any(|p| p.id == *id) {
+    if d.cold().payments.iter().any(|p| p.id == *id) {
         return Ok(false);
     }
     allocate(d, id, currency, amount, target);
@@ -108,26 +110,27 @@ fn allocate(
         left -= part;
         allocations.push((o.id.clone(), part));
     }
+    let cold = d.cold_mut();
     if left > Decimal::ZERO {
-        d.credit.add(currency, left);
+        cold.credit.add(currency, left);
     }
-    d.payments.push(PaymentRecord {
+    cold.payments.push(PaymentRecord {
         id: id.clone(),
         currency,
         allocations,
         to_credit: left,
         reversed: false,
     });
-    if d.payments.len() > MAX_PAYMENT_RECORDS {
-        d.payments.remove(0);
+    if cold.payments.len() > MAX_PAYMENT_RECORDS {
+        cold.payments.remove(0);
     }
-    if d.status.plan.is_some()
+    if d.status().plan.is_some()
         && !d
             .obligations
             .iter()
             .any(|o| o.is_open() && o.product == "plan")
     {
-        d.status.plan = None;
+        d.cold_mut().status.plan = None;
     }
     prune(d);
 }
@@ -168,9 +171,9 @@ pub(crate) fn take_promise(
 ) -> Result<(), Rejected> {
     positive(amount, "amount")?;
     known(fx, currency)?;
-    if !d.promises.iter().any(|p| p.id == *promise_id) {
+    if !d.cold().promises.iter().any(|p| p.id == *promise_id) {
         let deadline = promise_deadline(promised_by, tz_of(d));
-        d.promises.push(Promise {
+        d.cold_mut().promises.push(Promise {
             id: promise_id.clone(),
             currency,
             amount,
@@ -214,7 +217,7 @@ pub(crate) fn agree_plan(
             restructured: false,
         });
     }
-    d.status.plan = Some(plan_id.clone());
+    d.cold_mut().status.plan = Some(plan_id.clone());
     prune(d);
     Ok(())
 }
@@ -227,7 +230,10 @@ pub(crate) fn credit_promises(
     now: Ts,
 ) -> Vec<CompactString> {
     let mut kept = Vec::new();
-    d.promises.retain_mut(|p| {
+    let Some(cold) = d.cold_if_any() else {
+        return kept;
+    };
+    cold.promises.retain_mut(|p| {
         if p.currency != currency || now >= p.deadline {
             return true;
         }
@@ -247,18 +253,20 @@ pub(crate) fn credit_promises(
 /// Undoes a payment's allocations; credit it left that was since used re-opens the newest paid obligation.
 pub(crate) fn reverse(d: &mut Debtor, payment_id: &CompactString) -> Result<(), Rejected> {
     let idx = d
+        .cold()
         .payments
         .iter()
         .position(|p| p.id == *payment_id && !p.reversed)
         .ok_or_else(|| Rejected::UnknownPayment(payment_id.clone()))?;
-    let rec = d.payments[idx].clone();
-    d.payments[idx].reversed = true;
+    let cold = d.cold_mut();
+    let rec = cold.payments[idx].clone();
+    cold.payments[idx].reversed = true;
+    let from_credit = cold.credit.take(rec.currency, rec.to_credit);
     for (oid, part) in &rec.allocations {
         if let Some(o) = d.obligations.iter_mut().find(|o| o.id == *oid) {
             o.outstanding += *part;
         }
     }
-    let from_credit = d.credit.take(rec.currency, rec.to_credit);
     let mut shortfall = rec.to_credit - from_credit;
     // The credit was already consumed by a later obligation: re-open the most recently due paid ones.
     let mut idxs: Vec<usize> = (0..d.obligations.len())
@@ -290,14 +298,14 @@ fn prune(d: &mut Debtor) {
             .iter()
             .any(|p| !p.reversed && p.allocations.iter().any(|(o, _)| o == id))
     };
-    let payments = std::mem::take(&mut d.payments);
-    d.obligations.retain(|o| {
-        if excess > 0 && !o.is_open() && !referenced(&o.id, &payments) {
+    let (obligations, cold) = d.obligations_mut_with_cold();
+    let payments = cold.payments.as_slice();
+    obligations.retain(|o| {
+        if excess > 0 && !o.is_open() && !referenced(&o.id, payments) {
             excess -= 1;
             false
         } else {
             true
         }
     });
-    d.payments = payments;
 }

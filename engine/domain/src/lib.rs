@@ -21,6 +21,7 @@ pub mod action;
 pub mod aging;
 pub mod config_error;
 pub mod debtor;
+mod debtor_form;
 pub mod engine;
 pub mod event;
 pub mod facts;

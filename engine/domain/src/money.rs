@@ -38,6 +38,9 @@ impl<'de> Deserialize<'de> for Balances {
 }
 
 impl Balances {
+    /// No money in any currency.
+    pub const EMPTY: Balances = Balances(Vec::new());
+
     /// Pairs in any order, as read back: sorted by currency, zero amounts dropped.
     fn from_pairs(mut pairs: Vec<(Currency, Decimal)>) -> Self {
         pairs.sort_by_key(|(c, _)| *c);

@@ -64,7 +64,7 @@ impl PriorityWeights {
     /// The score of `d` (from its freshly derived figures), in hundredths of a point.
     pub fn score(&self, d: &Debtor, fx: &FxTable) -> i64 {
         let debt = d.derived.outstanding_base.to_f64().unwrap_or(0.0).max(0.0);
-        let (util, risk) = match d.profile.as_deref() {
+        let (util, risk) = match d.profile.as_ref() {
             Some(p) => {
                 let limit = fx
                     .to_base(p.credit_currency, p.credit_limit)
@@ -83,8 +83,8 @@ impl PriorityWeights {
             + self.dpd * f64::from(d.derived.dpd)
             + self.utilization * util
             + self.broken_promises * f64::from(d.history.promises_broken)
-            + self.open_disputes * d.disputes.len() as f64
-            + self.pending_replies * f64::from(d.status.pending_replies)
+            + self.open_disputes * d.cold().disputes.len() as f64
+            + self.pending_replies * f64::from(d.status().pending_replies)
             + self.risk * risk;
         (s * 100.0).round() as i64
     }

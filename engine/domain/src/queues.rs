@@ -90,7 +90,7 @@ impl QueueDefs {
 
     /// Bit mask of the queues `d` belongs in: only debtors who owe money and are not on hold.
     pub fn membership(&self, d: &Debtor) -> u32 {
-        if !d.owes() || !d.disputes.is_empty() || d.status.agency.is_some() {
+        if !d.owes() || !d.cold().disputes.is_empty() || d.status().agency.is_some() {
             return 0;
         }
         let dv = &d.derived;

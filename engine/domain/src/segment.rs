@@ -172,7 +172,7 @@ impl Segmentation {
         let amount = d.derived.outstanding_base;
         let product = d.oldest_unpaid().map(|o| o.product.as_str());
         let history = d.history.class();
-        let profile = d.profile.as_deref();
+        let profile = d.profile.as_ref();
         for c in &self.rules {
             let r = &c.rule;
             let ok = (c.buckets == 0 || c.buckets & (1 << bucket) != 0)

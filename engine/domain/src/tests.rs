@@ -215,7 +215,7 @@ fn payment_cancels_a_deferred_action() {
     .unwrap();
     // whatsapp-d5 is deferred from Sunday 15 to Monday 16 07:00; a partial payment arrives on Sunday.
     h.advance_to(ts("2026-03-15T20:00:00Z"));
-    assert_eq!(h.debtor.pending.len(), 1);
+    assert_eq!(h.debtor.cold().pending.len(), 1);
     h.feed(&payment(
         "D-1",
         "PAY1",
@@ -226,7 +226,7 @@ fn payment_cancels_a_deferred_action() {
     ))
     .unwrap();
     h.advance_to(ts("2026-03-17T00:00:00Z"));
-    assert!(h.debtor.pending.is_empty());
+    assert!(h.debtor.cold().pending.is_empty());
     assert!(!h.sent().iter().any(|(c, _, _)| *c == Channel::Whatsapp));
     assert_eq!(h.reasons(DecisionKind::Cancelled), vec!["payment_received"]);
 }
@@ -300,11 +300,11 @@ fn partial_and_over_payments_allocate_oldest_first_and_keep_credit() {
     assert_eq!((out(&h, "A"), out(&h, "B")), (dec!(0), dec!(50)));
     h.feed(&payment("D-2", "P2", "USD", "80", None, at))
         .unwrap();
-    assert_eq!(h.debtor.credit.get(cur("USD")), dec!(30));
+    assert_eq!(h.debtor.cold().credit.get(cur("USD")), dec!(30));
     h.feed(&obligation("D-2", "C", "USD", "100", "2026-05-01", at))
         .unwrap();
     assert_eq!(
-        (out(&h, "C"), h.debtor.credit.get(cur("USD"))),
+        (out(&h, "C"), h.debtor.cold().credit.get(cur("USD"))),
         (dec!(70), dec!(0))
     );
     // A targeted payment goes to its target even when older debt is open.
@@ -638,9 +638,9 @@ fn massachusetts_overlay_is_stricter_than_federal_rules() {
     let mut d = Debtor::new("M".into());
     let mut p = testkit::profile("US", "America/New_York");
     p.region = Some("MA".into());
-    d.profile = Some(Box::new(p));
+    d.profile = Some(p);
     let now = ts("2026-03-04T15:00:00Z");
-    d.contacts = vec![
+    d.cold_mut().contacts = vec![
         ContactMark {
             at: ts("2026-03-02T15:00:00Z"),
             channel: Channel::Sms,
@@ -667,7 +667,7 @@ fn massachusetts_overlay_is_stricter_than_federal_rules() {
     ));
     // Outside 08:00-21:00 local the federal window applies to the overlay too.
     let late = ts("2026-03-05T02:30:00Z"); // 21:30 EST
-    d.contacts.clear();
+    d.cold_mut().contacts.clear();
     assert_eq!(
         ma.check(&d, Channel::Sms, late),
         Verdict::Defer {
@@ -676,7 +676,7 @@ fn massachusetts_overlay_is_stricter_than_federal_rules() {
         }
     );
     // A conversation starts the US seven-day quiet period for calls.
-    d.contacts.push(ContactMark {
+    d.cold_mut().contacts.push(ContactMark {
         at: ts("2026-03-04T14:00:00Z"),
         channel: Channel::Dialer,
         kind: MarkKind::Conversation,
@@ -748,7 +748,7 @@ fn payment_plan_replaces_overdue_debt() {
     h.feed(&event("D-1", "ev-plan", ts("2026-03-03T14:00:00Z"), plan))
         .unwrap();
     assert_eq!(h.debtor.derived.dpd, 0);
-    assert_eq!(h.debtor.status.plan.as_deref(), Some("PL1"));
+    assert_eq!(h.debtor.status().plan.as_deref(), Some("PL1"));
     assert_eq!(h.debtor.oldest_unpaid_due(), Some(date("2026-03-15")));
 }
 

@@ -102,13 +102,13 @@ fn the_scenario_covers_the_stored_form() {
         all.iter()
             .all(|d| d.profile.is_some() && !d.obligations.is_empty())
     );
-    assert!(all.iter().any(|d| !d.payments.is_empty()));
-    assert!(all.iter().any(|d| !d.promises.is_empty()));
-    assert!(all.iter().any(|d| !d.disputes.is_empty()));
-    assert!(all.iter().any(|d| !d.contacts.is_empty()));
-    assert!(all.iter().any(|d| !d.issued.is_empty()));
-    assert!(all.iter().any(|d| !d.pending.is_empty()));
-    assert!(all.iter().any(|d| !d.credit.is_empty()));
+    assert!(all.iter().any(|d| !d.cold().payments.is_empty()));
+    assert!(all.iter().any(|d| !d.cold().promises.is_empty()));
+    assert!(all.iter().any(|d| !d.cold().disputes.is_empty()));
+    assert!(all.iter().any(|d| !d.cold().contacts.is_empty()));
+    assert!(all.iter().any(|d| !d.cold().issued.is_empty()));
+    assert!(all.iter().any(|d| !d.cold().pending.is_empty()));
+    assert!(all.iter().any(|d| !d.cold().credit.is_empty()));
 }
 
 #[test]

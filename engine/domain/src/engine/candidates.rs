@@ -3,7 +3,7 @@
 //! compliance guard, the only way out.
 
 use crate::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
-use crate::debtor::{ContactMark, Debtor, MarkKind, PendingAction};
+use crate::debtor::{Cold, ContactMark, Debtor, MarkKind, PendingAction};
 use crate::event::Envelope;
 use crate::facts::Effects;
 use crate::ids::Channel;
@@ -35,13 +35,14 @@ impl Engine {
     /// catch up as their strategy says (only the latest, the others `superseded`; or spaced by the channel's
     /// minimum gap), and what goes on passes the guard again.
     pub(super) fn release_deferred(&self, d: &mut Debtor, now: Ts, out: &mut Decisions) {
-        if !d.pending.iter().any(|p| p.release <= now) {
+        if !d.cold().pending.iter().any(|p| p.release <= now) {
             return;
         }
-        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut d.pending)
+        let pending = &mut d.cold_mut().pending;
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(pending)
             .into_iter()
             .partition(|p| p.release <= now);
-        d.pending = keep;
+        *pending = keep;
         let mut live: Vec<Action> = Vec::with_capacity(due.len());
         for p in due {
             match self.stale(d, &p.action) {
@@ -89,7 +90,9 @@ impl Engine {
                         );
                         rec.until = Some(release);
                         out.audits.push(rec);
-                        d.pending.push(PendingAction { release, action: a });
+                        d.cold_mut()
+                            .pending
+                            .push(PendingAction { release, action: a });
                     }
                     self.route(d, now_one, now, out);
                 }
@@ -120,11 +123,11 @@ impl Engine {
         if !d.owes() {
             return Some("nothing_owed");
         }
-        if d.status.agency.is_some() && !matches!(a.channel, Channel::Agency | Channel::Legal) {
+        if d.status().agency.is_some() && !matches!(a.channel, Channel::Agency | Channel::Legal) {
             return Some("agency_placed");
         }
         if a.reason.trigger == "schedule" {
-            if !d.promises.is_empty() {
+            if !d.cold().promises.is_empty() {
                 return Some("promise_open");
             }
             let (_, in_force) = self
@@ -142,7 +145,7 @@ impl Engine {
     fn spacing(&self, d: &Debtor, channel: Channel) -> i64 {
         const HOUR_MS: i64 = 3_600_000;
         d.profile
-            .as_deref()
+            .as_ref()
             .and_then(|p| self.policies.lookup(&p.country, p.region.as_deref()))
             .map(|p| crate::policy::Policies::gap_on(p, channel))
             .filter(|g| *g > 0)
@@ -161,7 +164,7 @@ impl Engine {
         for c in candidates {
             let action = self.build_action(d, c, now);
             let fp = fingerprint(&action.action_id);
-            if d.issued.contains(&fp) {
+            if d.cold().issued.contains(&fp) {
                 out.audits.push(AuditRecord {
                     action_id: Some(action.action_id.clone()),
                     channel: Some(action.channel),
@@ -222,9 +225,9 @@ impl Engine {
             return steps.next;
         };
         let step = &s.steps[i];
-        let suppressed = if !d.promises.is_empty() {
+        let suppressed = if !d.cold().promises.is_empty() {
             Some("promise_open")
-        } else if d.status.agency.is_some()
+        } else if d.status().agency.is_some()
             && !matches!(step.channel, Channel::Agency | Channel::Legal)
         {
             Some("agency_placed")
@@ -302,7 +305,7 @@ impl Engine {
             |a: &Action| format_compact!("strategy/{}/{}", a.reason.strategy, a.reason.step);
         let policy = d
             .profile
-            .as_deref()
+            .as_ref()
             .and_then(|p| self.policies.lookup(&p.country, p.region.as_deref()));
         let Some(policy) = policy else {
             let reason = if d.profile.is_none() {
@@ -348,14 +351,15 @@ impl Engine {
                 action.jurisdiction = policy.id.as_str().into();
                 action.not_before = now;
                 action.not_after = (not_after != Ts::MAX).then_some(not_after);
-                d.contacts.push(ContactMark {
+                let cold = d.cold_mut();
+                cold.contacts.push(ContactMark {
                     at: now,
                     channel: action.channel,
                     kind: MarkKind::Attempt,
                 });
-                remember(d, &action.action_id);
+                remember(cold, &action.action_id);
                 if action.channel.is_direct_contact() {
-                    d.status.pending_replies = 0;
+                    cold.status.pending_replies = 0;
                 }
                 rec.rule = rule_for(&action);
                 rec.reason = CompactString::const_new("allowed");
@@ -367,8 +371,9 @@ impl Engine {
                 rec.reason = reason.as_str().into();
                 rec.until = Some(until);
                 out.audits.push(rec);
-                remember(d, &action.action_id);
-                d.pending.push(PendingAction {
+                let cold = d.cold_mut();
+                remember(cold, &action.action_id);
+                cold.pending.push(PendingAction {
                     release: until,
                     action,
                 });
@@ -423,13 +428,13 @@ fn fingerprint(id: &ActionId) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id.0.as_bytes())
 }
 
-fn remember(d: &mut Debtor, id: &ActionId) {
+fn remember(cold: &mut Cold, id: &ActionId) {
     let fp = fingerprint(id);
-    if !d.issued.contains(&fp) {
-        if d.issued.len() >= ISSUED_MEMORY {
-            d.issued.remove(0);
+    if !cold.issued.contains(&fp) {
+        if cold.issued.len() >= ISSUED_MEMORY {
+            cold.issued.remove(0);
         }
-        d.issued.push(fp);
+        cold.issued.push(fp);
     }
 }
 
@@ -456,14 +461,16 @@ pub(super) fn settle_promises(
         });
     }
     let mut broken = Vec::new();
-    d.promises.retain(|p| {
-        if p.deadline <= now {
-            broken.push(p.id.clone());
-            false
-        } else {
-            true
-        }
-    });
+    if let Some(cold) = d.cold_if_any() {
+        cold.promises.retain(|p| {
+            if p.deadline <= now {
+                broken.push(p.id.clone());
+                false
+            } else {
+                true
+            }
+        });
+    }
     for id in broken {
         d.history.promises_broken = d.history.promises_broken.saturating_add(1);
         out.audits.push(AuditRecord {
@@ -528,7 +535,8 @@ pub(super) fn cancel_pending(
     } else {
         return;
     };
-    for p in std::mem::take(&mut d.pending) {
+    let pending = d.cold_if_any().map(|c| std::mem::take(&mut c.pending));
+    for p in pending.unwrap_or_default() {
         out.audits.push(AuditRecord {
             action_id: Some(p.action.action_id.clone()),
             channel: Some(p.action.channel),

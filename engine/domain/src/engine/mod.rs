@@ -196,6 +196,7 @@ impl Engine {
         };
         let first_new = out.audits.len();
         self.evaluate(d, now, owed_before, effects, cause, out);
+        d.release_cold();
         // Records not about an action carry the strategy and arm the debtor is on after the decision.
         if let Some(s) = self.strategies.get(d.cursor.strategy) {
             for r in &mut out.audits[first_new..] {
@@ -290,14 +291,17 @@ impl Engine {
     /// Contact marks older than the longest frequency-cap lookback of any policy can no longer matter.
     fn forget_old_contacts(&self, d: &mut Debtor, now: Ts) {
         let lookback = self.policies.longest_lookback_ms;
-        if let Some(first_kept) = d
+        let Some(cold) = d.cold_if_any() else {
+            return;
+        };
+        if let Some(first_kept) = cold
             .contacts
             .iter()
             .position(|m| m.at.0 >= now.0.saturating_sub(lookback))
         {
-            d.contacts.drain(..first_kept);
+            cold.contacts.drain(..first_kept);
         } else {
-            d.contacts.clear();
+            cold.contacts.clear();
         }
     }
 
@@ -316,12 +320,13 @@ impl Engine {
             overdue += self.fx.to_base(o.currency, o.outstanding);
         }
         let outstanding_base = d.outstanding_base(&self.fx);
+        let charged_off = d.status().charged_off;
         let dv = &mut d.derived;
         dv.outstanding_base = outstanding_base;
         dv.overdue_base = overdue.round_dp(2);
         dv.dpd = dpd;
         dv.bucket = self.aging.bucket(dpd);
-        let stage = if d.status.charged_off && oldest.is_some() {
+        let stage = if charged_off && oldest.is_some() {
             Stage::Judicial
         } else {
             self.aging.stage(dpd)
@@ -379,10 +384,10 @@ impl Engine {
 
     fn next_wake(&self, d: &Debtor, now: Ts, tz: Tz, next_step: Option<Ts>) -> Ts {
         let mut next = next_step.unwrap_or(Ts::MAX);
-        for p in &d.promises {
+        for p in &d.cold().promises {
             next = next.min(p.deadline);
         }
-        for p in &d.pending {
+        for p in &d.cold().pending {
             next = next.min(p.release);
         }
         // The next bucket or stage edge, at the debtor's local midnight. There is deliberately no daily wake for the

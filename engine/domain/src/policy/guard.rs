@@ -97,7 +97,7 @@ pub enum Verdict {
 fn holds(policy: &Policy, d: &Debtor) -> Option<HoldKind> {
     let flags = d.profile.as_ref().map(|p| p.flags).unwrap_or_default();
     let active = [
-        (HoldKind::DisputeOpen, !d.disputes.is_empty()),
+        (HoldKind::DisputeOpen, !d.cold().disputes.is_empty()),
         (HoldKind::CeaseAndDesist, flags.cease_and_desist),
         (HoldKind::Bankruptcy, flags.bankruptcy),
         (HoldKind::Deceased, flags.deceased),
@@ -113,7 +113,7 @@ fn holds(policy: &Policy, d: &Debtor) -> Option<HoldKind> {
 impl Policy {
     /// Checks a candidate action on `channel` for debtor `d` at `now`.
     pub fn check(&self, d: &Debtor, channel: Channel, now: Ts) -> Verdict {
-        let Some(profile) = d.profile.as_deref() else {
+        let Some(profile) = d.profile.as_ref() else {
             return Verdict::Drop {
                 reason: BlockReason::UnknownProfile,
                 beyond_horizon: false,
@@ -161,7 +161,7 @@ impl Policy {
                     }
                 }
             }
-            let (until, why) = self.contact_rules(&d.contacts, channel, t);
+            let (until, why) = self.contact_rules(&d.cold().contacts, channel, t);
             if until > t {
                 first = first.or(why);
                 t = until;

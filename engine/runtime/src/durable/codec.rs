@@ -179,7 +179,7 @@ mod tests {
         }
         w.on_tick(ts("2026-03-20T00:00:00Z"), &mut sink);
         let d = w.debtor("D-1").unwrap();
-        assert!(!d.contacts.is_empty() && !d.issued.is_empty());
+        assert!(!d.cold().contacts.is_empty() && !d.cold().issued.is_empty());
         let bytes = encode(d).unwrap();
         assert_eq!(&decode("D-1", FORMAT, &bytes).unwrap(), d);
         assert!(bytes.len() < 300, "{} bytes", bytes.len());
