@@ -11,10 +11,10 @@ use scylla::client::session_builder::SessionBuilder;
 
 use crate::servers as utils;
 
-/// The bytes format 1 (MessagePack) wrote for one debtor (the runtime's stored-format fixtures).
-fn format_1_state(debtor: &str) -> Vec<u8> {
+/// The bytes an earlier format wrote for one debtor (the runtime's stored-format fixtures).
+fn earlier_state(format: i16, debtor: &str) -> Vec<u8> {
     let path = format!(
-        "{}/../engine/runtime/tests/fixtures/state-format-1-{debtor}.bin",
+        "{}/../engine/runtime/tests/fixtures/state-format-{format}-{debtor}.bin",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -22,6 +22,16 @@ fn format_1_state(debtor: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_row_in_the_messagepack_format_is_restored_and_rewritten_in_the_current_one() {
+    restored_and_rewritten(1).await;
+}
+
+#[tokio::test]
+async fn a_row_in_the_postcard_format_is_restored_and_rewritten_in_the_current_one() {
+    restored_and_rewritten(2).await;
+}
+
+async fn restored_and_rewritten(format: i16) {
+    assert_ne!(format, codec::FORMAT, "an earlier format");
     let mut cfg = StateConfig::new(utils::cql_nodes());
     cfg.keyspace = utils::unique("mora_fmt");
     cfg.consistency = ConsistencyLevel::One;
@@ -33,19 +43,19 @@ async fn a_row_in_the_messagepack_format_is_restored_and_rewritten_in_the_curren
         .await
         .expect("CQL session");
     let id = "D-2";
-    let old = format_1_state(id);
-    let expected = codec::decode(id, 1, &old).expect("the fixture is format 1");
+    let old = earlier_state(format, id);
+    let expected = codec::decode(id, format, &old).expect("the fixture is in its format");
     let shard = shard_of(id, cfg.shards);
     session
         .query_unpaged(
             format!(
-                "INSERT INTO {}.debtor_state (kafka_partition, shard, debtor_id, format, state) VALUES (0, ?, ?, 1, ?)",
+                "INSERT INTO {}.debtor_state (kafka_partition, shard, debtor_id, format, state) VALUES (0, ?, ?, ?, ?)",
                 cfg.keyspace
             ),
-            (shard, id, old),
+            (shard, id, format, old),
         )
         .await
-        .expect("a format-1 row written");
+        .expect("a row in the earlier format written");
     let store = Arc::new(Store::connect(&cfg).await.expect("store"));
     let restored = store.restore(0).await.expect("restore");
     assert_eq!(
@@ -53,7 +63,10 @@ async fn a_row_in_the_messagepack_format_is_restored_and_rewritten_in_the_curren
         vec![expected.clone()],
         "restored as it was"
     );
-    assert_eq!(format_of(&session, &cfg.keyspace, shard, id).await, Some(1));
+    assert_eq!(
+        format_of(&session, &cfg.keyspace, shard, id).await,
+        Some(format)
+    );
 
     let engine = Arc::new(
         mora::config::load(None)

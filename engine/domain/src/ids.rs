@@ -132,6 +132,16 @@ impl ChannelSet {
     /// The empty set.
     pub const EMPTY: ChannelSet = ChannelSet(0);
 
+    /// The set as bits, bit `i` standing for `Channel::ALL[i]`.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The set with these bits (`None` when a bit names no channel).
+    pub fn from_bits(bits: u8) -> Option<Self> {
+        (bits >> Channel::ALL.len() == 0).then_some(ChannelSet(bits))
+    }
+
     /// Every channel.
     pub fn all() -> Self {
         Channel::ALL.into_iter().collect()

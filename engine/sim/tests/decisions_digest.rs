@@ -1,7 +1,8 @@
 //! Every decision of a simulated portfolio, pinned: one partition of the simulator's debtors runs for 90 days
 //! through a partition worker with the shipped configuration (contact outcomes, promises and payments reacting to
 //! the engine's actions), and digests of the actions, the audit records and every debtor's final state are compared
-//! with the ones recorded when the test was written.
+//! with the ones recorded when the test was written. Every final state also goes through the state store's codec
+//! (the current format and format 2) and reads back equal.
 //!
 //! A change to how the engine lays out or computes its state must leave all three digests as they are. A change
 //! that means to decide differently (a new rule, a fixed bug) updates them in the same commit, saying why.
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use mora_domain::engine::Engine;
 use mora_domain::time::MINUTE_MS;
+use mora_runtime::durable::codec;
 use mora_runtime::{CollectingSink, Operator, PartitionWorker, Sink};
 use mora_sim::{PartitionSim, SimConfig, SimRecord};
 
@@ -112,7 +114,13 @@ fn run() -> Outcome {
     ids.sort();
     let mut states = Digest::new();
     for id in &ids {
-        states.add(&serde_json::to_vec(worker.debtor(id).unwrap()).unwrap());
+        let d = worker.debtor(id).unwrap();
+        states.add(&serde_json::to_vec(d).unwrap());
+        // The stored form reads back the same state, whether written in the current format or in format 2.
+        let current = codec::decode(id, codec::FORMAT, &codec::encode(d).unwrap()).unwrap();
+        assert_eq!(&current, d, "{id} in format {}", codec::FORMAT);
+        let earlier = codec::decode(id, 2, &codec::encode_format_2(d).unwrap()).unwrap();
+        assert_eq!(&earlier, d, "{id} in format 2");
     }
     (
         worker.len(),

@@ -2,11 +2,12 @@
 //! that a later layout can be told apart from an earlier one. Every store keeps these bytes as they are, so the
 //! format belongs to the runtime, not to a database connector.
 //!
-//! Debtor state, format 2 (written since 0.4): the fields in declaration order with no names or lengths beyond
-//! those of strings and sequences, integers as varints (postcard's wire format), amounts as integers (scale, sign and
-//! magnitude) and dates as day numbers (`mora_domain::serde_forms`). A field added or reordered is a new format: the
-//! decoder of every earlier one stays, and a row read in an earlier format is written in the current one on its next
-//! flush. Format 1 (MessagePack, structs as arrays, amounts and dates as text) is still read.
+//! Debtor state, format 3 (written since the compact debtor): a layout of mora's own, written and read field by
+//! field (`layout`): no names, lengths only for text and sequences, integers as varints, amounts as a scale and
+//! an integer mantissa, dates as day numbers; a typical debtor decodes without allocating. A field added or
+//! reordered is a new format: the decoder of every earlier one stays, and a row read in an earlier format is
+//! written in the current one on its next flush. Still read: format 2 (the fields in declaration order in postcard's
+//! wire format, through serde) and format 1 (MessagePack, structs as arrays, amounts and dates as text).
 //!
 //! KPI counters and summaries stay MessagePack (format 1): they are written once per interval, not per event.
 
@@ -60,13 +61,29 @@ pub enum CodecError {
 }
 
 /// Format of the `state` column written by this version.
-pub const FORMAT: i16 = 2;
+pub const FORMAT: i16 = 3;
 
-/// The MessagePack format written before [`FORMAT`] 2, still read.
+/// The postcard format written before [`FORMAT`] 3, still read.
+const POSTCARD: i16 = 2;
+
+/// The MessagePack format written before format 2, still read.
 const MESSAGEPACK: i16 = 1;
 
 /// Encodes a debtor's state in [`FORMAT`].
 pub fn encode(d: &Debtor) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(256);
+    encode_into(d, &mut out);
+    Ok(out)
+}
+
+/// Appends a debtor's state in [`FORMAT`] to `out` (a caller encoding many reuses one buffer).
+pub fn encode_into(d: &Debtor, out: &mut Vec<u8>) {
+    super::layout::write(d, out);
+}
+
+/// Encodes a debtor's state in format 2, as versions before format 3 wrote it (tests of the upgrade path, the
+/// codec benchmark's comparison).
+pub fn encode_format_2(d: &Debtor) -> Result<Vec<u8>, CodecError> {
     postcard::to_stdvec(d).map_err(|e| CodecError::Encode {
         what: "debtor state",
         key: d.id.to_string(),
@@ -83,7 +100,8 @@ pub fn decode(debtor: &str, format: i16, bytes: &[u8]) -> Result<Debtor, CodecEr
         source,
     };
     match format {
-        FORMAT => postcard::from_bytes(bytes).map_err(|e| failed(e.into())),
+        FORMAT => super::layout::read(bytes).map_err(|e| failed(e.into())),
+        POSTCARD => postcard::from_bytes(bytes).map_err(|e| failed(e.into())),
         MESSAGEPACK => rmp_serde::from_slice(bytes).map_err(|e| failed(e.into())),
         _ => Err(CodecError::UnknownFormat {
             what,
@@ -183,6 +201,34 @@ mod tests {
         let bytes = encode(d).unwrap();
         assert_eq!(&decode("D-1", FORMAT, &bytes).unwrap(), d);
         assert!(bytes.len() < 300, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn every_truncation_and_byte_flip_is_refused_or_read_without_panicking() {
+        let mut w = PartitionWorker::new(0, Arc::new(testkit::engine()));
+        let mut sink = CollectingSink::default();
+        let at = ts("2026-03-02T14:00:00Z");
+        for ev in [
+            testkit::debtor_upserted("D-1", "CO", "America/Bogota", at),
+            testkit::obligation("D-1", "L1", "COP", "400000.50", "2026-03-10", at),
+        ] {
+            w.on_event(&ev, &mut sink).unwrap();
+        }
+        w.on_tick(ts("2026-03-20T00:00:00Z"), &mut sink);
+        let bytes = encode(w.debtor("D-1").unwrap()).unwrap();
+        for n in 0..bytes.len() {
+            assert!(decode("D-1", FORMAT, &bytes[..n]).is_err(), "cut at {n}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode("D-1", FORMAT, &longer).is_err(), "a byte too many");
+        for i in 0..bytes.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[i] ^= flip;
+                let _ = decode("D-1", FORMAT, &b);
+            }
+        }
     }
 
     #[test]

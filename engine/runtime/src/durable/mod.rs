@@ -15,6 +15,7 @@
 
 pub mod codec;
 mod flush;
+mod layout;
 
 use std::time::Duration;
 
