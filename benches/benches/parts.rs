@@ -26,20 +26,49 @@ fn state_codec(c: &mut Criterion) {
         mora_domain::testkit::ts("2026-06-01T00:00:00Z"),
         &mut mora_benches::NullSink,
     );
-    let d = w
+    // A typical debtor (a profile and one obligation, nothing in collection) and the busiest one (past due, with
+    // contact marks and issued fingerprints).
+    let typical = w
+        .debtors()
+        .find(|d| d.derived.dpd == 0 && d.cold() == &mora_domain::debtor::Cold::EMPTY)
+        .expect("a current debtor")
+        .clone();
+    let busiest = w
         .debtors()
         .max_by_key(|d| d.obligations.len() + d.cold().contacts.len())
         .expect("a debtor")
         .clone();
-    let bytes = codec::encode(&d).expect("encodes");
-    eprintln!("state of {}: {} bytes", d.id, bytes.len());
     let mut g = c.benchmark_group("mora_runtime::durable::codec");
     g.throughput(Throughput::Elements(1))
         .measurement_time(Duration::from_secs(3));
-    g.bench_function("encode_debtor", |b| b.iter(|| codec::encode(&d)));
-    g.bench_function("decode_debtor", |b| {
-        b.iter(|| codec::decode(&d.id, codec::FORMAT, &bytes))
-    });
+    for (name, d) in [("typical", &typical), ("busiest", &busiest)] {
+        let current = codec::encode(d).expect("encodes");
+        let format_2 = codec::encode_format_2(d).expect("encodes");
+        eprintln!(
+            "{name} debtor {}: format {} {} bytes, format 2 {} bytes",
+            d.id,
+            codec::FORMAT,
+            current.len(),
+            format_2.len()
+        );
+        let mut buf = Vec::with_capacity(512);
+        g.bench_function(format!("encode_{name}_debtor"), |b| {
+            b.iter(|| {
+                buf.clear();
+                codec::encode_into(d, &mut buf);
+                buf.len()
+            })
+        });
+        g.bench_function(format!("decode_{name}_debtor"), |b| {
+            b.iter(|| codec::decode(&d.id, codec::FORMAT, &current))
+        });
+        g.bench_function(format!("encode_{name}_debtor_format_2"), |b| {
+            b.iter(|| codec::encode_format_2(d))
+        });
+        g.bench_function(format!("decode_{name}_debtor_format_2"), |b| {
+            b.iter(|| codec::decode(&d.id, 2, &format_2))
+        });
+    }
     g.finish();
 }
 

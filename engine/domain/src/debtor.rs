@@ -88,7 +88,8 @@ impl Cold {
         },
     };
 
-    fn is_empty(&self) -> bool {
+    /// Whether nothing is in it.
+    pub fn is_empty(&self) -> bool {
         self.payments.is_empty()
             && self.credit.is_empty()
             && self.promises.is_empty()

@@ -55,7 +55,7 @@ pub(super) fn write(d: &Debtor, out: &mut Vec<u8>) {
     let mut w = Writer(out);
     w.str(&d.id);
     let cold = d.cold();
-    let has_cold = *cold != Cold::EMPTY;
+    let has_cold = !cold.is_empty();
     let present = u8::from(d.profile.is_some()) * PROFILE
         + u8::from(d.next_wake != Ts::MAX) * WAKE
         + u8::from(has_cold) * COLD;
@@ -167,6 +167,11 @@ impl Writer<'_> {
     fn amount(&mut self, a: Decimal) {
         self.u8(a.scale() as u8);
         let m = a.mantissa();
+        if let Ok(small) = i64::try_from(m) {
+            // The same bytes as the 128-bit path below, faster.
+            self.sv(small);
+            return;
+        }
         let mut z = ((m << 1) ^ (m >> 127)) as u128;
         while z >= 0x80 {
             self.0.push((z as u8) | 0x80);
@@ -399,8 +404,20 @@ impl<'a> Reader<'a> {
 
     fn amount(&mut self) -> Read<Decimal> {
         let scale = u32::from(self.u8()?);
+        // Most amounts fit in 63 bits: read them with 64-bit arithmetic.
         let mut z = 0u128;
-        for shift in (0..128).step_by(7) {
+        let mut small = 0u64;
+        for shift in (0..63).step_by(7) {
+            let b = self.u8()?;
+            small |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                let m = (small >> 1) as i64 ^ -((small & 1) as i64);
+                return Decimal::try_from_i128_with_scale(i128::from(m), scale)
+                    .map_err(|_| LayoutError("amount out of range"));
+            }
+        }
+        z |= u128::from(small);
+        for shift in (63..128).step_by(7) {
             let b = self.u8()?;
             z |= u128::from(b & 0x7f) << shift;
             if b < 0x80 {
