@@ -4,7 +4,7 @@
 use compact_str::CompactString;
 use rust_decimal::Decimal;
 
-use crate::debtor::{ContactMark, Debtor, MarkKind};
+use crate::debtor::{ContactMark, Debtor, MarkKind, push_tight};
 use crate::event::{Outcome, Profile};
 use crate::ids::Channel;
 use crate::money::FxTable;
@@ -57,7 +57,7 @@ pub(crate) fn open_dispute(d: &mut Debtor, dispute_id: &CompactString) -> bool {
     if d.cold().disputes.contains(dispute_id) {
         return false;
     }
-    d.cold_mut().disputes.push(dispute_id.clone());
+    push_tight(&mut d.cold_mut().disputes, dispute_id.clone());
     true
 }
 
@@ -76,11 +76,14 @@ pub(crate) fn contact_outcome(d: &mut Debtor, channel: Channel, outcome: Outcome
             status.pending_replies = status.pending_replies.saturating_add(1);
         }
         Outcome::RightPartyContact => {
-            d.cold_mut().contacts.push(ContactMark {
-                at: now,
-                channel,
-                kind: MarkKind::Conversation,
-            });
+            push_tight(
+                &mut d.cold_mut().contacts,
+                ContactMark {
+                    at: now,
+                    channel,
+                    kind: MarkKind::Conversation,
+                },
+            );
         }
         Outcome::OptOut | Outcome::WrongNumber => {
             d.revoked.insert(channel);

@@ -47,6 +47,18 @@ pub struct Debtor {
 /// A debtor's obligations: one inline (most debtors have one), more on the heap.
 pub type Obligations = smallvec::SmallVec<[Obligation; 1]>;
 
+/// What one payment paid, by obligation id: one inline (most payments settle one obligation).
+pub type Allocations = smallvec::SmallVec<[(CompactString, Decimal); 1]>;
+
+/// Appends to one of a debtor's short vectors, growing it by half its length instead of doubling (from one slot,
+/// not four): a portfolio holds millions of them, each bounded or pruned, so spare capacity is most of their cost.
+pub fn push_tight<T>(v: &mut Vec<T>, x: T) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 2).max(1));
+    }
+    v.push(x);
+}
+
 /// The parts of a debtor's state that most debtors never have, kept apart so that a debtor without them costs one
 /// pointer.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -286,7 +298,7 @@ pub struct PaymentRecord {
     pub currency: Currency,
     /// Amounts allocated to obligations, by obligation id.
     #[serde(with = "crate::serde_forms::allocations")]
-    pub allocations: Vec<(CompactString, Decimal)>,
+    pub allocations: Allocations,
     /// Amount kept as credit.
     #[serde(with = "crate::serde_forms::amount")]
     pub to_credit: Decimal,

@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use compact_str::CompactString;
 use rust_decimal::Decimal;
 
-use crate::debtor::{Debtor, Obligation, PaymentRecord, Promise};
+use crate::debtor::{Allocations, Debtor, Obligation, PaymentRecord, Promise, push_tight};
 use crate::event::{Installment, ObligationOpened};
 use crate::ids::Currency;
 use crate::money::FxTable;
@@ -88,7 +88,7 @@ fn allocate(
     target: Option<&str>,
 ) {
     let mut left = amount;
-    let mut allocations = Vec::new();
+    let mut allocations = Allocations::new();
     let mut order: Vec<usize> = (0..d.obligations.len())
         .filter(|&i| d.obligations[i].is_open() && d.obligations[i].currency == currency)
         .collect();
@@ -114,16 +114,19 @@ fn allocate(
     if left > Decimal::ZERO {
         cold.credit.add(currency, left);
     }
-    cold.payments.push(PaymentRecord {
-        id: id.clone(),
-        currency,
-        allocations,
-        to_credit: left,
-        reversed: false,
-    });
-    if cold.payments.len() > MAX_PAYMENT_RECORDS {
+    if cold.payments.len() >= MAX_PAYMENT_RECORDS {
         cold.payments.remove(0);
     }
+    push_tight(
+        &mut cold.payments,
+        PaymentRecord {
+            id: id.clone(),
+            currency,
+            allocations,
+            to_credit: left,
+            reversed: false,
+        },
+    );
     if d.status().plan.is_some()
         && !d
             .obligations
@@ -173,13 +176,16 @@ pub(crate) fn take_promise(
     known(fx, currency)?;
     if !d.cold().promises.iter().any(|p| p.id == *promise_id) {
         let deadline = promise_deadline(promised_by, tz_of(d));
-        d.cold_mut().promises.push(Promise {
-            id: promise_id.clone(),
-            currency,
-            amount,
-            paid: Decimal::ZERO,
-            deadline,
-        });
+        push_tight(
+            &mut d.cold_mut().promises,
+            Promise {
+                id: promise_id.clone(),
+                currency,
+                amount,
+                paid: Decimal::ZERO,
+                deadline,
+            },
+        );
     }
     Ok(())
 }

@@ -216,9 +216,9 @@ pub mod allocations {
     }
 
     /// Reads either form.
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize<'de, D: Deserializer<'de>, C: FromIterator<(CompactString, Decimal)>>(
         d: D,
-    ) -> Result<Vec<(CompactString, Decimal)>, D::Error> {
+    ) -> Result<C, D::Error> {
         let v = Vec::<(CompactString, Amount)>::deserialize(d)?;
         Ok(v.into_iter().map(|(k, a)| (k, a.0)).collect())
     }

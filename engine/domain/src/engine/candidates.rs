@@ -3,7 +3,7 @@
 //! compliance guard, the only way out.
 
 use crate::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
-use crate::debtor::{Cold, ContactMark, Debtor, MarkKind, PendingAction};
+use crate::debtor::{Cold, ContactMark, Debtor, MarkKind, PendingAction, push_tight};
 use crate::event::Envelope;
 use crate::facts::Effects;
 use crate::ids::Channel;
@@ -352,11 +352,14 @@ impl Engine {
                 action.not_before = now;
                 action.not_after = (not_after != Ts::MAX).then_some(not_after);
                 let cold = d.cold_mut();
-                cold.contacts.push(ContactMark {
-                    at: now,
-                    channel: action.channel,
-                    kind: MarkKind::Attempt,
-                });
+                push_tight(
+                    &mut cold.contacts,
+                    ContactMark {
+                        at: now,
+                        channel: action.channel,
+                        kind: MarkKind::Attempt,
+                    },
+                );
                 remember(cold, &action.action_id);
                 if action.channel.is_direct_contact() {
                     cold.status.pending_replies = 0;
@@ -434,7 +437,7 @@ fn remember(cold: &mut Cold, id: &ActionId) {
         if cold.issued.len() >= ISSUED_MEMORY {
             cold.issued.remove(0);
         }
-        cold.issued.push(fp);
+        push_tight(&mut cold.issued, fp);
     }
 }
 

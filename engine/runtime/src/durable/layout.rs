@@ -29,7 +29,7 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use compact_str::CompactString;
 use mora_domain::debtor::{
-    Cold, ContactMark, Debtor, Derived, History, MarkKind, Obligation, PaymentRecord,
+    Allocations, Cold, ContactMark, Debtor, Derived, History, MarkKind, Obligation, PaymentRecord,
     PendingAction, Promise, Status, StrategyCursor,
 };
 use mora_domain::event::{CustomerType, DebtorFlags, Profile};
@@ -569,7 +569,7 @@ impl<'a> Reader<'a> {
             let id = self.str()?;
             let currency = self.ccy()?;
             let n = self.len()?;
-            let mut allocations = Vec::with_capacity(n);
+            let mut allocations = Allocations::with_capacity(n);
             for _ in 0..n {
                 allocations.push((self.str()?, self.amount()?));
             }
