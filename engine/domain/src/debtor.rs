@@ -146,6 +146,30 @@ impl Debtor {
         }
     }
 
+    /// A debtor from every part of its state, as a reader of stored state has them (an empty cold part is dropped).
+    #[allow(clippy::too_many_arguments)] // one argument per part of the state, each named by its type
+    pub fn from_parts(
+        id: DebtorId,
+        profile: Option<Profile>,
+        revoked: ChannelSet,
+        obligations: Obligations,
+        (cursor, derived, history): (StrategyCursor, Derived, History),
+        next_wake: Ts,
+        cold: Option<Cold>,
+    ) -> Self {
+        Self {
+            id,
+            profile,
+            revoked,
+            obligations,
+            cursor,
+            derived,
+            history,
+            next_wake,
+            cold: cold.filter(|c| !c.is_empty()).map(Box::new),
+        }
+    }
+
     /// The debtor's cold part (empty when it has none).
     pub fn cold(&self) -> &Cold {
         self.cold.as_deref().unwrap_or(&EMPTY_COLD)

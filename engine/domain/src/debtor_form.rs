@@ -83,25 +83,23 @@ impl Serialize for Debtor {
 impl<'de> Deserialize<'de> for Debtor {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let r = Read::deserialize(d)?;
-        let mut debtor = Debtor::new(r.id);
-        debtor.profile = r.profile;
-        debtor.revoked = r.revoked;
-        debtor.obligations = Obligations::from_vec(r.obligations);
-        debtor.cursor = r.cursor;
-        debtor.derived = r.derived;
-        debtor.history = r.history;
-        debtor.next_wake = r.next_wake;
-        *debtor.cold_mut() = Cold {
-            payments: r.payments,
-            credit: r.credit,
-            promises: r.promises,
-            disputes: r.disputes,
-            contacts: r.contacts,
-            pending: r.pending,
-            issued: r.issued,
-            status: r.status,
-        };
-        debtor.release_cold();
-        Ok(debtor)
+        Ok(Debtor::from_parts(
+            r.id,
+            r.profile,
+            r.revoked,
+            Obligations::from_vec(r.obligations),
+            (r.cursor, r.derived, r.history),
+            r.next_wake,
+            Some(Cold {
+                payments: r.payments,
+                credit: r.credit,
+                promises: r.promises,
+                disputes: r.disputes,
+                contacts: r.contacts,
+                pending: r.pending,
+                issued: r.issued,
+                status: r.status,
+            }),
+        ))
     }
 }

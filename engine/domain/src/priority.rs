@@ -7,6 +7,9 @@ use crate::config_error::ConfigError;
 use crate::debtor::Debtor;
 use crate::money::FxTable;
 
+/// The largest weight, in absolute value, a priority term may have.
+pub const MAX_WEIGHT: f64 = 1_000_000.0;
+
 /// Weights of the priority score. The score is the weighted sum of the terms; higher is worked first.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -44,7 +47,9 @@ impl Default for PriorityWeights {
 }
 
 impl PriorityWeights {
-    /// Every weight must be a finite number.
+    /// Every weight must be a finite number within ±[`MAX_WEIGHT`]: the largest term (days past due, up to 65 535)
+    /// times the largest weight, in hundredths, stays far inside the score's `i64`, so queue order always means
+    /// something.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let all = [
             ("debt", self.debt),
@@ -55,8 +60,14 @@ impl PriorityWeights {
             ("pending_replies", self.pending_replies),
             ("risk", self.risk),
         ];
-        match all.iter().find(|(_, w)| !w.is_finite()) {
-            Some((name, _)) => Err(ConfigError::invalid(*name, "must be a finite number")),
+        match all
+            .iter()
+            .find(|(_, w)| !w.is_finite() || w.abs() > MAX_WEIGHT)
+        {
+            Some((name, w)) => Err(ConfigError::invalid(
+                *name,
+                format!("must be a number from -{MAX_WEIGHT} to {MAX_WEIGHT} (got {w})"),
+            )),
             None => Ok(()),
         }
     }

@@ -902,3 +902,40 @@ fn print_sizes() {
         size_of::<crate::action::Action>(),
     );
 }
+
+#[test]
+fn priority_weights_and_policy_spans_are_bounded_and_say_their_limits() {
+    use crate::engine::Engine;
+    use crate::testkit::{calendars, engine_config, policies};
+    let mut cfg = engine_config();
+    cfg.priority.debt = 1e308;
+    let err = Engine::new(&cfg, &policies(), &calendars())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("priority.debt") && err.contains("-1000000 to 1000000"),
+        "{err}"
+    );
+    let mut cfg = engine_config();
+    cfg.priority.open_disputes = -1e6;
+    assert!(
+        Engine::new(&cfg, &policies(), &calendars()).is_ok(),
+        "the bound itself is allowed"
+    );
+
+    let mut p = policies();
+    p[0].caps[0].per = std::time::Duration::from_secs(400 * 86_400);
+    let err = Engine::new(&engine_config(), &p, &calendars())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("caps[0].per") && err.contains("366 days"),
+        "{err}"
+    );
+    let mut p = policies();
+    p[0].max_defer = std::time::Duration::from_secs(10 * 366 * 86_400);
+    let err = Engine::new(&engine_config(), &p, &calendars())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max_defer"), "{err}");
+}

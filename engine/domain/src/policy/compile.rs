@@ -351,8 +351,26 @@ fn compile_holidays(
     Ok((holidays, covered))
 }
 
-/// Caps and channel-diversity limits must count something over some time.
+/// The longest rolling window, gap or deferral a policy may set: a year (every rule in the research is within
+/// one; a longer one would keep every contact mark of every debtor for it).
+const MAX_POLICY_SPAN: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+
+/// Caps and channel-diversity limits must count something over some time; windows, gaps and deferrals stay within
+/// [`MAX_POLICY_SPAN`].
 fn check_limits(p: &PolicyConfig) -> Result<(), ConfigError> {
+    let within = |field: String, d: std::time::Duration| {
+        if d > MAX_POLICY_SPAN {
+            Err(ConfigError::invalid(
+                field,
+                format!(
+                    "must be at most 366 days (got {})",
+                    humantime_serde::re::humantime::format_duration(d)
+                ),
+            ))
+        } else {
+            Ok(())
+        }
+    };
     for (i, c) in p.caps.iter().enumerate() {
         if c.max == 0 || c.per.is_zero() {
             return Err(ConfigError::invalid(
@@ -360,6 +378,7 @@ fn check_limits(p: &PolicyConfig) -> Result<(), ConfigError> {
                 "max and per must be positive (to forbid a channel, leave it out of consent)",
             ));
         }
+        within(format!("caps[{i}].per"), c.per)?;
     }
     for (i, d) in p.channel_diversity.iter().enumerate() {
         if d.max == 0 || d.per.is_zero() {
@@ -368,7 +387,15 @@ fn check_limits(p: &PolicyConfig) -> Result<(), ConfigError> {
                 "max and per must be positive",
             ));
         }
+        within(format!("channel_diversity[{i}].per"), d.per)?;
     }
+    for (i, g) in p.min_gaps.iter().enumerate() {
+        within(format!("min_gaps[{i}].gap"), g.gap)?;
+    }
+    for (i, g) in p.quiet_after_conversation.iter().enumerate() {
+        within(format!("quiet_after_conversation[{i}].gap"), g.gap)?;
+    }
+    within("max_defer".into(), p.max_defer)?;
     Ok(())
 }
 

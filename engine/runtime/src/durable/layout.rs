@@ -29,8 +29,8 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use compact_str::CompactString;
 use mora_domain::debtor::{
-    Allocations, Cold, ContactMark, Debtor, Derived, History, MarkKind, Obligation, PaymentRecord,
-    PendingAction, Promise, Status, StrategyCursor,
+    Allocations, Cold, ContactMark, Debtor, Derived, History, MarkKind, Obligation, Obligations,
+    PaymentRecord, PendingAction, Promise, Status, StrategyCursor,
 };
 use mora_domain::event::{CustomerType, DebtorFlags, Profile};
 use mora_domain::ids::{Channel, ChannelSet, Currency};
@@ -88,19 +88,21 @@ pub(super) fn write(d: &Debtor, out: &mut Vec<u8>) {
 /// Reads a debtor written by [`write`]; every byte must be used.
 pub(super) fn read(bytes: &[u8]) -> Read<Debtor> {
     let mut r = Reader(bytes);
-    let mut d = Debtor::new(r.str()?);
+    let id = r.str()?;
     let present = r.u8()?;
     if present & !(PROFILE | WAKE | COLD) != 0 {
         return Err(LayoutError("unknown parts present"));
     }
-    if present & PROFILE != 0 {
-        d.profile = Some(r.profile()?);
-    }
-    d.revoked = ChannelSet::from_bits(r.u8()?).ok_or(LayoutError("bad channel set"))?;
+    let profile = if present & PROFILE != 0 {
+        Some(r.profile()?)
+    } else {
+        None
+    };
+    let revoked = ChannelSet::from_bits(r.u8()?).ok_or(LayoutError("bad channel set"))?;
     let n = r.len()?;
-    d.obligations.reserve_exact(n);
+    let mut obligations = Obligations::with_capacity(n);
     for _ in 0..n {
-        d.obligations.push(Obligation {
+        obligations.push(Obligation {
             id: r.str()?,
             product: r.str()?,
             currency: r.ccy()?,
@@ -110,20 +112,29 @@ pub(super) fn read(bytes: &[u8]) -> Read<Debtor> {
             restructured: r.bool()?,
         });
     }
-    d.cursor = r.cursor()?;
-    d.derived = r.derived()?;
-    d.history = r.history()?;
-    if present & WAKE != 0 {
-        d.next_wake = r.ts()?;
-    }
-    if present & COLD != 0 {
-        *d.cold_mut() = r.cold()?;
-        d.release_cold();
-    }
+    let classification = (r.cursor()?, r.derived()?, r.history()?);
+    let next_wake = if present & WAKE != 0 {
+        r.ts()?
+    } else {
+        Ts::MAX
+    };
+    let cold = if present & COLD != 0 {
+        Some(r.cold()?)
+    } else {
+        None
+    };
     if !r.0.is_empty() {
         return Err(LayoutError("bytes left after the state"));
     }
-    Ok(d)
+    Ok(Debtor::from_parts(
+        id,
+        profile,
+        revoked,
+        obligations,
+        classification,
+        next_wake,
+        cold,
+    ))
 }
 
 struct Writer<'a>(&'a mut Vec<u8>);
