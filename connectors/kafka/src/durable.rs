@@ -105,6 +105,15 @@ impl Durable {
             "Partition restored from the state store."
         );
         let mut worker = PartitionWorker::restore(p, engine.clone(), cp.clock, r.debtors, fences);
+        for (jurisdiction, debtors) in worker.jurisdictions_without_policy() {
+            warn!(
+                partition = p,
+                %jurisdiction,
+                debtors,
+                "No policy covers this jurisdiction: every contact action for its debtors is blocked \
+                 (unknown_jurisdiction). Add a policy file for it."
+            );
+        }
         let dropped = worker.load_kpi_days(r.kpi_days);
         if dropped > 0 {
             warn!(

@@ -186,6 +186,27 @@ impl PartitionWorker {
         self.store.iter()
     }
 
+    /// Jurisdictions (country, or country-region) of owned debtors that no policy covers, with how many debtors each:
+    /// every contact action for them is blocked as `unknown_jurisdiction`, so the binary warns about each at start.
+    pub fn jurisdictions_without_policy(&self) -> Vec<(CompactString, usize)> {
+        let mut missing: std::collections::BTreeMap<CompactString, usize> = Default::default();
+        for p in self.store.iter().filter_map(|d| d.profile.as_ref()) {
+            if self
+                .engine
+                .policies
+                .lookup(&p.country, p.region.as_deref())
+                .is_none()
+            {
+                let key = match &p.region {
+                    Some(r) => compact_str::format_compact!("{}-{r}", p.country),
+                    None => p.country.clone(),
+                };
+                *missing.entry(key).or_default() += 1;
+            }
+        }
+        missing.into_iter().collect()
+    }
+
     /// Applies one decoded event (after firing every timer due up to its instant).
     pub fn on_event(&mut self, ev: &Envelope, sink: &mut dyn Sink) -> Result<(), Rejected> {
         self.advance_to(ev.occurred_at, sink);
@@ -624,6 +645,21 @@ mod tests {
         assert_eq!(dl.payload, b"\x02garbage");
         assert!(w.debtor("D-1").is_some(), "the next record was applied");
         assert_eq!((w.stats().decode_errors, w.stats().records), (1, 2));
+    }
+
+    #[test]
+    fn debtors_of_a_jurisdiction_without_policy_are_counted() {
+        let (mut w, mut sink) = (worker(), CollectingSink::default());
+        let at = ts("2026-03-02T14:00:00Z");
+        for (id, country, tz) in [
+            ("D-1", "CO", "America/Bogota"),
+            ("D-2", "BR", "America/Sao_Paulo"),
+            ("D-3", "BR", "America/Sao_Paulo"),
+        ] {
+            w.on_event(&testkit::debtor_upserted(id, country, tz, at), &mut sink)
+                .unwrap();
+        }
+        assert_eq!(w.jurisdictions_without_policy(), vec![("BR".into(), 2)]);
     }
 
     #[test]
