@@ -88,12 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         "Serving the API on http://{} until interrupted (GET /openapi.json).",
                         server.addr
                     );
-                    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-                    let flag = stop.clone();
-                    ctrlc::set_handler(move || {
-                        flag.store(true, std::sync::atomic::Ordering::SeqCst)
-                    })?;
-                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    while !demo::interrupted() {
                         std::thread::sleep(std::time::Duration::from_millis(200));
                     }
                 }

@@ -248,3 +248,60 @@ fn demo_serve_on_a_taken_port_fails_instead_of_exiting_zero() {
         "{err}"
     );
 }
+
+#[test]
+fn sigterm_during_the_demo_stops_it_failing_and_leaves_no_partition_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = mora()
+        .args([
+            "demo",
+            "--debtors",
+            "200000",
+            "--days",
+            "120",
+            "--no-api",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let partial = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".partition-")
+            })
+            .count()
+    };
+    // Wait until the partitions are writing, then stop the demo as a service manager would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while partial(dir.path()) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo never started writing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an interrupted demo must not exit 0");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(partial(dir.path()), 0, "partition files left behind");
+    assert!(
+        !dir.path().join("summary.json").exists(),
+        "no summary of a run that did not finish"
+    );
+}

@@ -5,7 +5,7 @@ mod partition;
 mod summary;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,25 @@ use mora_runtime::PartitionWorker;
 use mora_sim::SimConfig;
 
 pub use summary::{QueueEntry, Summary};
+
+/// Set by SIGINT or SIGTERM: the partitions stop at their next simulated quarter hour, the demo removes what it
+/// wrote, and `--serve` stops serving.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether SIGINT or SIGTERM arrived since the demo started.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Routes SIGINT and SIGTERM to [`interrupted`] (once per process; a second call is a no-op).
+fn catch_interrupts() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
+            tracing::warn!(error = %e, "Interrupts will stop the demo without cleaning up.");
+        }
+    });
+}
 
 /// Options of `mora demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -126,7 +145,20 @@ pub fn run_serving(
     let parts: Vec<PathBuf> = (0..args.partitions)
         .map(|p| args.out.join(format!(".partition-{p}")))
         .collect();
-    let results = run_partitions(args, &sim, &workers, &parts)?;
+    catch_interrupts();
+    let results = match run_partitions(args, &sim, &workers, &parts) {
+        Ok(r) => r,
+        Err(e) => {
+            // Interrupted or failed: the partitions' unmerged files are of no use to anyone.
+            for dir in &parts {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            if let Some(s) = server {
+                s.stop();
+            }
+            return Err(e);
+        }
+    };
     let wall = started.elapsed();
     mora_connector_files::merge_partitions(&args.out, &parts)
         .context("cannot merge partition outputs")?;

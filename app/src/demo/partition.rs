@@ -70,6 +70,9 @@ pub(super) fn run(
     let mut t = start;
     let mut next_day = start.plus_ms(DAY_MS);
     while t < end {
+        if super::interrupted() {
+            anyhow::bail!("interrupted: the demo stopped before the end of its simulated days");
+        }
         let tick = t.plus_ms(TICK_MS).min(end);
         // Held for one simulated quarter hour at a time, so the API can read between ticks.
         let mut worker = shared.lock().unwrap_or_else(|e| e.into_inner());
