@@ -76,7 +76,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => {
             let loaded = config::load(args.config.as_deref())?;
             tracing::info!(source = %loaded.source, out = %args.out.display(), "Starting the demo.");
-            let (summary, server) = demo::run_serving(&args, loaded.engine, args.config.clone())?;
+            let (summary, server) = demo::run_serving(
+                &args,
+                loaded.engine,
+                args.config.clone(),
+                loaded.app.api.clone(),
+            )?;
             print!("{}", summary.render());
             println!(
                 "\nWrote {0}/actions/<channel>.jsonl and {0}/summary.json",

@@ -305,3 +305,101 @@ fn sigterm_during_the_demo_stops_it_failing_and_leaves_no_partition_files() {
         "no summary of a run that did not finish"
     );
 }
+
+/// GET `path` on `port` with an optional bearer token: status and body.
+fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut req = agent.get(format!("http://127.0.0.1:{port}{path}"));
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    match req.call() {
+        Ok(mut resp) => (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(_) => (0, String::new()),
+    }
+}
+
+#[test]
+fn demo_serves_the_api_of_its_config_with_tokens_and_the_engine_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = container_config(&dir.path().join("etc"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let toml = std::fs::read_to_string(&cfg).unwrap();
+    let start = toml.find("[api]").unwrap();
+    let end = toml[start..]
+        .find("]\n\n")
+        .map_or(toml.len(), |e| start + e + 3);
+    let token = "demo-admin-token-0123456789";
+    let toml = format!(
+        "{}[api]\nlisten = \"127.0.0.1:{port}\"\nwatch = false\ntokens = [{{ name = \"ops\", token = \"{token}\", role = \"admin\" }}]\n\n{}",
+        &toml[..start],
+        &toml[end..]
+    );
+    std::fs::write(&cfg, toml).unwrap();
+    let child = mora()
+        .args([
+            "demo",
+            "--serve",
+            "--no-progress",
+            "--debtors",
+            "500",
+            "--days",
+            "30",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The simulation over (its summary written), `--serve` keeps serving: query then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !dir.path().join("out/summary.json").exists()
+        || http_get(port, "/v1/portfolio", Some(token)).0 != 200
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo never served its API"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (anonymous, _) = http_get(port, "/v1/portfolio", None);
+    let (wrong, _) = http_get(port, "/v1/portfolio", Some("not-the-token-0123456789"));
+    let (status, metrics) = http_get(port, "/metrics", Some(token));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (anonymous, wrong),
+        (401, 401),
+        "the demo's API asks for the configured tokens"
+    );
+    assert_eq!(status, 200, "{metrics}");
+    for name in [
+        "mora_actions_total{channel=\"sms\"}",
+        "mora_records_in_total",
+        "mora_debtors",
+        "mora_blocked_total",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
+    }
+    assert!(
+        out.status.success(),
+        "--serve stops cleanly on SIGTERM: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -70,9 +70,10 @@ pub struct DemoArgs {
     /// Keep serving the HTTP API after the simulation, until interrupted.
     #[arg(long)]
     pub serve: bool,
-    /// Where the HTTP API listens while the demo runs.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: String,
+    /// Where the HTTP API listens while the demo runs (default: `listen` of the `[api]` section of `--config`,
+    /// else 127.0.0.1:8080).
+    #[arg(long)]
+    pub listen: Option<String>,
     /// Do not start the HTTP API.
     #[arg(long, conflicts_with = "serve")]
     pub no_api: bool,
@@ -92,7 +93,7 @@ impl DemoArgs {
             audit: false,
             no_progress: true,
             serve: false,
-            listen: "127.0.0.1:0".into(),
+            listen: Some("127.0.0.1:0".into()),
             no_api: true,
         }
     }
@@ -100,15 +101,17 @@ impl DemoArgs {
 
 /// Runs the demo and returns its summary (also written to `out/summary.json`).
 pub fn run(args: &DemoArgs, engine: Engine) -> anyhow::Result<Summary> {
-    run_serving(args, engine, None).map(|(s, _)| s)
+    run_serving(args, engine, None, None).map(|(s, _)| s)
 }
 
 /// Runs the demo with the HTTP API up while it runs (unless `--no-api`); returns the summary and the server, still
-/// serving, for `--serve`. `config` is the runtime file reloads read (`None`: built-in defaults).
+/// serving, for `--serve`. `config` is the runtime file reloads read (`None`: built-in defaults); `api` its `[api]`
+/// section (tokens, address, file watching), served as `mora run` serves it.
 pub fn run_serving(
     args: &DemoArgs,
     engine: Engine,
     config: Option<PathBuf>,
+    api: Option<crate::api::ApiConfig>,
 ) -> anyhow::Result<(Summary, Option<crate::api::Server>)> {
     let metrics = if args.no_api {
         None
@@ -139,7 +142,7 @@ pub fn run_serving(
     let server = if args.no_api {
         None
     } else {
-        start_api(args, backend, config, metrics)?
+        start_api(args, backend, (config, api), metrics)?
     };
     let started = Instant::now();
     let parts: Vec<PathBuf> = (0..args.partitions)
@@ -173,19 +176,21 @@ pub fn run_serving(
 fn start_api(
     args: &DemoArgs,
     backend: crate::api::DemoBackend,
-    config: Option<PathBuf>,
+    (config, api): (Option<PathBuf>, Option<crate::api::ApiConfig>),
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> anyhow::Result<Option<crate::api::Server>> {
-    let api = crate::api::ApiConfig {
-        listen: args.listen.clone(),
-        ..Default::default()
-    };
+    let mut api = api.unwrap_or_default();
+    if let Some(l) = &args.listen {
+        api.listen.clone_from(l);
+    }
     let reloader = crate::api::Reloader::new(config);
     let backend: Arc<dyn crate::api::Backend> = Arc::new(backend);
     let router = crate::api::router(backend.clone(), &api, reloader.clone(), metrics, None)?;
     match crate::api::Server::start(&api.listen, router) {
         Ok(s) => {
-            reloader.watch(backend);
+            if api.watch {
+                reloader.watch(backend);
+            }
             Ok(Some(s))
         }
         // `--serve` exists to serve the API: without it there is nothing to run for.

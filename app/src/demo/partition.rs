@@ -5,8 +5,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mora_connector_files::JsonlSink;
-use mora_domain::action::{Action, AuditRecord};
+use mora_domain::action::{Action, AuditRecord, DecisionKind};
 use mora_domain::debtor::Debtor;
+use mora_domain::ids::Channel;
 use mora_domain::time::{DAY_MS, MINUTE_MS};
 use mora_runtime::{InputRecord, Operator, PartitionWorker, Portfolio, Sink, WorkerStats};
 use mora_schemas::{DeadLetter, Wire, encode_event};
@@ -26,23 +27,45 @@ pub(super) struct PartitionResult {
     pub dialer_len: usize,
 }
 
-/// Writes to files and keeps the actions for the simulator to react to.
+/// Writes to files, keeps the actions for the simulator to react to, and counts what `mora run` counts in its
+/// metrics (the same names, so a dashboard built on the demo works on the engine).
 struct DemoSink {
     files: JsonlSink,
     feedback: Vec<Action>,
+    /// `mora_actions_total` per channel, in `Channel::ALL` order.
+    actions: Vec<metrics::Counter>,
 }
 
 impl Sink for DemoSink {
     fn action(&mut self, partition: i32, action: &Action) {
         self.files.action(partition, action);
+        if let Some(i) = Channel::ALL.iter().position(|c| *c == action.channel) {
+            self.actions[i].increment(1);
+        }
         self.feedback.push(action.clone());
     }
 
     fn audit(&mut self, partition: i32, record: &AuditRecord) {
+        if record.kind == DecisionKind::Noted && record.reason == "unmatched_action" {
+            metrics::counter!("mora_unmatched_outcomes_total").increment(1);
+        }
+        if matches!(record.kind, DecisionKind::Deferred | DecisionKind::Dropped) {
+            metrics::counter!(
+                "mora_blocked_total",
+                "kind" => record.kind.as_str(),
+                "reason" => record.reason.to_string()
+            )
+            .increment(1);
+        }
         self.files.audit(partition, record);
     }
 
     fn dead_letter(&mut self, partition: i32, record: DeadLetter) {
+        metrics::counter!(
+            "mora_dead_letters_total",
+            "error_kind" => record.error_kind.to_string()
+        )
+        .increment(1);
         self.files.dead_letter(partition, record);
     }
 }
@@ -60,11 +83,21 @@ pub(super) fn run(
     let mut sink = DemoSink {
         files: JsonlSink::create(dir, audit)?,
         feedback: Vec::new(),
+        actions: Channel::ALL
+            .iter()
+            .map(|c| metrics::counter!("mora_actions_total", "channel" => c.as_str()))
+            .collect(),
     };
     let topics: Vec<String> = mora_schemas::Family::ALL
         .iter()
         .map(|f| format!("demo.{}", f.name()))
         .collect();
+    let records_in: Vec<metrics::Counter> = topics
+        .iter()
+        .map(|t| metrics::counter!("mora_records_in_total", "topic" => t.clone()))
+        .collect();
+    let thread = format!("partition-{p}");
+    metrics::gauge!("mora_partitions_owned", "thread" => thread.clone()).set(1.0);
     let mut offset = 0i64;
     let (start, end) = (cfg.start_ts(), cfg.end());
     let mut t = start;
@@ -96,12 +129,18 @@ pub(super) fn run(
                 writer: None,
             };
             offset += 1;
+            records_in[mora_schemas::Family::ALL
+                .iter()
+                .position(|f| *f == family)
+                .unwrap_or(0)]
+            .increment(1);
             worker.process(&input, &mut sink);
             for a in sink.feedback.drain(..) {
                 sim.react(&a);
             }
         }
         worker.on_tick(tick, &mut sink);
+        metrics::gauge!("mora_debtors", "thread" => thread.clone()).set(worker.len() as f64);
         for a in sink.feedback.drain(..) {
             sim.react(&a);
         }
