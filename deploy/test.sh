@@ -9,6 +9,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (https://rustup.rs)" >&2; exit 1; }
 
 started=$(date +%s)
+
+# The API's description, served verbatim at /openapi.json, must be valid OpenAPI 3.0.3: a real validator checks it
+# (PyPI's openapi-spec-validator, pinned, in a virtual environment of its own made once).
+OPENAPI_VALIDATOR_VERSION=0.9.0
+validator="${XDG_CACHE_HOME:-$HOME/.cache}/mora/tools/openapi-spec-validator-$OPENAPI_VALIDATOR_VERSION"
+if [ ! -f "$validator/.complete" ]; then
+  rm -rf "$validator"
+  python3 -m venv "$validator" || { echo "test.sh: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
+  "$validator/bin/python" -m pip install -q "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+  touch "$validator/.complete"
+fi
+"$validator/bin/python" -m openapi_spec_validator app/src/api/openapi.json
 # Build everything first, so the servers are not left waiting on the compiler.
 cargo test --workspace --features mora-tests/services --no-run
 # The fault tests run the engine binary as a subprocess.

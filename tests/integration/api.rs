@@ -127,6 +127,12 @@ tokens = [
     assert_eq!(api.get("/readyz", None).0, 200);
     let (s, spec) = api.get("/openapi.json", None);
     assert_eq!(s, 200);
+    let described: Value =
+        serde_json::from_str(include_str!("../../app/src/api/openapi.json")).unwrap();
+    assert_eq!(
+        spec, described,
+        "served as the file deploy/test.sh validates as OpenAPI 3.0.3"
+    );
     for path in [
         "/v1/debtors/{id}",
         "/v1/portfolio",
