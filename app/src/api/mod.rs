@@ -14,6 +14,7 @@ mod handlers;
 mod queues;
 mod reload;
 mod remote;
+mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub use backend::{Backend, DemoBackend, KafkaBackend};
 pub use config::{ApiConfig, Role, TokenConfig};
 pub use reload::Reloader;
+pub use serve::Limits;
 
 /// What handlers share.
 pub(crate) struct ApiState {
@@ -92,8 +94,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts serving `router` on `listen` in a thread of its own (with its own small async runtime).
+    /// Starts serving `router` on `listen` in a thread of its own (with its own small async runtime), with the
+    /// default [`Limits`].
     pub fn start(listen: &str, router: Router) -> anyhow::Result<Self> {
+        Self::start_with(listen, router, Limits::default())
+    }
+
+    /// Starts serving `router` on `listen` within `limits`.
+    pub fn start_with(listen: &str, router: Router, limits: Limits) -> anyhow::Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("mora-api")
@@ -115,12 +123,7 @@ impl Server {
                             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         }
                     };
-                    if let Err(e) = axum::serve(listener, router)
-                        .with_graceful_shutdown(shutdown)
-                        .await
-                    {
-                        tracing::error!(error = %e, "The API server stopped.");
-                    }
+                    serve::serve(listener, router, limits, shutdown).await;
                 });
             })?;
         tracing::info!(%addr, "API listening (GET /openapi.json describes it).");
