@@ -303,18 +303,37 @@ tokens = [
         after["priority"], d.derived.priority,
         "the old configuration is in force"
     );
-    // A valid change: swapped in, every owned debtor re-derived.
+    // The files put back as they were parse to the configuration in force: nothing is re-evaluated, no figure moves.
     std::fs::write(&file, &good).unwrap();
     let (s, body) = api.post("/v1/admin/reload", ADMIN);
-    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        (s, body["status"].as_str()),
+        (200, Some("unchanged")),
+        "{body}"
+    );
+    let (_, same) = api.get(&format!("/v1/debtors/{busiest}"), Some(READ));
+    assert_eq!(
+        (&same["priority"], &same["dpd"]),
+        (&after["priority"], &after["dpd"]),
+        "an unchanged reload changes nothing"
+    );
+    // A valid change: swapped in, every owned debtor re-derived.
+    std::fs::write(&file, good.replace("risk = 30.0", "risk = 31.0")).unwrap();
+    let (s, body) = api.post("/v1/admin/reload", ADMIN);
+    assert_eq!(
+        (s, body["status"].as_str()),
+        (200, Some("reloaded")),
+        "{body}"
+    );
     let debtors: usize = reference.iter().map(|(rw, _)| rw.len()).sum();
     assert_eq!(
         body["report"]["debtors"].as_u64().unwrap() as usize,
         debtors
     );
-    // The reload re-derived every debtor at its partition's clock; so does the reference.
+    // The reload re-derived every debtor at its partition's clock; so does the reference, with the same files.
+    let changed = std::sync::Arc::new(mora::config::load(Some(&w.config)).unwrap().engine);
     for (rw, _) in &mut reference {
-        rw.set_engine(crate::state::engine());
+        rw.set_engine(changed.clone());
     }
 
     // One validation for reload, validate and run: a section only a restart can apply, or one mora does not know,

@@ -345,7 +345,12 @@ pub(crate) async fn reload(State(s): Shared) -> Response {
     let reloader = s.reloader.clone();
     let result = tokio::task::spawn_blocking(move || reloader.reload(backend.as_ref())).await;
     match result {
-        Ok(Ok(r)) => Json(json!({ "status": "reloaded", "report": r })).into_response(),
+        Ok(Ok(Some(r))) => Json(json!({ "status": "reloaded", "report": r })).into_response(),
+        Ok(Ok(None)) => Json(json!({
+            "status": "unchanged",
+            "message": "the decision files parse to the configuration in force: no debtor was re-evaluated"
+        }))
+        .into_response(),
         Ok(Err(e)) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_configuration",

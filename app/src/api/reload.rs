@@ -22,8 +22,9 @@ pub struct Reloader {
 /// What every clone of a reloader sees: the runtime sections in force and the API's tokens.
 #[derive(Default)]
 struct Shared {
-    /// The runtime file's sections as loaded at start or by the last reload.
-    in_force: Mutex<Option<AppConfig>>,
+    /// The runtime file's sections as loaded at start or by the last reload, with the decision configuration's
+    /// parsed form.
+    in_force: Mutex<Option<(AppConfig, String)>>,
     /// The API's tokens, swapped when a reload changes them.
     auth: Mutex<Option<Arc<RwLock<Auth>>>>,
 }
@@ -43,7 +44,7 @@ impl Reloader {
         let in_force = path
             .as_deref()
             .and_then(|p| config::load(Some(p)).ok())
-            .map(|l| l.app);
+            .map(|l| (l.app, l.decisions_form));
         Self {
             path,
             shared: Arc::new(Shared {
@@ -64,8 +65,9 @@ impl Reloader {
     }
 
     /// Loads and validates the whole runtime file as `mora validate` and `mora run` do, refuses changes that only a
-    /// restart can apply, then swaps the decision configuration and, when they changed, the API's tokens.
-    pub fn reload(&self, backend: &dyn Backend) -> Result<ReloadReport, LoadError> {
+    /// restart can apply, then swaps the decision configuration and, when they changed, the API's tokens. Decision
+    /// files that parse to what is in force are not swapped: no debtor is re-evaluated (`None`).
+    pub fn reload(&self, backend: &dyn Backend) -> Result<Option<ReloadReport>, LoadError> {
         let Some(path) = &self.path else {
             return Err(LoadError::Io {
                 path: "built-in configuration".into(),
@@ -85,7 +87,7 @@ impl Reloader {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let mut new_auth = None;
-        if let Some(old) = in_force.as_ref() {
+        if let Some((old, _)) = in_force.as_ref() {
             let (before, after) = (section_values(old), section_values(&loaded.app));
             for name in RESTART_ONLY {
                 if before.get(name) != after.get(name) {
@@ -109,7 +111,10 @@ impl Reloader {
                 new_auth = Some(Auth::new(&new_api).map_err(|e| refuse(format!("{e:#}")))?);
             }
         }
-        let report = backend.reload(Arc::new(loaded.engine));
+        let unchanged = in_force
+            .as_ref()
+            .is_some_and(|(_, form)| *form == loaded.decisions_form);
+        let report = (!unchanged).then(|| backend.reload(Arc::new(loaded.engine)));
         if let Some(auth) = new_auth {
             let attached = self.shared.auth.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(slot) = attached.as_ref() {
@@ -117,7 +122,7 @@ impl Reloader {
                 tracing::info!("API tokens replaced by the reload.");
             }
         }
-        *in_force = Some(loaded.app);
+        *in_force = Some((loaded.app, loaded.decisions_form));
         Ok(report)
     }
 
@@ -138,11 +143,14 @@ impl Reloader {
                     }
                     last = now;
                     match self.reload(backend.as_ref()) {
-                        Ok(r) => tracing::info!(
+                        Ok(Some(r)) => tracing::info!(
                             debtors = r.debtors,
                             changed = r.changed,
                             millis = r.millis,
                             "Configuration files changed: reloaded."
+                        ),
+                        Ok(None) => tracing::info!(
+                            "Configuration files touched; the decision configuration is unchanged."
                         ),
                         Err(e) => tracing::error!(
                             error = %e,
@@ -288,7 +296,10 @@ mod tests {
         assert_eq!(role(OLD), Ok(Some(Role::Read)), "nothing changed so far");
 
         runtime(dir.path(), NEW, "100ms", "");
-        assert!(reloader.reload(&backend).is_ok());
+        assert!(
+            matches!(reloader.reload(&backend), Ok(None)),
+            "the decision files are unchanged: no debtor is re-evaluated, and the tokens rotate all the same"
+        );
         assert_eq!(role(NEW), Ok(Some(Role::Read)), "the new token is accepted");
         assert_eq!(role(OLD), Err(()), "the old one is refused");
     }

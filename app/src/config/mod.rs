@@ -142,6 +142,9 @@ pub struct Loaded {
     pub engine: Engine,
     /// Where it came from (for the log and the summary).
     pub source: String,
+    /// The decision configuration as parsed (decisions, policies, holiday calendars), in canonical JSON: two loads
+    /// with the same form compile to the same engine, so a reload of unchanged files changes nothing.
+    pub decisions_form: String,
 }
 
 /// Loads `path` (or the built-in defaults when `None`), with `MORA__` environment overrides.
@@ -186,11 +189,12 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, LoadError> {
             message,
         })?;
     }
-    let (engine, source) = build_engine(path, &app.decisions)?;
+    let (engine, source, decisions_form) = build_engine(path, &app.decisions)?;
     Ok(Loaded {
         app,
         engine,
         source,
+        decisions_form,
     })
 }
 
@@ -211,7 +215,7 @@ pub fn load_decisions(path: &Path) -> Result<Engine, LoadError> {
 fn build_engine(
     path: Option<&Path>,
     decisions_cfg: &DecisionsConfig,
-) -> Result<(Engine, String), LoadError> {
+) -> Result<(Engine, String, String), LoadError> {
     let (decisions, policies, calendars, source) = match path {
         None => {
             let d = parse::<EngineConfig>("built-in decisions.toml", embedded::DECISIONS)?;
@@ -276,7 +280,8 @@ fn build_engine(
             });
         LoadError::Invalid { path, error }
     })?;
-    Ok((engine, source))
+    let form = serde_json::to_string(&(&decisions, &policy_cfgs, &calendars)).unwrap_or_default();
+    Ok((engine, source, form))
 }
 
 fn read(p: &Path) -> Result<String, LoadError> {
