@@ -252,7 +252,7 @@ tokens = [
         );
     }
 
-    // A work queue, page by page: every member once, in priority order, as many as the clean run has.
+    // A work queue, page by page: every member once, in rank order, as many as the clean run has.
     let expected_members: BTreeSet<String> = reference
         .iter()
         .flat_map(|(rw, _)| rw.queue_top("dialer", usize::MAX))
@@ -260,7 +260,7 @@ tokens = [
         .collect();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
-    let mut last_priority = i64::MAX;
+    let mut last_rank = i64::MAX;
     loop {
         let path = match &cursor {
             Some(c) => format!("/v1/queues/dialer?limit=37&cursor={c}"),
@@ -273,9 +273,10 @@ tokens = [
             expected_members.len()
         );
         for item in body["items"].as_array().unwrap() {
-            let p = item["priority"].as_i64().unwrap();
-            assert!(p <= last_priority, "queue out of priority order");
-            last_priority = p;
+            let rank = item["rank"].as_i64().unwrap();
+            assert!(rank <= last_rank, "queue out of rank order");
+            assert!(item["priority"].is_i64(), "{item}");
+            last_rank = rank;
             seen.push(item["debtor_id"].as_str().unwrap().to_string());
         }
         match body["next_cursor"].as_str() {
@@ -502,7 +503,7 @@ tokens = [
         assert_eq!(sent, all.actions.values().sum::<u64>(), "{who}");
     }
 
-    // The queue across instances: exact priority order down to the end of the shortest published head (50 per
+    // The queue across instances: exact rank order down to the end of the shortest published head (50 per
     // partition here), where a page says it is incomplete.
     let mut reference_order: Vec<i64> = reference
         .iter()
@@ -510,7 +511,7 @@ tokens = [
         .map(|(p, _)| p)
         .collect();
     reference_order.sort_unstable_by(|a, b| b.cmp(a));
-    let (mut seen, mut priorities) = (BTreeSet::new(), Vec::new());
+    let (mut seen, mut ranks) = (BTreeSet::new(), Vec::new());
     let mut cursor: Option<String> = None;
     let incomplete = loop {
         let path = match &cursor {
@@ -525,7 +526,7 @@ tokens = [
         );
         for item in body["items"].as_array().unwrap() {
             assert!(seen.insert(item["debtor_id"].as_str().unwrap().to_string()));
-            priorities.push(item["priority"].as_i64().unwrap());
+            ranks.push(item["rank"].as_i64().unwrap());
         }
         if body.get("incomplete").is_some() {
             break true;
@@ -539,8 +540,8 @@ tokens = [
         incomplete,
         "some partition's dialer queue is longer than 50"
     );
-    assert!(priorities.len() >= 50);
-    assert_eq!(priorities, reference_order[..priorities.len()]);
+    assert!(ranks.len() >= 50);
+    assert_eq!(ranks, reference_order[..ranks.len()]);
     assert!(seen.is_subset(&expected_members));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &engine2.id().to_string()])

@@ -1,6 +1,7 @@
 //! `GET /v1/queues/{name}`: a work queue across every partition in priority order, page by page.
 //!
-//! Order: priority (highest first), then partition, then slot (first seen first). Owned partitions are read from
+//! Order: rank (highest first; the priority score with days past due counted from a fixed day, so that the order does
+//! not depend on when each debtor was last evaluated), then partition, then slot (first seen first). Owned partitions are read from
 //! memory; the others from the head of the queue their owner last published (`state.summary_queue_depth` entries
 //! per partition). Merging per-partition heads gives the exact global order down to the shortest head that stops
 //! short of its queue's end; a page that would reach past it ends there and says so (`incomplete`).
@@ -25,13 +26,13 @@ pub(crate) struct QueueQuery {
     cursor: Option<String>,
 }
 
-/// A position in the merged queue: priority, partition, slot. Sorting keys ascending gives queue order.
+/// A position in the merged queue: rank, partition, slot. Sorting keys ascending gives queue order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Key(std::cmp::Reverse<i64>, i32, u32);
 
 impl Key {
-    fn new(priority: i64, partition: i32, slot: u32) -> Self {
-        Key(std::cmp::Reverse(priority), partition, slot)
+    fn new(rank: i64, partition: i32, slot: u32) -> Self {
+        Key(std::cmp::Reverse(rank), partition, slot)
     }
 
     fn parse(c: &str) -> Option<Self> {
@@ -58,7 +59,7 @@ struct Head {
 
 impl Head {
     fn of(partition: i32, head: &QueueHead) -> Self {
-        let key = |e: &QueueEntry| Key::new(e.priority, partition, e.slot);
+        let key = |e: &QueueEntry| Key::new(e.rank, partition, e.slot);
         Head {
             partition,
             entries: head.entries.iter().map(|e| (key(e), e.clone())).collect(),
@@ -130,6 +131,7 @@ fn item(partition: i32, e: &QueueEntry) -> serde_json::Value {
     json!({
         "debtor_id": e.debtor_id,
         "priority": e.priority,
+        "rank": e.rank,
         "partition": partition,
         "dpd": e.dpd,
         "stage": e.stage,
@@ -197,7 +199,7 @@ pub(crate) async fn queue(
             memory.push(part);
             total += w.queue_len(&name) as u64;
             // Within the cursor's own partition strictly after it; in others, from the first entry that sorts after
-            // it (equal priority: later partitions only).
+            // it (equal rank: later partitions only).
             let from = cursor.map(|Key(std::cmp::Reverse(p), cp, cs)| {
                 if part == cp {
                     (p, cs)
@@ -207,9 +209,9 @@ pub(crate) async fn queue(
                     (p, u32::MAX)
                 }
             });
-            for (prio, slot, d) in w.queue_page(&name, from, limit) {
-                let e = QueueEntry::of(&engine, prio, slot, d);
-                local.push((Key::new(prio, part, slot), e));
+            for (rank, slot, d) in w.queue_page(&name, from, limit) {
+                let e = QueueEntry::of(&engine, rank, slot, d);
+                local.push((Key::new(rank, part, slot), e));
             }
         }
     });
@@ -247,9 +249,10 @@ pub(crate) async fn queue(
 mod tests {
     use super::*;
 
-    fn entry(priority: i64, slot: u32) -> QueueEntry {
+    fn entry(rank: i64, slot: u32) -> QueueEntry {
         QueueEntry {
-            priority,
+            rank,
+            priority: rank,
             slot,
             debtor_id: format!("D-{slot}"),
             dpd: 0,

@@ -22,7 +22,7 @@ const TICK_MS: i64 = 15 * MINUTE_MS;
 pub(super) struct PartitionResult {
     pub stats: WorkerStats,
     pub portfolio: Portfolio,
-    /// Top of the dialer queue: (priority, state).
+    /// Top of the dialer queue: (rank, state with DPD and priority as of the end of the run).
     pub dialer_top: Vec<(i64, Debtor)>,
     pub dialer_len: usize,
 }
@@ -155,10 +155,13 @@ pub(super) fn run(
     let dialer_top = worker
         .queue_top("dialer", 10)
         .into_iter()
-        .filter_map(|(prio, id)| {
+        .filter_map(|(rank, id)| {
+            // Days past due and priority as of the end of the run, not of the debtor's last evaluation.
             let mut d = worker.debtor(&id)?.clone();
-            d.derived.dpd = d.days_past_due(worker.clock()); // as of the end of the run, not the last evaluation
-            Some((prio, d))
+            d.derived.dpd = d.days_past_due(worker.clock());
+            let engine = worker.engine();
+            d.derived.priority = engine.priority.score(&d, &engine.fx);
+            Some((rank, d))
         })
         .collect();
     Ok(PartitionResult {

@@ -97,9 +97,9 @@ impl Summary {
         let dialer_top10 = top
             .into_iter()
             .take(10)
-            .map(|(p, d)| QueueEntry {
+            .map(|(_, d)| QueueEntry {
                 debtor_id: d.id.to_string(),
-                priority: Decimal::new(*p, 2),
+                priority: Decimal::new(d.derived.priority, 2),
                 dpd: d.derived.dpd,
                 outstanding_base: d.derived.outstanding_base,
                 segment: engine.segmentation.names()[d.derived.segment as usize].clone(),

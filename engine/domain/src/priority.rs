@@ -1,5 +1,6 @@
 //! The priority score work queues are ordered by.
 
+use chrono::Datelike;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
@@ -98,5 +99,20 @@ impl PriorityWeights {
             + self.pending_replies * f64::from(d.status().pending_replies)
             + self.risk * risk;
         (s * 100.0).round() as i64
+    }
+
+    /// The key work queues are ordered by (highest first): the debtor's score with days past due counted from its
+    /// oldest unpaid due date to a fixed day (the start of the calendar) instead of to the day it was last
+    /// evaluated. The DPD term is the only one that moves with time alone, and it moves alike for every debtor, so
+    /// this key keeps the order by current score without re-evaluating anyone when a day passes: two debtors'
+    /// keys compare as their scores would if both were evaluated now. Before the due date the days count negative
+    /// (a debtor due tomorrow ranks below one due today, other terms equal). Exact for whole-number DPD weights
+    /// times 100; otherwise to the hundredth of a point.
+    pub fn queue_rank(&self, d: &Debtor) -> i64 {
+        let Some(due) = d.oldest_unpaid_due() else {
+            return d.derived.priority;
+        };
+        let evaluated = i64::from(due.num_days_from_ce()) + i64::from(d.derived.dpd);
+        d.derived.priority - (self.dpd * 100.0 * evaluated as f64).round() as i64
     }
 }

@@ -88,6 +88,16 @@ impl QueueDefs {
         self.names.iter().position(|n| n == name)
     }
 
+    /// The smallest `min_dpd` of a queue above `dpd`: the DPD at which a debtor may enter another queue (it is
+    /// woken then, so membership never waits for its next event).
+    pub fn next_threshold(&self, dpd: u16) -> Option<u16> {
+        self.defs
+            .iter()
+            .map(|q| q.min_dpd)
+            .filter(|&m| m > dpd)
+            .min()
+    }
+
     /// Bit mask of the queues `d` belongs in: only debtors who owe money and are not on hold.
     pub fn membership(&self, d: &Debtor) -> u32 {
         if !d.owes() || !d.cold().disputes.is_empty() || d.status().agency.is_some() {

@@ -47,9 +47,13 @@ impl QueueHead {
 /// One debtor in a work queue, with what a collector's list shows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QueueEntry {
-    /// Priority (hundredths).
+    /// The queue's order key (hundredths; see `PriorityWeights::queue_rank`): the score with days past due counted
+    /// from a fixed day, so that it does not decay between evaluations.
+    #[serde(default)]
+    pub rank: i64,
+    /// Priority score at the debtor's last evaluation (hundredths).
     pub priority: i64,
-    /// The debtor's slot in its partition (the tie-break after priority: first seen first).
+    /// The debtor's slot in its partition (the tie-break after rank: first seen first).
     pub slot: u32,
     /// Debtor id.
     pub debtor_id: String,
@@ -64,11 +68,12 @@ pub struct QueueEntry {
 }
 
 impl QueueEntry {
-    /// The entry of `d` at `priority` and `slot`, with names from `engine`.
-    pub fn of(engine: &Engine, priority: i64, slot: u32, d: &Debtor) -> Self {
+    /// The entry of `d` at `rank` and `slot`, with names from `engine`.
+    pub fn of(engine: &Engine, rank: i64, slot: u32, d: &Debtor) -> Self {
         let dv = &d.derived;
         Self {
-            priority,
+            rank,
+            priority: dv.priority,
             slot,
             debtor_id: d.id.to_string(),
             dpd: dv.dpd,

@@ -85,7 +85,7 @@ impl PartitionWorker {
                 queues: d.derived.queues,
             };
             let slot = w.store.insert(d);
-            w.sync(slot, (0, 0, Ts::MAX));
+            w.sync(slot, ((0, 0), Ts::MAX));
             w.changes.loaded(slot, keys);
         }
         // Loading is not a change: only what happens after it needs writing back.
@@ -223,7 +223,7 @@ impl PartitionWorker {
                     self.kpis
                         .evaluated(now, Before::of(None), &d, Some(&ev.kind));
                     let slot = self.store.insert(d);
-                    self.sync(slot, (0, 0, Ts::MAX));
+                    self.sync(slot, ((0, 0), Ts::MAX));
                 }
                 r
             }
@@ -253,7 +253,7 @@ impl PartitionWorker {
 
     fn apply(&mut self, slot: u32, input: Input<'_>, now: Ts) -> Result<(), Rejected> {
         let d = self.store.get(slot);
-        let before = (d.derived.queues, d.derived.priority, d.next_wake);
+        let before = (self.queue_key(d), d.next_wake);
         let kpi_before = Before::of(Some(d));
         self.engine
             .process(self.store.get_mut(slot), input, now, &mut self.out)?;
@@ -286,12 +286,12 @@ impl PartitionWorker {
             );
             self.engine.reclassify(d, now);
             let dv = &d.derived;
-            let (q, p) = (dv.queues, dv.priority);
             if before != (dv.segment, dv.priority, dv.queues, dv.stage, dv.bucket) {
                 changed += 1;
                 self.changes.mark(slot);
             }
-            self.queues.update(&slot, (0, 0), (q, p));
+            let key = (dv.queues, self.engine.priority.queue_rank(d));
+            self.queues.update(&slot, (0, 0), key);
         }
         changed
     }
@@ -342,7 +342,7 @@ impl PartitionWorker {
                     .queues
                     .iter_from(i, None)
                     .take(queue_depth)
-                    .map(|(p, slot)| QueueEntry::of(e, p, *slot, self.store.get(*slot)))
+                    .map(|(rank, slot)| QueueEntry::of(e, rank, *slot, self.store.get(*slot)))
                     .collect();
                 let head = QueueHead {
                     len: self.queues.len(i) as u64,
@@ -360,7 +360,8 @@ impl PartitionWorker {
         }
     }
 
-    /// The work queue `name` in priority order, from after `cursor` (a previous page's last entry), at most `n`.
+    /// The work queue `name` in order (rank, then slot), from after `cursor` (a previous page's last rank and slot),
+    /// at most `n`: each entry's rank, slot and debtor.
     pub fn queue_page(
         &self,
         name: &str,
@@ -377,14 +378,24 @@ impl PartitionWorker {
             .collect()
     }
 
-    /// Brings the queues and the timer index in line with the debtor's new derived state.
-    fn sync(&mut self, slot: u32, before: (u32, i64, Ts)) {
+    /// Brings the queues and the timer index in line with the debtor's new derived state; `before` is its queue
+    /// key and wake before the change.
+    fn sync(&mut self, slot: u32, before: ((u32, i64), Ts)) {
         self.changes.mark(slot);
         let d = self.store.get(slot);
-        let after = (d.derived.queues, d.derived.priority, d.next_wake);
-        self.queues
-            .update(&slot, (before.0, before.1), (after.0, after.1));
-        self.timers.reschedule(slot, before.2, after.2);
+        let after = (self.queue_key(d), d.next_wake);
+        self.queues.update(&slot, before.0, after.0);
+        self.timers.reschedule(slot, before.1, after.1);
+    }
+
+    /// Where `d` sits in the work queues: the queues it belongs in and its rank there
+    /// ([`PriorityWeights::queue_rank`](mora_domain::priority::PriorityWeights::queue_rank)), which does not decay
+    /// between evaluations.
+    fn queue_key(&self, d: &Debtor) -> (u32, i64) {
+        match d.derived.queues {
+            0 => (0, 0),
+            q => (q, self.engine.priority.queue_rank(d)),
+        }
     }
 
     fn flush(&mut self, sink: &mut dyn Sink) {
@@ -517,7 +528,7 @@ impl PartitionWorker {
         p
     }
 
-    /// The first `n` debtors of work queue `name` in priority order (ties by slot, i.e. first seen).
+    /// The first `n` debtors of work queue `name` in order, with their ranks (ties by slot, i.e. first seen).
     pub fn queue_top(&self, name: &str, n: usize) -> Vec<(i64, DebtorId)> {
         let Some(i) = self.engine.queues.index(name) else {
             return Vec::new();

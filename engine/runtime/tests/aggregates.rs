@@ -98,12 +98,12 @@ fn a_summary_is_the_portfolio_and_the_head_of_each_queue() {
         let top: Vec<_> = w
             .queue_top(name, 7)
             .into_iter()
-            .map(|(p, id)| (p, id.to_string()))
+            .map(|(rank, id)| (rank, id.to_string()))
             .collect();
         let published: Vec<_> = head
             .entries
             .iter()
-            .map(|e| (e.priority, e.debtor_id.clone()))
+            .map(|e| (e.rank, e.debtor_id.clone()))
             .collect();
         assert_eq!(published, top, "queue {name}");
         checked += usize::from(head.truncated());

@@ -390,13 +390,16 @@ impl Engine {
         for p in &d.cold().pending {
             next = next.min(p.release);
         }
-        // The next bucket or stage edge, at the debtor's local midnight. There is deliberately no daily wake for the
-        // DPD term of the priority: it is refreshed whenever the debtor is evaluated (events, edges, steps, promises,
-        // releases), which keeps the cost of time proportional to what really changes.
+        // The next bucket, stage or queue edge, at the debtor's local midnight. There is deliberately no daily wake
+        // for the DPD term of the priority: work queues are ordered by a rank that does not decay
+        // (`PriorityWeights::queue_rank`), and the term is refreshed whenever the debtor is evaluated (events, edges,
+        // steps, promises, releases), which keeps the cost of time proportional to what really changes.
         if let Some(due) = d.oldest_unpaid_due() {
-            let edge = self
-                .aging
-                .next_edge(d.derived.dpd)
+            let dpd = d.derived.dpd;
+            let edge = [self.aging.next_edge(dpd), self.queues.next_threshold(dpd)]
+                .into_iter()
+                .flatten()
+                .min()
                 .and_then(|e| due.checked_add_days(chrono::Days::new(e.into())));
             if let Some(date) = edge {
                 next = next.min(local_midnight(date, tz));
