@@ -98,7 +98,7 @@ struct Timers {
 /// store (when configured).
 pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response {
     let engine = s.backend.engine();
-    let mut found: Option<(i32, Debtor, Vec<AuditRecord>)> = None;
+    let mut found: Option<(i32, Debtor, Vec<AuditRecord>, Ts)> = None;
     let mut partitions = Vec::new();
     let mut lookup = |w: &PartitionWorker| {
         partitions.push(w.partition());
@@ -108,7 +108,7 @@ pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response
                 .into_iter()
                 .cloned()
                 .collect();
-            found = Some((w.partition(), d.clone(), recent));
+            found = Some((w.partition(), d.clone(), recent, w.clock()));
         }
     };
     match s.backend.partitions_total() {
@@ -121,7 +121,19 @@ pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response
             .backend
             .visit(&mut |workers| workers.iter().for_each(|w| lookup(w))),
     }
-    if let Some((partition, d, recent)) = found {
+    if let Some((partition, d, mut recent, clock)) = found {
+        // Memory holds the decisions made since this instance took the partition over (a restart or a rebalance
+        // starts it empty); the ledger, when stored, has the older ones.
+        if recent.len() < RECENT
+            && let Some(Ok(store)) = remote::store(&s).await
+        {
+            match store.recent_decisions(partition, &id, clock, RECENT).await {
+                Ok(older) => merge_recent(&mut recent, older),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Reading a debtor's earlier decisions from the ledger failed.")
+                }
+            }
+        }
         return Json(debtor_json(&engine, partition, &d, json!(recent), "memory")).into_response();
     }
     if let (Some(_), Some(total)) = (&s.store, s.backend.partitions_total()) {
@@ -160,6 +172,21 @@ pub(crate) async fn debtor(State(s): Shared, Path(id): Path<String>) -> Response
         &format!("no debtor `{id}` in the partitions of this instance searched ({partitions:?})"),
     )
     .into_response()
+}
+
+/// Completes `recent` (from memory, newest first) with `older` (from the ledger, newest first) up to [`RECENT`]:
+/// the ledger's entries not already in memory, older than memory's oldest (or as old: the same instant can hold
+/// several decisions).
+fn merge_recent(recent: &mut Vec<AuditRecord>, older: Vec<AuditRecord>) {
+    let oldest = recent.last().map(|r| r.at);
+    for r in older {
+        if recent.len() >= RECENT {
+            break;
+        }
+        if oldest.is_none_or(|o| r.at <= o) && !recent.contains(&r) {
+            recent.push(r);
+        }
+    }
 }
 
 /// A debtor of a partition another instance owns: its stored row, and its latest decisions from the ledger.
@@ -363,5 +390,49 @@ pub(crate) async fn reload(State(s): Shared) -> Response {
             &e.to_string(),
         )
         .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mora_domain::action::DecisionKind;
+
+    use super::*;
+
+    fn decision(at: i64, reason: &str) -> AuditRecord {
+        AuditRecord {
+            debtor_id: "D-1".into(),
+            at: Ts(at),
+            kind: DecisionKind::Emitted,
+            action_id: None,
+            channel: None,
+            rule: "strategy".into(),
+            reason: reason.into(),
+            until: None,
+            strategy: None,
+            arm: None,
+            subject: None,
+            previous: None,
+            debtor: None,
+        }
+    }
+
+    #[test]
+    fn memory_decisions_are_completed_with_older_ledger_ones_once_each() {
+        // Memory: since the partition was taken over; the ledger: everything flushed, newest first.
+        let mut recent = vec![decision(30, "c"), decision(20, "b")];
+        let ledger = vec![decision(20, "b"), decision(20, "b2"), decision(10, "a")];
+        merge_recent(&mut recent, ledger);
+        let reasons: Vec<&str> = recent.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(reasons, ["c", "b", "b2", "a"]);
+
+        // Nothing in memory (just restored): the ledger's, up to the bound.
+        let mut recent = Vec::new();
+        merge_recent(
+            &mut recent,
+            (0..80).rev().map(|t| decision(t, "x")).collect(),
+        );
+        assert_eq!(recent.len(), RECENT);
+        assert_eq!(recent[0].at, Ts(79));
     }
 }
