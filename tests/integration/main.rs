@@ -23,6 +23,8 @@ mod api;
 #[cfg(feature = "services")]
 mod cql;
 #[cfg(feature = "services")]
+mod fenced;
+#[cfg(feature = "services")]
 mod kafka;
 #[cfg(feature = "services")]
 mod pipeline;

@@ -370,7 +370,7 @@ fn a_payment_cancels_an_action_waiting_for_its_window() {
     );
 }
 
-fn sim_events(debtors: u64, partitions: u32, days: u32) -> Vec<Envelope> {
+pub(crate) fn sim_events(debtors: u64, partitions: u32, days: u32) -> Vec<Envelope> {
     let cfg = SimConfig {
         debtors,
         days,

@@ -22,6 +22,8 @@ pub struct RunStats {
     pub commits: u64,
     /// Aborted transactions.
     pub aborts: u64,
+    /// Times the transactional producer was fenced (or failed fatally) and replaced by a new one.
+    pub producer_replacements: u64,
     /// Times a full producer queue paused consumption.
     pub backpressure_waits: u64,
     /// Partitions currently owned.
@@ -70,6 +72,7 @@ impl RunStats {
             all.suppressed += t.suppressed;
             all.commits += t.commits;
             all.aborts += t.aborts;
+            all.producer_replacements += t.producer_replacements;
             all.backpressure_waits += t.backpressure_waits;
             all.registry_waits += t.registry_waits;
             all.assigned.extend(&t.assigned);

@@ -1,16 +1,26 @@
 //! The transaction cycle: outputs and offsets committed together (exactly-once) or outputs acknowledged before
-//! offsets (at-least-once), and a failed transaction aborted with every partition rebuilt from the committed offsets.
+//! offsets (at-least-once), and a failed transaction aborted with every partition rebuilt from the committed offsets
+//! (a fenced producer replaced first).
 
-use crate::error::PipelineError;
+use std::time::{Duration, Instant};
+
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::Producer;
-use std::time::{Duration, Instant};
-use tracing::warn;
+use rdkafka::producer::{BaseProducer, Producer};
+use tracing::{debug, warn};
 
 use super::{Pipeline, TXN_TIMEOUT};
+use crate::client;
+use crate::error::PipelineError;
+
+/// A fenced producer is replaced at most this many times within [`REPLACEMENT_WINDOW`]; more means something fences
+/// it on purpose (a second instance with the same transactional id), and the pipeline stops.
+const MAX_REPLACEMENTS: usize = 3;
+const REPLACEMENT_WINDOW: Duration = Duration::from_secs(600);
+/// How long a new producer keeps trying to initialise while the brokers do not answer.
+const PRODUCER_PATIENCE: Duration = Duration::from_secs(120);
 
 impl Pipeline {
     /// Commits outputs and offsets: one transaction (exactly-once) or flush-then-commit (at-least-once).
@@ -39,12 +49,14 @@ impl Pipeline {
             let group = consumer
                 .group_metadata()
                 .ok_or_else(|| PipelineError::Config("no consumer group metadata".into()))?;
+            debug!("Transaction commit begins.");
             let result = self
                 .producer
                 .send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
                 .and_then(|()| self.producer.commit_transaction(TXN_TIMEOUT));
             match result {
                 Ok(()) => {
+                    debug!("Transaction committed.");
                     self.in_txn = false;
                     self.offsets.clear();
                     self.stats.commits += 1;
@@ -66,24 +78,34 @@ impl Pipeline {
     }
 
     /// After a failed transaction: abort it (its outputs are never visible), and rebuild every partition from the
-    /// committed offsets so that state matches what was committed. Fatal client errors stop the pipeline.
+    /// committed offsets so that state matches what was committed. A producer in a fatal state (fenced: a broker that
+    /// stalled past the transaction timeout, or a zombie moment of this instance) is replaced by a new one with the
+    /// same transactional id instead, whose initialisation aborts whatever the old one left open. Replaced too often
+    /// (a twin instance configured with the same transactional id fences it back each time), or any fatal error in
+    /// at-least-once mode, stops the pipeline.
     fn abort_and_rewind<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         e: KafkaError,
     ) -> Result<(), PipelineError> {
-        let fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal());
-        if fatal || !self.exactly_once() {
+        if !self.exactly_once() {
             return Err(PipelineError::Kafka(e));
         }
-        warn!(error = %e, "Transaction failed; aborting it and rebuilding state from the committed offsets.");
-        if self.in_txn {
-            // The client aborts only once every output sent has its delivery report, and reports are served by
-            // polling on this thread.
-            self.await_deliveries(TXN_TIMEOUT);
-            self.producer.abort_transaction(TXN_TIMEOUT)?;
-            self.in_txn = false;
+        let fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal())
+            || self.producer.client().fatal_error().is_some();
+        if fatal {
+            self.replace_producer(e)?;
+        } else {
+            warn!(error = %e, "Transaction failed; aborting it and rebuilding state from the committed offsets.");
+            if self.in_txn {
+                // The client aborts only once every output sent has its delivery report, and reports are served
+                // by polling on this thread.
+                self.await_deliveries(TXN_TIMEOUT);
+                self.producer.abort_transaction(TXN_TIMEOUT)?;
+            }
         }
+        self.in_txn = false;
+        self.failed = None;
         self.stats.aborts += 1;
         metrics::counter!("mora_commits_total", "result" => "aborted").increment(1);
         self.offsets.clear();
@@ -93,6 +115,51 @@ impl Pipeline {
         for el in starts.elements() {
             consumer.seek(el.topic(), el.partition(), el.offset(), TXN_TIMEOUT)?;
         }
+        Ok(())
+    }
+
+    /// Swaps the fenced producer for a new one with the same transactional id. Its `init_transactions` bumps the
+    /// epoch (fencing any older producer of this id for good) and aborts the transaction left open, so none of the
+    /// old producer's outputs since the last commit ever become visible. Retried while the brokers do not answer.
+    fn replace_producer(&mut self, cause: KafkaError) -> Result<(), PipelineError> {
+        let now = Instant::now();
+        while self
+            .replaced_at
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > REPLACEMENT_WINDOW)
+        {
+            self.replaced_at.pop_front();
+        }
+        if self.replaced_at.len() >= MAX_REPLACEMENTS {
+            warn!(error = %cause, "Producer fenced again: is another instance running with the same transactional id?");
+            return Err(PipelineError::Kafka(cause));
+        }
+        warn!(error = %cause, "Producer fenced or failed fatally; replacing it and rebuilding state from the committed offsets.");
+        let deadline = now + PRODUCER_PATIENCE;
+        let mut wait = Duration::from_millis(200);
+        let producer = loop {
+            let attempt = client::producer(&self.cfg, self.txn_id.as_deref())
+                .create::<BaseProducer>()
+                .map_err(PipelineError::Kafka)
+                .and_then(|p| {
+                    p.init_transactions(TXN_TIMEOUT)?;
+                    Ok(p)
+                });
+            match attempt {
+                Ok(p) => break p,
+                Err(e) if Instant::now() + wait < deadline => {
+                    warn!(error = %e, retry_in = ?wait, "New producer not ready; retrying.");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        // The old producer's queue holds only outputs of the lost transaction: dropping it purges them.
+        self.producer = producer;
+        self.replaced_at.push_back(now);
+        self.stats.producer_replacements += 1;
+        metrics::counter!("mora_producer_replacements_total").increment(1);
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! partitions assigned and revoked, and records applied in timestamp order. The transaction cycle is in `commit`,
 //! the state store's pacing in `state`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,10 @@ pub(crate) struct Pipeline {
     cfg: KafkaConfig,
     engine: Arc<Engine>,
     producer: BaseProducer,
+    /// The producer's transactional id (exactly-once), kept by every producer that replaces a fenced one.
+    txn_id: Option<String>,
+    /// When the producer was last replaced (the most recent few), to tell a zombie moment from a twin instance.
+    replaced_at: VecDeque<Instant>,
     outputs: Outputs,
     slots: BTreeMap<i32, Slot>,
     /// Next offset to commit per partition and topic, for records handled since the last commit.
@@ -98,6 +102,8 @@ impl Pipeline {
             cfg,
             engine,
             producer,
+            txn_id,
+            replaced_at: VecDeque::new(),
             slots: BTreeMap::new(),
             offsets: BTreeMap::new(),
             in_txn: false,
@@ -347,6 +353,11 @@ impl Pipeline {
                 if applied % DEADLINE_EVERY == DEADLINE_EVERY - 1 && Instant::now() >= until {
                     return Ok(());
                 }
+                if self.failed.is_some() {
+                    // The transaction is lost: the next commit aborts it and rebuilds from the committed offsets,
+                    // so applying more now is wasted work.
+                    return Ok(());
+                }
                 let Some(Ok((arrived, msg))) = self
                     .slots
                     .get_mut(&p)
@@ -380,7 +391,11 @@ impl Pipeline {
         };
         let restoring = msg.offset() < slot.restore_until.get(topic).copied().unwrap_or(0);
         if !restoring && self.cfg.mode == DeliveryMode::ExactlyOnce && !self.in_txn {
-            self.producer.begin_transaction()?;
+            if let Err(e) = self.producer.begin_transaction() {
+                // A producer in a fatal state (fenced) cannot begin: the next commit replaces it and rebuilds.
+                self.failed.get_or_insert(e);
+                return Ok(());
+            }
             self.in_txn = true;
         }
         let payload = msg.payload().unwrap_or_default();

@@ -1,0 +1,73 @@
+//! A fenced producer on the real broker: another producer initialising the instance's transactional id (what the
+//! transaction coordinator does to a producer that stalled past its transaction timeout, or what a successor does
+//! to a zombie) fences it; the instance replaces its producer, rebuilds from the committed offsets and goes on, and
+//! every expected action is on the action topics exactly once under read_committed.
+
+use std::time::{Duration, Instant};
+
+use mora_connector_kafka::run;
+use mora_schemas::decode_action;
+use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseProducer, Producer};
+
+use crate::pipeline::{
+    actions_out_with, assert_same_actions, engine, fresh, produce, reference, sim_events, wait_for,
+};
+use crate::servers as utils;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+#[test]
+fn a_fenced_producer_is_replaced_and_every_action_is_delivered_once() {
+    let mut cfg = fresh(2);
+    let txn_id = utils::unique("txn");
+    cfg.transactional_id = Some(txn_id.clone());
+    let events = sim_events(200, 2, 40);
+    let (a, b) = events.split_at(events.len() / 2);
+    let expected = reference(&events, 2);
+
+    produce(&cfg, 2, a);
+    let instance = run(cfg.clone(), engine()).unwrap();
+    wait_for(&[&instance], a.len() as u64);
+
+    // The fencing: a new producer of the same transactional id bumps its epoch on the coordinator.
+    let fencer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.brokers)
+        .set("transactional.id", &txn_id)
+        .create()
+        .unwrap();
+    fencer.init_transactions(Duration::from_secs(30)).unwrap();
+    produce(&cfg, 2, b);
+
+    let decode = |bytes: &[u8]| decode_action(bytes).expect("valid action");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let stats = instance.stats();
+        assert!(
+            !instance.is_finished(),
+            "the instance stopped instead of replacing its producer: {:?}",
+            stats.error
+        );
+        if stats.producer_replacements > 0 && actions_out_with(&cfg, decode).len() >= expected.len()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after {WAIT:?}: {} producer replacements, {} of {} actions out",
+            stats.producer_replacements,
+            actions_out_with(&cfg, decode).len(),
+            expected.len()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // One more commit interval: anything written twice would show now.
+    std::thread::sleep(Duration::from_millis(600));
+    let stats = instance.stop().expect("the instance stops cleanly");
+    assert_eq!(stats.producer_replacements, 1, "{stats:?}");
+    assert!(
+        stats.aborts >= 1,
+        "the fenced transaction was given up: {stats:?}"
+    );
+    assert_same_actions(&actions_out_with(&cfg, decode), &expected);
+}
