@@ -14,6 +14,15 @@
 #   deploy/services.sh stop|start kafka|cassandra|registry   one server only (the fault tests restart them)
 #   deploy/services.sh status    say what runs and whether it answers
 #
+# Cluster mode, for the fault tests (instead of the single servers: the ports overlap):
+#   deploy/services.sh up --cluster    three Kafka 4.x KRaft nodes (each broker and controller, static quorum) on
+#       127.0.0.1:9192, 9292, 9392, replication 3 and min.insync.replicas 2 by default and for the offsets and
+#       transaction logs; three Cassandra nodes on 127.0.0.1, 127.0.0.2 and 127.0.0.3 (Linux routes the whole
+#       loopback range), port 9042. Endpoints go to $RUN/cluster.env. Heaps: 512 MiB per broker, 1 GiB per node.
+#   deploy/services.sh kill|freeze|thaw|stop|start kafka-1..3|cassandra-1..3   SIGKILL, SIGSTOP, SIGCONT, stop,
+#       (re)start one node
+#   deploy/services.sh down --cluster  stop everything and delete the cluster's data
+#
 # MORA_KAFKA_BROKERS / MORA_CQL_NODES / MORA_SCHEMA_REGISTRY_URL: use those endpoints instead; nothing is started
 # for them.
 # MORA_SERVICES_CACHE (jars, default ~/.cache/mora/services), MORA_SERVICES_RUN (data, logs, pids; default
@@ -101,6 +110,7 @@ python_env() {
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+addr_port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 check_ports() {
@@ -111,11 +121,40 @@ check_ports() {
   return 0
 }
 
-start_kafka() {
-  local pidf="$RUN/kafka.pid" home
-  if alive "$pidf"; then log "kafka already running (pid $(cat "$pidf"))"; return; fi
-  check_ports "Kafka" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+# A KRaft cluster id: 16 random bytes in URL-safe base64. One starting with '-' would be read as an option (as
+# Kafka's own generator does, draw again).
+new_cluster_id() {
+  python3 -c 'import base64,uuid
+while True:
+    c = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not c.startswith("-"):
+        break
+print(c)'
+}
+
+# start_kafka_node NAME PORT CONTROLLER_PORT CLUSTER_ID FORMAT_FLAGS: a KRaft node (broker and controller) whose
+# server.properties the caller wrote to $RUN/NAME/server.properties; storage formatted on first start.
+start_kafka_node() {
+  local name=$1 port=$2 controller=$3 cluster=$4 format_flags=$5 pidf="$RUN/$1.pid" home
+  if alive "$pidf"; then log "$name already running (pid $(cat "$pidf"))"; return; fi
+  check_ports "Kafka ($name)" "$port" "$controller"
   home=$(fetch kafka "$KAFKA_VERSION")
+  local cp="$home/libs/*" dir="$RUN/$name"
+  local logging=(-Dkafka.logs.dir="$dir/logs" -Dlog4j2.configurationFile="$SVC/kafka/log4j2.yaml")
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    # shellcheck disable=SC2086
+    java -Xmx256m "${logging[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$cluster" \
+      -c "$dir/server.properties" $format_flags >"$dir/logs/format.log" 2>&1 \
+      || { cat "$dir/logs/format.log" >&2; die "formatting $name's storage failed."; }
+  fi
+  nohup java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true "${logging[@]}" -cp "$cp" \
+    kafka.Kafka "$dir/server.properties" >"$dir/logs/stdout.log" 2>&1 &
+  echo $! >"$pidf"
+  log "$name (Kafka $KAFKA_VERSION) starting (pid $(cat "$pidf")), logs in $dir/logs"
+}
+
+start_kafka() {
   mkdir -p "$RUN/kafka/data" "$RUN/kafka/logs"
   cat >"$RUN/kafka/server.properties" <<PROPS
 # One KRaft node acting as broker and controller, for tests.
@@ -139,38 +178,64 @@ transaction.state.log.num.partitions=4
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 PROPS
-  local cp="$home/libs/*"
-  local logging=(-Dkafka.logs.dir="$RUN/kafka/logs" -Dlog4j2.configurationFile="$SVC/kafka/log4j2.yaml")
-  if [ ! -f "$RUN/kafka/data/meta.properties" ]; then
-    local cluster
-    # A KRaft cluster id: 16 random bytes in URL-safe base64. One starting with '-' would be read as an option (as
-    # Kafka's own generator does, draw again).
-    cluster=$(python3 -c 'import base64,uuid
-while True:
-    c = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    if not c.startswith("-"):
-        break
-print(c)')
-    java -Xmx256m "${logging[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$cluster" \
-      -c "$RUN/kafka/server.properties" --standalone >"$RUN/kafka/logs/format.log" 2>&1 \
-      || { cat "$RUN/kafka/logs/format.log" >&2; die "formatting Kafka's storage failed."; }
-  fi
-  nohup java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true "${logging[@]}" -cp "$cp" \
-    kafka.Kafka "$RUN/kafka/server.properties" >"$RUN/kafka/logs/stdout.log" 2>&1 &
-  echo $! >"$pidf"
-  log "kafka $KAFKA_VERSION starting (pid $(cat "$pidf")), logs in $RUN/kafka/logs"
+  local cluster=""
+  [ -f "$RUN/kafka/data/meta.properties" ] || cluster=$(new_cluster_id)
+  start_kafka_node kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$cluster" --standalone
 }
 
-start_cassandra() {
-  local pidf="$RUN/cassandra.pid" home
-  if alive "$pidf"; then log "cassandra already running (pid $(cat "$pidf"))"; return; fi
-  check_ports "Cassandra" "$CQL_PORT" "$STORAGE_PORT" "$CASSANDRA_JMX_PORT"
+# Cluster mode: node i (1-3) of Kafka listens on 9i92 (controller 9i93); node i of Cassandra on 127.0.0.i.
+cluster_kafka_port() { echo $((9092 + 100 * $1)); }
+cluster_brokers() { echo "127.0.0.1:$(cluster_kafka_port 1),127.0.0.1:$(cluster_kafka_port 2),127.0.0.1:$(cluster_kafka_port 3)"; }
+cluster_cql_nodes() { echo "127.0.0.1:$CQL_PORT,127.0.0.2:$CQL_PORT,127.0.0.3:$CQL_PORT"; }
+
+# start_kafka_cluster_node I: one of three KRaft nodes (each broker and controller, static quorum), with
+# replication 3 and min.insync.replicas 2 for every topic created without its own settings, and for the offsets and
+# transaction state logs.
+start_kafka_cluster_node() {
+  local i=$1 name="kafka-$1" port controller voters
+  port=$(cluster_kafka_port "$i"); controller=$((port + 1))
+  voters="1@127.0.0.1:$(( $(cluster_kafka_port 1) + 1 )),2@127.0.0.1:$(( $(cluster_kafka_port 2) + 1 )),3@127.0.0.1:$(( $(cluster_kafka_port 3) + 1 ))"
+  mkdir -p "$RUN/$name/data" "$RUN/$name/logs"
+  cat >"$RUN/$name/server.properties" <<PROPS
+# Node $i of a three-node KRaft cluster (each node broker and controller), for the fault tests.
+process.roles=broker,controller
+node.id=$i
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$RUN/$name/data
+num.partitions=1
+default.replication.factor=3
+min.insync.replicas=2
+auto.create.topics.enable=false
+group.initial.rebalance.delay.ms=0
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+PROPS
+  [ -f "$RUN/kafka-cluster.id" ] || new_cluster_id >"$RUN/kafka-cluster.id"
+  start_kafka_node "$name" "$port" "$controller" "$(cat "$RUN/kafka-cluster.id")" ""
+}
+
+# start_cassandra_node NAME ADDR JMX_PORT SEEDS [JVM_FLAGS...]: a Cassandra node in $RUN/NAME listening on ADDR.
+start_cassandra_node() {
+  local name=$1 addr=$2 jmx=$3 seeds=$4 pidf="$RUN/$1.pid" home
+  shift 4
+  if alive "$pidf"; then log "$name already running (pid $(cat "$pidf"))"; return; fi
+  check_ports "Cassandra ($name)" "$jmx"
+  addr_port_open "$addr" "$CQL_PORT" && die "$addr:$CQL_PORT is already taken, so $name cannot start."
   home=$(fetch cassandra "$CASSANDRA_VERSION")
-  local c="$RUN/cassandra"
+  local c="$RUN/$name"
   mkdir -p "$c/data" "$c/commitlog" "$c/saved_caches" "$c/hints" "$c/cdc_raw" "$c/logs" "$c/tmp"
-  sed -e "s#@RUN@#$RUN#g" -e "s#@CQL_PORT@#$CQL_PORT#g" -e "s#@STORAGE_PORT@#$STORAGE_PORT#g" \
-    "$SVC/cassandra/cassandra.yaml.in" >"$c/cassandra.yaml"
+  sed -e "s#@DIR@#$c#g" -e "s#@ADDR@#$addr#g" -e "s#@SEEDS@#$seeds#g" -e "s#@CQL_PORT@#$CQL_PORT#g" \
+    -e "s#@STORAGE_PORT@#$STORAGE_PORT#g" "$SVC/cassandra/cassandra.yaml.in" >"$c/cassandra.yaml"
   local jamm
   jamm=$(ls "$home"/libs/jamm-*.jar | head -n 1)
   local exports=(java.base/jdk.internal.misc java.management.rmi/com.sun.jmx.remote.internal.rmi
@@ -184,17 +249,31 @@ start_cassandra() {
     -XX:+ExitOnOutOfMemoryError -XX:+HeapDumpOnOutOfMemoryError -XX:HeapDumpPath="$c/logs"
     -Djava.net.preferIPv4Stack=true -Djdk.attach.allowAttachSelf=true -javaagent:"$jamm"
     -Dio.netty.tryReflectionSetAccessible=true -Dio.netty.allocator.useCacheForAllThreads=true
-    -Dio.netty.allocator.maxOrder=11 -Dcassandra.jmx.local.port=$CASSANDRA_JMX_PORT
+    -Dio.netty.allocator.maxOrder=11 -Dcassandra.jmx.local.port="$jmx"
     -Dcom.sun.management.jmxremote.authenticate=false -Dcassandra-foreground=yes
     -Dcassandra.config="file://$c/cassandra.yaml" -Dcassandra.storagedir="$c" -Dcassandra.logdir="$c/logs"
     -Dlogback.configurationFile="$SVC/cassandra/logback.xml" -Dcassandra.skip_wait_for_gossip_to_settle=0
-    -Djava.io.tmpdir="$c/tmp" -Djna.tmpdir="$c/tmp")
+    -Djava.io.tmpdir="$c/tmp" -Djna.tmpdir="$c/tmp" "$@")
   for e in "${exports[@]}"; do flags+=(--add-exports "$e=ALL-UNNAMED"); done
   for o in "${opens[@]}"; do flags+=(--add-opens "$o=ALL-UNNAMED"); done
   nohup java "${flags[@]}" -cp "$home/libs/*" org.apache.cassandra.service.CassandraDaemon \
     >"$c/logs/stdout.log" 2>&1 &
   echo $! >"$pidf"
-  log "cassandra $CASSANDRA_VERSION starting (pid $(cat "$pidf")), logs in $c/logs"
+  log "$name (Cassandra $CASSANDRA_VERSION) starting on $addr (pid $(cat "$pidf")), logs in $c/logs"
+}
+
+start_cassandra() {
+  check_ports "Cassandra" "$CQL_PORT" "$STORAGE_PORT"
+  start_cassandra_node cassandra 127.0.0.1 "$CASSANDRA_JMX_PORT" "127.0.0.1:$STORAGE_PORT"
+}
+
+# start_cassandra_cluster_node I: node i of three on 127.0.0.i (seed: node 1). The cluster is new and empty, so the
+# nodes join without streaming (auto_bootstrap off) and may join together (consistent range movement off); the
+# ring delay is shortened to suit a test machine.
+start_cassandra_cluster_node() {
+  local i=$1
+  start_cassandra_node "cassandra-$i" "127.0.0.$i" $((CASSANDRA_JMX_PORT + 100 * i)) "127.0.0.1:$STORAGE_PORT" \
+    -Dcassandra.auto_bootstrap=false -Dcassandra.consistent.rangemovement=false -Dcassandra.ring_delay_ms=5000
 }
 
 start_registry() {
@@ -227,7 +306,8 @@ PY
 wait_ready() {
   local name=$1 probe=$2 endpoint=$3 pidf=$4 logf=$5 start=$SECONDS
   while true; do
-    if python3 "$SVC/probe.py" "$probe" "$endpoint" >/dev/null 2>&1; then
+    # shellcheck disable=SC2086 # the endpoint may carry the probe's extra argument (brokers expected)
+    if python3 "$SVC/probe.py" "$probe" $endpoint >/dev/null 2>&1; then
       log "$name ready on $endpoint after $((SECONDS - start))s"
       return 0
     fi
@@ -255,11 +335,58 @@ stop() {
   log "$name stopped"
 }
 
+# start_one NAME: starts one server and waits until it answers.
+start_one() {
+  case "$1" in
+    kafka) start_kafka; wait_ready kafka kafka "127.0.0.1:$KAFKA_PORT" "$RUN/kafka.pid" "$RUN/kafka/logs/server.log" ;;
+    cassandra) start_cassandra; wait_ready cassandra cql "127.0.0.1:$CQL_PORT" "$RUN/cassandra.pid" "$RUN/cassandra/logs/system.log" ;;
+    registry) start_registry; wait_ready registry registry "127.0.0.1:$REGISTRY_PORT" "$RUN/registry.pid" "$RUN/registry/stdout.log"; registry_backward ;;
+    kafka-[123])
+      start_kafka_cluster_node "${1#kafka-}"
+      wait_ready "$1" kafka "127.0.0.1:$(cluster_kafka_port "${1#kafka-}")" "$RUN/$1.pid" "$RUN/$1/logs/server.log" ;;
+    cassandra-[123])
+      start_cassandra_cluster_node "${1#cassandra-}"
+      wait_ready "$1" cql "127.0.0.${1#cassandra-}:$CQL_PORT" "$RUN/$1.pid" "$RUN/$1/logs/system.log" ;;
+    *) die "unknown server '$1' (kafka, cassandra, registry; with --cluster kafka-1..3, cassandra-1..3)" ;;
+  esac
+}
+
+ALL_SERVERS=(kafka cassandra registry kafka-1 kafka-2 kafka-3 cassandra-1 cassandra-2 cassandra-3)
+
+# signal NAME SIG: sends SIG to a server this script started (the fault tests' kill -9, freeze and thaw).
+signal() {
+  local pidf="$RUN/$1.pid"
+  alive "$pidf" || die "$1 is not running"
+  kill -"$2" "$(cat "$pidf")"
+  if [ "$2" = KILL ]; then
+    while alive "$pidf"; do sleep 0.1; done
+    rm -f "$pidf"
+  fi
+  log "$1: sent SIG$2"
+}
+
 cmd=${1:-}
 case "$cmd" in
   up)
     mkdir -p "$RUN"
     need_tools
+    if [ "${2:-}" = "--cluster" ]; then
+      # Three Kafka nodes and three Cassandra nodes: Cassandra's seed first, then the other two together.
+      for i in 1 2 3; do start_kafka_cluster_node "$i"; done
+      start_cassandra_cluster_node 1
+      for i in 1 2 3; do wait_ready "kafka-$i" kafka "127.0.0.1:$(cluster_kafka_port "$i")" "$RUN/kafka-$i.pid" "$RUN/kafka-$i/logs/server.log"; done
+      wait_ready "kafka cluster" kafka "127.0.0.1:$(cluster_kafka_port 1) 3" "" ""
+      wait_ready cassandra-1 cql "127.0.0.1:$CQL_PORT" "$RUN/cassandra-1.pid" "$RUN/cassandra-1/logs/system.log"
+      for i in 2 3; do start_cassandra_cluster_node "$i"; done
+      for i in 2 3; do wait_ready "cassandra-$i" cql "127.0.0.$i:$CQL_PORT" "$RUN/cassandra-$i.pid" "$RUN/cassandra-$i/logs/system.log"; done
+      cat >"$RUN/cluster.env" <<ENV
+export MORA_KAFKA_BROKERS=$(cluster_brokers)
+export MORA_CQL_NODES=$(cluster_cql_nodes)
+export MORA_CLUSTER=3
+ENV
+      log "cluster endpoints written to $RUN/cluster.env"
+      exit 0
+    fi
     py=$(python_env)
     [ -n "${MORA_KAFKA_BROKERS:-}" ] || start_kafka
     [ -n "${MORA_CQL_NODES:-}" ] || start_cassandra
@@ -276,35 +403,41 @@ ENV
     log "endpoints written to $RUN/env"
     ;;
   down)
-    stop kafka
-    stop cassandra
-    stop registry
+    # Everything this script started, single servers and cluster nodes alike (thawed first if frozen).
+    for s in "${ALL_SERVERS[@]}"; do
+      alive "$RUN/$s.pid" && kill -CONT "$(cat "$RUN/$s.pid")" 2>/dev/null
+      if [ -f "$RUN/$s.pid" ] || [[ "$s" != *-* ]]; then stop "$s"; fi
+    done
+    if [ "${2:-}" = "--cluster" ]; then
+      # The cluster's data goes too: the next `up --cluster` starts a new, empty cluster.
+      rm -rf "$RUN"/kafka-[123] "$RUN"/cassandra-[123] "$RUN/kafka-cluster.id" "$RUN/cluster.env"
+    fi
     ;;
   stop)
     # One server only (fault tests): deploy/services.sh stop cassandra
-    case "${2:-}" in kafka|cassandra|registry) stop "$2" ;; *) die "usage: $0 stop kafka|cassandra|registry" ;; esac
+    [ -n "${2:-}" ] || die "usage: $0 stop NAME"
+    stop "$2"
     ;;
   start)
-    # One server only, after `stop NAME`: deploy/services.sh start cassandra
+    # One server only, after `stop NAME` or `kill NAME`: deploy/services.sh start cassandra
     mkdir -p "$RUN"
     need_tools
-    case "${2:-}" in
-      kafka) start_kafka; wait_ready kafka kafka "127.0.0.1:$KAFKA_PORT" "$RUN/kafka.pid" "$RUN/kafka/logs/server.log" ;;
-      cassandra) start_cassandra; wait_ready cassandra cql "127.0.0.1:$CQL_PORT" "$RUN/cassandra.pid" "$RUN/cassandra/logs/system.log" ;;
-      registry) start_registry; wait_ready registry registry "127.0.0.1:$REGISTRY_PORT" "$RUN/registry.pid" "$RUN/registry/stdout.log"; registry_backward ;;
-      *) die "usage: $0 start kafka|cassandra|registry" ;;
-    esac
+    start_one "${2:-}"
     ;;
+  kill) signal "${2:?usage: $0 kill NAME}" KILL ;;
+  freeze) signal "${2:?usage: $0 freeze NAME}" STOP ;;
+  thaw) signal "${2:?usage: $0 thaw NAME}" CONT ;;
   status)
-    for s in kafka cassandra registry; do
-      if alive "$RUN/$s.pid"; then echo "$s: running (pid $(cat "$RUN/$s.pid"))"; else echo "$s: not started by this script"; fi
+    for s in "${ALL_SERVERS[@]}"; do
+      if alive "$RUN/$s.pid"; then echo "$s: running (pid $(cat "$RUN/$s.pid"))"
+      elif [[ "$s" != *-* ]]; then echo "$s: not started by this script"; fi
     done
     python3 "$SVC/probe.py" kafka "${MORA_KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}" || true
     python3 "$SVC/probe.py" cql "${MORA_CQL_NODES:-127.0.0.1:$CQL_PORT}" || true
     python3 "$SVC/probe.py" registry "127.0.0.1:$REGISTRY_PORT" || true
     ;;
   *)
-    echo "usage: $0 up|down|status|stop NAME|start NAME" >&2
+    echo "usage: $0 up [--cluster]|down [--cluster]|status|stop NAME|start NAME|kill NAME|freeze NAME|thaw NAME" >&2
     exit 2
     ;;
 esac

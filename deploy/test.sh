@@ -3,8 +3,19 @@
 # the whole workspace test suite (unit, property, server-free integration, and the integration tests against the
 # servers: the `services` feature of mora-tests), stops the servers (also on failure) and exits with the tests'
 # status. MORA_KEEP_SERVICES=1 leaves the servers running for the next run. CONTRIBUTING.md explains the tiers.
+# Then the fault tests: the single servers stop, a three-broker, three-node cluster starts (`services.sh up
+# --cluster`), and each fault test runs against it; their table goes to target/fault-report.md.
+#   deploy/test.sh            everything
+#   deploy/test.sh --faults   the fault tests only (builds, starts the cluster, runs them, stops it)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+only_faults=0
+case "${1:-}" in
+  "") ;;
+  --faults) only_faults=1 ;;
+  *) echo "usage: $0 [--faults]" >&2; exit 2 ;;
+esac
 
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (https://rustup.rs)" >&2; exit 1; }
 
@@ -30,13 +41,35 @@ stop_services() {
   if [ "${MORA_KEEP_SERVICES:-0}" != "1" ]; then deploy/services.sh down || true; fi
 }
 trap stop_services EXIT
-deploy/services.sh up
-# shellcheck disable=SC1091
-source "${MORA_SERVICES_RUN:-.services}/env"
 
 status=0
-cargo test --workspace --features mora-tests/services || status=$?
-# Tests that restart a shared server run alone, after the rest.
-cargo test -p mora-tests --features services --test integration -- --ignored --test-threads=1 || status=$?
+if [ "$only_faults" = 0 ]; then
+  deploy/services.sh up
+  # shellcheck disable=SC1091
+  source "${MORA_SERVICES_RUN:-.services}/env"
+  cargo test --workspace --features mora-tests/services || status=$?
+  # Tests that restart a shared server run alone, after the rest.
+  cargo test -p mora-tests --features services --test integration -- --ignored --skip faults:: --test-threads=1 \
+    || status=$?
+  deploy/services.sh down
+fi
+
+# The fault tests, on a cluster of their own (its ports overlap the single servers').
+trap 'deploy/services.sh down --cluster || true' EXIT
+deploy/services.sh down --cluster
+deploy/services.sh up --cluster
+report=target/fault-report.md
+{
+  echo "| fault | events | actions expected | delivered | duplicated | stored debtors differing | fault to first commit after it | notes |"
+  echo "|---|---|---|---|---|---|---|---|"
+} >"$report"
+(
+  # shellcheck disable=SC1091
+  source "${MORA_SERVICES_RUN:-.services}/cluster.env"
+  MORA_FAULT_REPORT="$PWD/$report" cargo test -p mora-tests --features services --test integration -- \
+    --ignored faults:: --test-threads=1
+) || status=$?
+echo "test.sh: fault table ($report):" >&2
+cat "$report" >&2
 echo "test.sh: finished in $(( $(date +%s) - started ))s with status $status" >&2
 exit "$status"

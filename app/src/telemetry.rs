@@ -18,8 +18,10 @@ pub enum LogFormat {
 pub fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,apache_avro=error,scylla=warn".into());
+    // Thread names say which engine thread (`mora-engine-N`) a line is about.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_thread_names(true)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),

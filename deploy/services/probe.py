@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Readiness probes for the test services, using only the standard library.
 
-  probe.py kafka HOST:PORT   sends a Kafka Metadata request (v4) and succeeds when a broker list comes back.
+  probe.py kafka HOST:PORT [N]  sends a Kafka Metadata request (v4) and succeeds when a broker list comes back
+                             (with at least N brokers, default 1).
   probe.py cql HOST:PORT     opens a CQL v4 session and succeeds when `SELECT release_version FROM system.local`
                              returns rows.
   probe.py registry HOST:PORT  asks the schema registry's Confluent API for its compatibility level and succeeds
@@ -24,7 +25,7 @@ def recv_exact(sock, n):
     return buf
 
 
-def kafka(host, port):
+def kafka(host, port, want=1):
     client = b"mora-probe"
     # Request header v1: api_key=3 (Metadata), api_version=4, correlation_id, client_id.
     header = struct.pack(">hhih", 3, 4, 7, len(client)) + client
@@ -36,7 +37,7 @@ def kafka(host, port):
         size = struct.unpack(">i", recv_exact(s, 4))[0]
         resp = recv_exact(s, size)
     correlation, _throttle, brokers = struct.unpack(">iii", resp[:12])
-    if correlation != 7 or brokers < 1:
+    if correlation != 7 or brokers < want:
         raise RuntimeError(f"unexpected metadata answer: correlation {correlation}, brokers {brokers}")
     return f"metadata answered, {brokers} broker(s)"
 
@@ -87,12 +88,13 @@ def registry(host, port):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("kafka", "cql", "registry"):
+    if len(sys.argv) not in (3, 4) or sys.argv[1] not in ("kafka", "cql", "registry"):
         print(__doc__, file=sys.stderr)
         return 2
     host, _, port = sys.argv[2].rpartition(":")
+    extra = [int(sys.argv[3])] if len(sys.argv) == 4 and sys.argv[1] == "kafka" else []
     try:
-        msg = {"kafka": kafka, "cql": cql, "registry": registry}[sys.argv[1]](host, int(port))
+        msg = {"kafka": kafka, "cql": cql, "registry": registry}[sys.argv[1]](host, int(port), *extra)
     except Exception as e:  # any failure means "not ready yet"
         print(f"{sys.argv[1]} {sys.argv[2]} not ready: {e}", file=sys.stderr)
         return 1

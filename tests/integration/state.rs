@@ -30,7 +30,9 @@ use rdkafka::message::{Message, OwnedMessage};
 
 use crate::servers as utils;
 
-const PARTITIONS: i32 = 4;
+pub(crate) const PARTITIONS: i32 = 4;
+/// What the engines started by the tests log.
+pub(crate) const ENGINE_LOG: &str = "warn,mora=info,mora_connector_kafka=info";
 
 pub(crate) fn engine() -> Arc<Engine> {
     Arc::new(
@@ -53,6 +55,13 @@ pub(crate) fn mora_bin() -> PathBuf {
     bin
 }
 
+/// What [`World::verify`] found equal to a clean run: actions delivered exactly once, stored debtors.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Verified {
+    pub(crate) actions: usize,
+    pub(crate) debtors: usize,
+}
+
 /// One test's world: unique topics, group, keyspace, and a configuration file for `mora run`.
 pub(crate) struct World {
     pub(crate) kafka: KafkaConfig,
@@ -64,7 +73,18 @@ pub(crate) struct World {
 }
 
 impl World {
+    /// A world on the single-node test servers (replication 1, consistency `one`).
     pub(crate) fn new() -> Self {
+        Self::build(1)
+    }
+
+    /// A world on the three-node cluster of `deploy/services.sh up --cluster`: topics with replication 3 (and the
+    /// brokers' `min.insync.replicas` 2), a keyspace with replication 3, statements at `local_quorum`.
+    pub(crate) fn on_cluster() -> Self {
+        Self::build(3)
+    }
+
+    fn build(replicas: u8) -> Self {
         let p = utils::unique("s");
         let mut kafka = KafkaConfig::new(utils::kafka_brokers());
         kafka.group_id = format!("{p}-group");
@@ -75,10 +95,16 @@ impl World {
         kafka.clock.source = ClockSource::Log;
         let mut state = StateConfig::new(utils::cql_nodes());
         state.keyspace = p.clone();
-        state.consistency = mora_connector_scylla::ConsistencyLevel::One;
+        let consistency = if replicas > 1 { "local_quorum" } else { "one" };
+        state.consistency = if replicas > 1 {
+            mora_connector_scylla::ConsistencyLevel::LocalQuorum
+        } else {
+            mora_connector_scylla::ConsistencyLevel::One
+        };
+        state.replication = mora_connector_scylla::Replication::Simple { factor: replicas };
         state.flush_interval = Duration::from_millis(500);
         state.shards = 16;
-        create_topics(&kafka, PARTITIONS, 1).expect("topics created");
+        create_topics(&kafka, PARTITIONS, i32::from(replicas)).expect("topics created");
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let cleanup = if std::env::var_os("MORA_KEEP_TEST_LOGS").is_some() {
@@ -119,7 +145,8 @@ dead_letter = "{p}.dlq"
 [state]
 nodes = [{nodes}]
 keyspace = "{p}"
-consistency = "one"
+consistency = "{consistency}"
+replication = {{ class = "simple", factor = {replicas} }}
 flush_interval = "500ms"
 shards = 16
 max_lag = "5s"
@@ -165,7 +192,12 @@ listen = "127.0.0.1:0"
 
     /// Starts `mora run`; its log goes to a numbered file in the test's directory.
     pub(crate) fn start_engine(&self, n: u32) -> Child {
-        self.start_with(n, &self.config)
+        self.start_with(n, &self.config, ENGINE_LOG)
+    }
+
+    /// As [`World::start_engine`], logging at `rust_log` (a `RUST_LOG` filter).
+    pub(crate) fn start_engine_logging(&self, n: u32, rust_log: &str) -> Child {
+        self.start_with(n, &self.config, rust_log)
     }
 
     /// Starts `mora run` as another member of the group: its own `instance_id` (so its own static membership and
@@ -183,15 +215,15 @@ listen = "127.0.0.1:0"
             );
         let config = self.dir.join(format!("mora-{instance_id}.toml"));
         std::fs::write(&config, toml).unwrap();
-        self.start_with(n, &config)
+        self.start_with(n, &config, ENGINE_LOG)
     }
 
-    fn start_with(&self, n: u32, config: &Path) -> Child {
+    fn start_with(&self, n: u32, config: &Path, rust_log: &str) -> Child {
         let log = std::fs::File::create(self.dir.join(format!("engine-{n}.log"))).unwrap();
         Command::new(mora_bin())
             .args(["run", "--config"])
             .arg(config)
-            .env("RUST_LOG", "warn,mora=info,mora_connector_kafka=info")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -454,8 +486,8 @@ listen = "127.0.0.1:0"
         }
     }
 
-    /// Checks the outputs and the stored state against the clean reference run.
-    pub(crate) fn verify(&self) {
+    /// Checks the outputs and the stored state against the clean reference run; returns what was checked.
+    pub(crate) fn verify(&self) -> Verified {
         self.wait_outputs_settled(Duration::from_secs(60));
         let (expected, expected_state) = self.reference();
         let out = self.actions_out();
@@ -538,6 +570,10 @@ listen = "127.0.0.1:0"
             want.len(),
             expected_state.len()
         );
+        Verified {
+            actions: want.len(),
+            debtors: expected_state.len(),
+        }
     }
 
     /// The ledger holds every action and every decision of a clean run, once each, and nothing else. Returns their
@@ -618,7 +654,7 @@ listen = "127.0.0.1:0"
 
 /// The random source of the kill times: seeded from `MORA_CHAOS_SEED` when set, else at random and printed, so a
 /// failing run can be repeated.
-fn chaos_rng() -> rand_chacha::ChaCha8Rng {
+pub(crate) fn chaos_rng() -> rand_chacha::ChaCha8Rng {
     let seed: u64 = std::env::var("MORA_CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

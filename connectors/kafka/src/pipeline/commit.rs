@@ -78,7 +78,8 @@ impl Pipeline {
     }
 
     /// After a failed transaction: abort it (its outputs are never visible), and rebuild every partition from the
-    /// committed offsets so that state matches what was committed. A producer in a fatal state (fenced: a broker that
+    /// committed offsets so that state matches what was committed (or, while partitions are being revoked, drop
+    /// their state). A producer in a fatal state (fenced: a broker that
     /// stalled past the transaction timeout, or a zombie moment of this instance) is replaced by a new one with the
     /// same transactional id instead, whose initialisation aborts whatever the old one left open. Replaced too often
     /// (a twin instance configured with the same transactional id fences it back each time), or any fatal error in
@@ -91,26 +92,37 @@ impl Pipeline {
         if !self.exactly_once() {
             return Err(PipelineError::Kafka(e));
         }
-        let fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal())
+        let mut fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal())
             || self.producer.client().fatal_error().is_some();
-        if fatal {
-            self.replace_producer(e)?;
-        } else {
+        if !fatal {
             warn!(error = %e, "Transaction failed; aborting it and rebuilding state from the committed offsets.");
             if self.in_txn {
                 // The client aborts only once every output sent has its delivery report, and reports are served
                 // by polling on this thread.
                 self.await_deliveries(TXN_TIMEOUT);
-                self.producer.abort_transaction(TXN_TIMEOUT)?;
+                if let Err(abort) = self.producer.abort_transaction(TXN_TIMEOUT) {
+                    // E.g. fenced while aborting, or the coordinator refusing the abort's state: a new producer's
+                    // initialisation aborts the transaction instead.
+                    warn!(error = %abort, "Aborting the transaction failed.");
+                    fatal = true;
+                }
             }
+        }
+        if fatal {
+            self.replace_producer(e)?;
         }
         self.in_txn = false;
         self.failed = None;
         self.stats.aborts += 1;
         metrics::counter!("mora_commits_total", "result" => "aborted").increment(1);
         self.offsets.clear();
-        let assignment = consumer.assignment()?;
         self.slots.clear();
+        if self.revoking {
+            // The partitions are leaving; their next owner restores them from the committed state. (Asking the
+            // group for committed offsets now would wait on the rebalance in progress.)
+            return Ok(());
+        }
+        let assignment = consumer.assignment()?;
         let starts = self.assign(consumer, &assignment)?;
         for el in starts.elements() {
             consumer.seek(el.topic(), el.partition(), el.offset(), TXN_TIMEOUT)?;

@@ -65,6 +65,9 @@ pub(crate) struct Pipeline {
     schemas: Option<(TableView, Arc<RegistrySchemas>)>,
     /// Which partition `drain` starts with next (they take turns).
     drain_turn: usize,
+    /// Set while partitions are being revoked: a transaction failing then is aborted and the partitions' state
+    /// dropped, not rebuilt (they are leaving, and the group is mid-rebalance).
+    revoking: bool,
 }
 
 impl Pipeline {
@@ -115,6 +118,7 @@ impl Pipeline {
             thread: thread.to_string(),
             schemas: schemas.map(|s| (s.view(), s)),
             drain_turn: 0,
+            revoking: false,
         })
     }
 
@@ -192,9 +196,12 @@ impl Pipeline {
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), PipelineError> {
+        self.revoking = true;
         let result = self.commit(consumer);
+        self.revoking = false;
         if result.is_ok() {
-            // The next owner restores from the store: give it the latest committed state.
+            // The next owner restores from the store: give it the latest committed state (none if the transaction
+            // was aborted: the partitions' state went with it).
             self.flush_state(true)?;
         }
         self.slots.clear();
