@@ -70,6 +70,19 @@ pub(crate) struct World {
     /// Removes `dir` at the end, unless MORA_KEEP_TEST_LOGS is set.
     _cleanup: Option<tempfile::TempDir>,
     pub(crate) config: PathBuf,
+    /// Engines started in this world: any still running when it is dropped (a test failed) are killed.
+    started: std::sync::Mutex<Vec<u32>>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for pid in self.started.lock().map(|p| p.clone()).unwrap_or_default() {
+            let _ = Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 impl World {
@@ -170,6 +183,7 @@ listen = "127.0.0.1:0"
             dir,
             _cleanup: cleanup,
             config,
+            started: std::sync::Mutex::new(Vec::new()),
         };
         w.migrate();
         w
@@ -220,14 +234,18 @@ listen = "127.0.0.1:0"
 
     fn start_with(&self, n: u32, config: &Path, rust_log: &str) -> Child {
         let log = std::fs::File::create(self.dir.join(format!("engine-{n}.log"))).unwrap();
-        Command::new(mora_bin())
+        let child = Command::new(mora_bin())
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap()
+            .unwrap();
+        if let Ok(mut started) = self.started.lock() {
+            started.push(child.id());
+        }
+        child
     }
 
     pub(crate) fn engine_log(&self, n: u32) -> String {
