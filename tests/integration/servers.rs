@@ -92,7 +92,9 @@ pub(crate) fn read_to_end(
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 open.remove(&p);
             }
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            // A broker restarting or a leader moving (the cluster's fault tests): the client retries; the deadline
+            // above bounds it.
+            Some(Err(e)) => eprintln!("reading {topic}: {e}; going on"),
             None => {}
         }
     }

@@ -278,17 +278,33 @@ listen = "127.0.0.1:0"
             .create()
             .unwrap();
         let deadline = Instant::now() + timeout;
-        loop {
+        // On a cluster a leader can move while this asks (a broker killed or thawed): an answer refused then is
+        // asked again.
+        let look = || -> Result<_, rdkafka::error::KafkaError> {
             let mut tpl = rdkafka::TopicPartitionList::new();
             let mut ends = BTreeMap::new();
             for t in self.kafka.topics.inputs() {
                 for p in 0..PARTITIONS {
                     tpl.add_partition(&t, p);
-                    let (_, hi) = c.fetch_watermarks(&t, p, Duration::from_secs(10)).unwrap();
+                    let (_, hi) = c.fetch_watermarks(&t, p, Duration::from_secs(10))?;
                     ends.insert((t.clone(), p), hi);
                 }
             }
-            let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+            Ok((ends, c.committed_offsets(tpl, Duration::from_secs(10))?))
+        };
+        loop {
+            let (ends, committed) = match look() {
+                Ok(x) => x,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "offsets unreadable within {timeout:?}: {e}"
+                    );
+                    eprintln!("reading offsets failed ({e}); asking again");
+                    std::thread::sleep(Duration::from_millis(500));
+                    continue;
+                }
+            };
             let behind: Vec<_> = committed
                 .elements()
                 .iter()
@@ -484,11 +500,16 @@ listen = "127.0.0.1:0"
             for t in &topics {
                 for p in 0..PARTITIONS {
                     let wm = |c: &BaseConsumer| {
-                        c.fetch_watermarks(t, p, Duration::from_secs(10)).unwrap().1
+                        c.fetch_watermarks(t, p, Duration::from_secs(10))
+                            .map(|w| w.1)
                     };
-                    let (stable, end) = (wm(&committed), wm(&uncommitted));
-                    if stable < end {
-                        open.push((t.clone(), p, stable, end));
+                    match (wm(&committed), wm(&uncommitted)) {
+                        (Ok(stable), Ok(end)) if stable < end => {
+                            open.push((t.clone(), p, stable, end))
+                        }
+                        (Ok(_), Ok(_)) => {}
+                        // A leader moving on a cluster: counted as open, asked again.
+                        _ => open.push((t.clone(), p, -1, -1)),
                     }
                 }
             }
