@@ -197,9 +197,9 @@ fn replacements(log: &str) -> usize {
     log.matches("replacing it and rebuilding state").count()
 }
 
-#[test]
-#[ignore = "needs the three-node cluster: deploy/test.sh runs the fault tests after `services.sh up --cluster`"]
-fn the_broker_leading_the_busiest_partition_killed_and_restarted() {
+/// The broker leading the busiest input partition is sent `stop` (`kill`, `freeze`) mid-run and `resume` (`start`,
+/// `thaw`) `hold` later; the run must end as a clean one. Reports the row `fault`.
+fn leader_broker_fault(fault: &str, (stop, resume): (&str, &str), hold: Duration, what: &str) {
     require_cluster();
     let w = World::on_cluster();
     w.loadgen(EVENTS);
@@ -208,56 +208,40 @@ fn the_broker_leading_the_busiest_partition_killed_and_restarted() {
     std::thread::sleep(Duration::from_secs(5));
     let node = format!("kafka-{}", leader_of_busiest(&w));
     let heal = Heal(vec![node.clone()]);
-    services(&["kill", &node]);
-    let fault = Instant::now();
-    std::thread::sleep(Duration::from_secs(10));
-    services(&["start", &node]);
+    services(&[stop, &node]);
+    let at = Instant::now();
+    std::thread::sleep(hold);
+    services(&[resume, &node]);
     w.wait_consumed(&mut engine, CONSUMED_WITHIN);
     w.stop_engine(engine, 0);
     drop(heal);
     let v = w.verify();
     let note = format!(
-        "{node} down 10 s; producer replaced {}×",
+        "{node} {what}; producer replaced {}×",
         replacements(&w.engine_log(0))
     );
-    report(
+    report(fault, &w, v, commits.first_after(at), &note);
+}
+
+#[test]
+#[ignore = "needs the three-node cluster: deploy/test.sh runs the fault tests after `services.sh up --cluster`"]
+fn the_broker_leading_the_busiest_partition_killed_and_restarted() {
+    leader_broker_fault(
         "leader broker SIGKILL",
-        &w,
-        v,
-        commits.first_after(fault),
-        &note,
+        ("kill", "start"),
+        Duration::from_secs(10),
+        "down 10 s",
     );
 }
 
 #[test]
 #[ignore = "needs the three-node cluster: deploy/test.sh runs the fault tests after `services.sh up --cluster`"]
 fn a_broker_frozen_for_20_s_comes_back_as_a_zombie() {
-    require_cluster();
-    let w = World::on_cluster();
-    w.loadgen(EVENTS);
-    let commits = Commits::watch(&w);
-    let mut engine = w.start_engine(0);
-    std::thread::sleep(Duration::from_secs(5));
-    let node = format!("kafka-{}", leader_of_busiest(&w));
-    let heal = Heal(vec![node.clone()]);
-    services(&["freeze", &node]);
-    let fault = Instant::now();
-    std::thread::sleep(Duration::from_secs(20));
-    services(&["thaw", &node]);
-    w.wait_consumed(&mut engine, CONSUMED_WITHIN);
-    w.stop_engine(engine, 0);
-    drop(heal);
-    let v = w.verify();
-    let note = format!(
-        "{node} SIGSTOP 20 s, then SIGCONT; producer replaced {}×",
-        replacements(&w.engine_log(0))
-    );
-    report(
+    leader_broker_fault(
         "broker frozen 20 s",
-        &w,
-        v,
-        commits.first_after(fault),
-        &note,
+        ("freeze", "thaw"),
+        Duration::from_secs(20),
+        "SIGSTOP 20 s, then SIGCONT",
     );
 }
 
