@@ -48,7 +48,7 @@ fn advance(c: &mut Criterion) {
                 let mut sink = mora_benches::NullSink;
                 let mut spent = Duration::ZERO;
                 for _ in 0..iters {
-                    let Some(to) = w.timers().nth(DUE_PER_STEP - 1) else {
+                    let Some(to) = w.nth_timer(DUE_PER_STEP - 1) else {
                         panic!("the portfolio ran out of timers; build a larger one");
                     };
                     let t0 = Instant::now();

@@ -157,7 +157,7 @@ fn obligation_event(branch: usize, p: Fields) -> Result<EventKind, DecodeError> 
             let mut p = p;
             EventKind::ObligationOpened(ObligationOpened {
                 obligation_id: p.id("obligation_id")?,
-                product: p.string("product")?,
+                product: p.string("product")?.into(),
                 currency: p.currency("currency")?,
                 amount: p.money("amount")?,
                 due_date: p.date("due_date")?,
@@ -298,11 +298,11 @@ fn contact_outcome_event(branch: usize, p: Fields) -> Result<EventKind, DecodeEr
 }
 
 fn profile(mut p: Fields) -> Result<Profile, DecodeError> {
-    let country = p.string("country")?;
-    let region = p.opt_string("region")?;
+    let country = p.string("country")?.into();
+    let region = p.opt_string("region")?.map(Into::into);
     let tz_name = p.string("time_zone")?;
     let time_zone = codec::time_zone_of(&tz_name)?;
-    let zone = p.string("zone")?;
+    let zone = p.string("zone")?.into();
     let customer_type = match p.symbol("customer_type")?.as_str() {
         "INDIVIDUAL" => CustomerType::Individual,
         "SMALL_BUSINESS" => CustomerType::SmallBusiness,

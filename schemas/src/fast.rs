@@ -102,12 +102,13 @@ impl<'a> Body<'a> {
         std::str::from_utf8(self.raw()?).map_err(|_| malformed("string is not UTF-8"))
     }
 
-    fn string(&mut self) -> Result<CompactString, DecodeError> {
-        self.str().map(CompactString::from)
+    /// Text, as an inline string or an interned symbol.
+    fn string<T: for<'s> From<&'s str>>(&mut self) -> Result<T, DecodeError> {
+        self.str().map(T::from)
     }
 
     fn id(&mut self, field: &'static str) -> Result<CompactString, DecodeError> {
-        let s = self.string()?;
+        let s: CompactString = self.string()?;
         if s.is_empty() {
             return Err(DecodeError::Invalid {
                 field,
@@ -128,7 +129,7 @@ impl<'a> Body<'a> {
         }
     }
 
-    fn opt_string(&mut self) -> Result<Option<CompactString>, DecodeError> {
+    fn opt_string<T: for<'s> From<&'s str>>(&mut self) -> Result<Option<T>, DecodeError> {
         self.present()?.then(|| self.string()).transpose()
     }
 

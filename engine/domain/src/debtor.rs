@@ -10,6 +10,7 @@ use crate::event::Profile;
 use crate::ids::{Channel, ChannelSet, Currency, DebtorId};
 use crate::money::Balances;
 use crate::stage::Stage;
+use crate::sym::Sym;
 use crate::time::Ts;
 
 /// Everything the engine knows about one debtor.
@@ -290,7 +291,7 @@ pub struct Obligation {
     /// Id at the source.
     pub id: CompactString,
     /// Product.
-    pub product: CompactString,
+    pub product: Sym,
     /// Currency.
     pub currency: Currency,
     /// Original amount.

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Channel, ChannelSet, Currency, DebtorId};
+use crate::sym::Sym;
 use crate::time::Ts;
 
 /// One event about one debtor.
@@ -168,13 +169,13 @@ impl EventKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
     /// ISO 3166-1 alpha-2 country; selects the jurisdiction policy.
-    pub country: CompactString,
+    pub country: Sym,
     /// State or province (ISO 3166-2 suffix, e.g. `MA`), selecting a policy overlay when one exists.
-    pub region: Option<CompactString>,
+    pub region: Option<Sym>,
     /// The debtor's IANA time zone; contact windows and days past due follow it.
     pub time_zone: Tz,
     /// Zone or branch.
-    pub zone: CompactString,
+    pub zone: Sym,
     /// Customer type.
     pub customer_type: CustomerType,
     /// Credit limit, in `credit_currency`.
@@ -227,7 +228,7 @@ pub struct ObligationOpened {
     /// Unique id.
     pub obligation_id: CompactString,
     /// Product (`loan`, `card`, `invoice`...).
-    pub product: CompactString,
+    pub product: Sym,
     /// Currency.
     pub currency: Currency,
     /// Amount due, positive.

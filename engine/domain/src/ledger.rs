@@ -11,6 +11,7 @@ use crate::event::{Installment, ObligationOpened};
 use crate::ids::Currency;
 use crate::money::FxTable;
 use crate::rejected::{Rejected, known, positive};
+use crate::sym::Sym;
 use crate::time::{Ts, local_midnight};
 
 /// Recent payments kept for reversals; older ones can no longer be reversed through the engine.
@@ -50,7 +51,7 @@ pub(crate) fn open_obligation(
         .map_or(Decimal::ZERO, |c| c.credit.take(o.currency, o.amount));
     d.obligations.push(Obligation {
         id: o.obligation_id.clone(),
-        product: o.product.clone(),
+        product: o.product,
         currency: o.currency,
         amount: o.amount,
         outstanding: o.amount - from_credit,
@@ -215,7 +216,7 @@ pub(crate) fn agree_plan(
     for (n, i) in installments.iter().enumerate() {
         d.obligations.push(Obligation {
             id: format_compact(plan_id, n + 1),
-            product: CompactString::const_new("plan"),
+            product: Sym::new("plan"),
             currency,
             amount: i.amount,
             outstanding: i.amount,

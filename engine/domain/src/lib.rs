@@ -36,6 +36,7 @@ pub mod segment;
 pub mod serde_forms;
 pub mod stage;
 pub mod strategy;
+pub mod sym;
 pub mod testkit;
 pub mod time;
 

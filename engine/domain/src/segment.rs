@@ -1,6 +1,5 @@
 //! Segmentation: ordered rules, the first that matches names the debtor's segment.
 
-use compact_str::CompactString;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +8,7 @@ use crate::config_error::ConfigError;
 use crate::debtor::{Debtor, PaymentHistory};
 use crate::event::CustomerType;
 use crate::ids::Channel;
+use crate::sym::Sym;
 
 /// Segmentation configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -36,13 +36,13 @@ pub struct SegmentRule {
     pub amount_max: Option<Decimal>,
     /// Products of the oldest unpaid obligation.
     #[serde(default)]
-    pub products: Vec<CompactString>,
+    pub products: Vec<Sym>,
     /// Zones or branches.
     #[serde(default)]
-    pub zones: Vec<CompactString>,
+    pub zones: Vec<Sym>,
     /// Countries (ISO 3166-1 alpha-2).
     #[serde(default)]
-    pub countries: Vec<CompactString>,
+    pub countries: Vec<Sym>,
     /// Customer types.
     #[serde(default)]
     pub customer_types: Vec<CustomerType>,
@@ -170,7 +170,7 @@ impl Segmentation {
     pub fn classify(&self, d: &Debtor) -> u16 {
         let bucket = d.derived.bucket;
         let amount = d.derived.outstanding_base;
-        let product = d.oldest_unpaid().map(|o| o.product.as_str());
+        let product = d.oldest_unpaid().map(|o| o.product);
         let history = d.history.class();
         let profile = d.profile.as_ref();
         for c in &self.rules {
@@ -178,8 +178,7 @@ impl Segmentation {
             let ok = (c.buckets == 0 || c.buckets & (1 << bucket) != 0)
                 && r.amount_min.is_none_or(|m| amount >= m)
                 && r.amount_max.is_none_or(|m| amount < m)
-                && (r.products.is_empty()
-                    || product.is_some_and(|p| r.products.iter().any(|x| x == p)))
+                && (r.products.is_empty() || product.is_some_and(|p| r.products.contains(&p)))
                 && (r.payment_history.is_empty() || r.payment_history.contains(&history))
                 && match profile {
                     Some(p) => {

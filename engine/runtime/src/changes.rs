@@ -22,8 +22,23 @@ pub struct ViewKeys {
 pub(crate) struct ChangeSet {
     order: Vec<u32>,
     marked: Vec<bool>,
-    /// Per slot: view keys as last persisted (`None`: never persisted).
-    persisted: Vec<Option<ViewKeys>>,
+    /// Per slot: view keys as last persisted, packed ([`ViewKeys::pack`]; 0: never persisted), 8 bytes a debtor
+    /// where an `Option<ViewKeys>` took 12.
+    persisted: Vec<u64>,
+}
+
+impl ViewKeys {
+    /// The keys in the low 48 bits and a presence bit above them.
+    fn pack(self) -> u64 {
+        1 << 48 | u64::from(self.segment) << 32 | u64::from(self.queues)
+    }
+
+    fn unpack(v: u64) -> Option<ViewKeys> {
+        (v >> 48 == 1).then_some(ViewKeys {
+            segment: (v >> 32) as u16,
+            queues: v as u32,
+        })
+    }
 }
 
 impl ChangeSet {
@@ -31,7 +46,7 @@ impl ChangeSet {
         let i = slot as usize;
         if self.marked.len() <= i {
             self.marked.resize(i + 1, false);
-            self.persisted.resize(i + 1, None);
+            self.persisted.resize(i + 1, 0);
         }
         if !self.marked[i] {
             self.marked[i] = true;
@@ -44,9 +59,9 @@ impl ChangeSet {
         let i = slot as usize;
         if self.persisted.len() <= i {
             self.marked.resize(i + 1, false);
-            self.persisted.resize(i + 1, None);
+            self.persisted.resize(i + 1, 0);
         }
-        self.persisted[i] = Some(keys);
+        self.persisted[i] = keys.pack();
     }
 
     /// Takes the changed slots, clearing the marks.
@@ -60,7 +75,10 @@ impl ChangeSet {
 
     /// Swaps in the keys being written for `slot`; returns the keys previously persisted.
     pub(crate) fn persist(&mut self, slot: u32, keys: ViewKeys) -> Option<ViewKeys> {
-        self.persisted[slot as usize].replace(keys)
+        ViewKeys::unpack(std::mem::replace(
+            &mut self.persisted[slot as usize],
+            keys.pack(),
+        ))
     }
 
     pub(crate) fn pending(&self) -> usize {

@@ -171,9 +171,10 @@ impl PartitionWorker {
         self.timers.len()
     }
 
-    /// The partition's pending timers, ordered by instant.
-    pub fn timers(&self) -> &TimerIndex {
-        &self.timers
+    /// The instant of the `n`-th pending timer (0 = the earliest).
+    pub fn nth_timer(&mut self, n: usize) -> Option<Ts> {
+        let store = &self.store;
+        self.timers.nth(n, |s| store.get(s).next_wake)
     }
 
     /// A debtor's state.
@@ -199,7 +200,7 @@ impl PartitionWorker {
             {
                 let key = match &p.region {
                     Some(r) => compact_str::format_compact!("{}-{r}", p.country),
-                    None => p.country.clone(),
+                    None => p.country.as_str().into(),
                 };
                 *missing.entry(key).or_default() += 1;
             }
@@ -238,7 +239,11 @@ impl PartitionWorker {
 
     /// Fires every timer due up to and including `t`, each at its own instant, then moves the clock to `t`.
     pub fn advance_to(&mut self, t: Ts, sink: &mut dyn Sink) {
-        while let Some((at, slot)) = self.timers.pop_due(t) {
+        loop {
+            let store = &self.store;
+            let Some((at, slot)) = self.timers.pop_due(t, |s| store.get(s).next_wake) else {
+                break;
+            };
             self.clock = self.clock.max(at);
             let now = self.clock;
             // The timer entry is gone; make the debtor's view agree before re-syncing.
@@ -385,7 +390,9 @@ impl PartitionWorker {
         let d = self.store.get(slot);
         let after = (self.queue_key(d), d.next_wake);
         self.queues.update(&slot, before.0, after.0);
-        self.timers.reschedule(slot, before.1, after.1);
+        let store = &self.store;
+        self.timers
+            .reschedule(slot, before.1, after.1, |s| store.get(s).next_wake);
     }
 
     /// Where `d` sits in the work queues: the queues it belongs in and its rank there

@@ -27,7 +27,6 @@
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use compact_str::CompactString;
 use mora_domain::debtor::{
     Allocations, Cold, ContactMark, Debtor, Derived, History, MarkKind, Obligation, Obligations,
     PaymentRecord, PendingAction, Promise, Status, StrategyCursor,
@@ -390,14 +389,15 @@ impl<'a> Reader<'a> {
         T::try_from(self.uv()?).map_err(|_| LayoutError("integer out of range"))
     }
 
-    fn str(&mut self) -> Read<CompactString> {
+    /// Text, as an inline string or an interned symbol.
+    fn str<T: for<'s> From<&'s str>>(&mut self) -> Read<T> {
         let n = self.len()?;
         let b = self.take(n)?;
         let s = std::str::from_utf8(b).map_err(|_| LayoutError("text is not UTF-8"))?;
-        Ok(CompactString::new(s))
+        Ok(T::from(s))
     }
 
-    fn opt_str(&mut self) -> Read<Option<CompactString>> {
+    fn opt_str<T: for<'s> From<&'s str>>(&mut self) -> Read<Option<T>> {
         Ok(if self.bool()? {
             Some(self.str()?)
         } else {
