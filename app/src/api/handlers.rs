@@ -236,7 +236,7 @@ fn debtor_json(
         .collect();
     let timers = Timers {
         next_wake: (d.next_wake != Ts::MAX).then_some(d.next_wake),
-        next_step: d.cursor.next_step,
+        next_step: d.cursor.next_step(),
         promise_deadlines: d.cold().promises.iter().map(|p| p.deadline).collect(),
         deferred: d
             .cold()
@@ -261,8 +261,8 @@ fn debtor_json(
         "bucket": engine.aging.bucket_names().get(dv.bucket as usize),
         "dpd": dv.dpd,
         "priority": dv.priority,
-        "outstanding_base": dv.outstanding_base,
-        "overdue_base": dv.overdue_base,
+        "outstanding_base": dv.outstanding_base.get(),
+        "overdue_base": dv.overdue_base.get(),
         "outstanding": d.outstanding(),
         "queues": queues,
         "strategy": strategy.map(|s| json!({ "id": s.id, "arm": s.arm })),

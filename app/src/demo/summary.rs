@@ -101,7 +101,7 @@ impl Summary {
                 debtor_id: d.id.to_string(),
                 priority: Decimal::new(d.derived.priority, 2),
                 dpd: d.derived.dpd,
-                outstanding_base: d.derived.outstanding_base,
+                outstanding_base: d.derived.outstanding_base.get(),
                 segment: engine.segmentation.names()[d.derived.segment as usize].clone(),
                 stage: d.derived.stage.as_str().to_string(),
             })

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::action::Action;
 use crate::event::Profile;
 use crate::ids::{Channel, ChannelSet, Currency, DebtorId};
-use crate::money::Balances;
+use crate::money::{Balances, CentAmount};
 use crate::stage::Stage;
 use crate::sym::Sym;
 use crate::time::Ts;
@@ -379,7 +379,7 @@ pub struct PendingAction {
 }
 
 /// Where the debtor is in its strategy.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StrategyCursor {
     /// Index of the strategy in force, plus one (0: none).
     pub strategy: u16,
@@ -391,9 +391,30 @@ pub struct StrategyCursor {
     pub entered: Option<NaiveDate>,
     /// Bit `i` set: step `i` was taken, skipped or suppressed for this anchor.
     pub done: u64,
-    /// When the next step of this path falls due (`None`: no step left), cached so that events and timers between
-    /// steps need not recompute step instants.
-    pub next_step: Option<Ts>,
+    /// When the next step of this path falls due ([`Ts::MAX`]: no step left, eight bytes where an `Option` takes
+    /// sixteen), cached so that events and timers between steps need not recompute step instants. Serialised as an
+    /// optional instant, as it always was.
+    #[serde(with = "crate::serde_forms::never_as_none")]
+    pub next_step: Ts,
+}
+
+impl Default for StrategyCursor {
+    fn default() -> Self {
+        StrategyCursor {
+            strategy: 0,
+            anchor: None,
+            entered: None,
+            done: 0,
+            next_step: Ts::MAX,
+        }
+    }
+}
+
+impl StrategyCursor {
+    /// When the next step falls due, if any is left.
+    pub fn next_step(&self) -> Option<Ts> {
+        (self.next_step != Ts::MAX).then_some(self.next_step)
+    }
 }
 
 /// Classification derived from the state; what queues, segments and actions are built from.
@@ -412,12 +433,12 @@ pub struct Derived {
     pub segment: u16,
     /// Priority score in hundredths of a point; higher is worked first.
     pub priority: i64,
-    /// Total outstanding in the base currency.
-    #[serde(with = "crate::serde_forms::amount")]
-    pub outstanding_base: Decimal,
-    /// Overdue part of it.
-    #[serde(with = "crate::serde_forms::amount")]
-    pub overdue_base: Decimal,
+    /// Total outstanding in the base currency, rounded to cents.
+    #[serde(with = "crate::serde_forms::cent_amount")]
+    pub outstanding_base: CentAmount,
+    /// Overdue part of it, rounded to cents.
+    #[serde(with = "crate::serde_forms::cent_amount")]
+    pub overdue_base: CentAmount,
     /// Bit `i` set: the debtor is in work queue `i`.
     pub queues: u32,
 }

@@ -180,9 +180,72 @@ impl FxTable {
     }
 }
 
+/// An amount rounded to cents (at most two decimals) in eight bytes instead of a decimal's sixteen: a debtor's
+/// outstanding and overdue totals in the base currency, kept for every debtor of a portfolio of millions.
+///
+/// It holds the decimal's mantissa and its scale (0, 1 or 2), so [`CentAmount::get`] gives back the very decimal
+/// it was made from (`100`, `100.5` and `100.50` stay distinct in how they print, as decimals do). The mantissa has
+/// 61 bits: beyond ±23 058 430 092 136 939 units of the base currency (far past any debt) it saturates.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct CentAmount(i64);
+
+impl CentAmount {
+    /// Zero.
+    pub const ZERO: CentAmount = CentAmount(0);
+
+    /// `v` rounded to cents (banker's rounding, as `Decimal::round_dp`).
+    pub fn new(v: Decimal) -> Self {
+        const LIMIT: i128 = (i64::MAX >> 2) as i128;
+        let v = v.round_dp(2);
+        let m = v.mantissa().clamp(-LIMIT, LIMIT) as i64;
+        CentAmount(m << 2 | i64::from(v.scale() as u8 & 3))
+    }
+
+    /// The decimal it holds.
+    pub fn get(self) -> Decimal {
+        Decimal::new(self.0 >> 2, (self.0 & 3) as u32)
+    }
+}
+
+impl From<Decimal> for CentAmount {
+    fn from(v: Decimal) -> Self {
+        CentAmount::new(v)
+    }
+}
+
+impl std::fmt::Debug for CentAmount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rust_decimal_macros::dec;
+
+    #[test]
+    fn a_cent_amount_gives_back_the_decimal_it_was_made_from() {
+        use super::CentAmount;
+        for v in [
+            dec!(0),
+            dec!(100),
+            dec!(100.5),
+            dec!(100.50),
+            dec!(-0.01),
+            dec!(123456789012.34),
+            dec!(-98765.4),
+        ] {
+            let back = CentAmount::new(v).get();
+            assert_eq!(back, v);
+            assert_eq!(back.to_string(), v.to_string(), "the scale is kept");
+        }
+        assert_eq!(CentAmount::new(dec!(1.005)).get(), dec!(1.00), "rounded as round_dp(2)");
+        assert_eq!(CentAmount::new(dec!(2.675)).get(), dec!(2.68));
+        assert_eq!(CentAmount::default().get(), rust_decimal::Decimal::ZERO);
+        let huge = CentAmount::new(rust_decimal::Decimal::MAX).get();
+        assert_eq!(huge, rust_decimal::Decimal::new(i64::MAX >> 2, 0), "saturates");
+        assert_eq!(CentAmount::new(-rust_decimal::Decimal::MAX).get(), -huge);
+    }
 
     use super::*;
 

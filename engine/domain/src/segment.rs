@@ -169,7 +169,7 @@ impl Segmentation {
     /// The segment of `d`, given its freshly derived bucket and outstanding amount.
     pub fn classify(&self, d: &Debtor) -> u16 {
         let bucket = d.derived.bucket;
-        let amount = d.derived.outstanding_base;
+        let amount = d.derived.outstanding_base.get();
         let product = d.oldest_unpaid().map(|o| o.product);
         let history = d.history.class();
         let profile = d.profile.as_ref();

@@ -173,6 +173,40 @@ pub mod amount {
     }
 }
 
+/// `#[serde(with = "crate::serde_forms::cent_amount")]` on a [`crate::money::CentAmount`]: the same forms as
+/// [`amount`].
+pub mod cent_amount {
+    use super::*;
+    use crate::money::CentAmount;
+
+    /// Serialises `v` as text or integers, by format.
+    pub fn serialize<S: Serializer>(v: &CentAmount, s: S) -> Result<S::Ok, S::Error> {
+        Amount(v.get()).serialize(s)
+    }
+
+    /// Reads either form.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CentAmount, D::Error> {
+        Amount::deserialize(d).map(|a| CentAmount::new(a.0))
+    }
+}
+
+/// `#[serde(with = "crate::serde_forms::never_as_none")]` on a [`Ts`](crate::time::Ts) where `Ts::MAX` means
+/// never: serialised as an `Option<Ts>`, `None` for never.
+pub mod never_as_none {
+    use super::*;
+    use crate::time::Ts;
+
+    /// Serialises `v` as an optional instant.
+    pub fn serialize<S: Serializer>(v: &Ts, s: S) -> Result<S::Ok, S::Error> {
+        (*v != Ts::MAX).then_some(*v).serialize(s)
+    }
+
+    /// Reads an optional instant.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ts, D::Error> {
+        Option::<Ts>::deserialize(d).map(|t| t.unwrap_or(Ts::MAX))
+    }
+}
+
 /// `#[serde(with = "crate::serde_forms::date")]` on a `NaiveDate`.
 pub mod date {
     use super::*;

@@ -50,7 +50,7 @@ fn strategy_path_follows_offsets_and_colombian_windows() {
     assert_eq!(h.reasons(DecisionKind::Deferred), vec!["blocked_day"]);
     assert_eq!(h.debtor.days_past_due(h.now), 15);
     assert_eq!(h.debtor.derived.stage, crate::stage::Stage::Administrative);
-    assert_eq!(h.debtor.derived.outstanding_base, dec!(100.00));
+    assert_eq!(h.debtor.derived.outstanding_base.get(), dec!(100.00));
 }
 
 #[test]
@@ -352,7 +352,7 @@ fn reversal_after_a_cure_reopens_the_debt_with_its_original_age() {
     h.feed(&reversal("D-1", "PAY1", ts("2026-03-10T16:00:00Z")))
         .unwrap();
     assert_eq!(h.debtor.derived.dpd, 8);
-    assert_eq!(h.debtor.derived.outstanding_base, dec!(100.00));
+    assert_eq!(h.debtor.derived.outstanding_base.get(), dec!(100.00));
     assert_eq!(h.debtor.history.episodes, 2);
     // Back in arrears with the same due date: steps already taken for it are not taken again.
     h.advance_to(ts("2026-03-20T00:00:00Z"));
@@ -386,13 +386,13 @@ fn mixed_currencies_are_kept_apart_and_valued_in_base() {
         .unwrap();
     h.feed(&obligation("D-1", "L2", "USD", "50", "2026-03-01", at))
         .unwrap();
-    assert_eq!(h.debtor.derived.outstanding_base, dec!(150.00));
+    assert_eq!(h.debtor.derived.outstanding_base.get(), dec!(150.00));
     h.feed(&payment("D-1", "P1", "USD", "50", None, at))
         .unwrap();
     let o = h.debtor.outstanding();
     assert_eq!(o.get(cur("COP")), dec!(400000));
     assert_eq!(o.get(cur("USD")), dec!(0));
-    assert_eq!(h.debtor.derived.outstanding_base, dec!(100.00));
+    assert_eq!(h.debtor.derived.outstanding_base.get(), dec!(100.00));
     // A currency with no FX rate is refused: its value would be unknown.
     assert!(
         h.feed(&obligation("D-1", "L3", "ARS", "10", "2026-03-01", at))

@@ -248,7 +248,7 @@ impl Before {
             dims: d.map(dims),
             bucket: d.map(|d| d.derived.bucket),
             past_due: d.is_some_and(|d| d.derived.dpd > 0),
-            overdue: d.map_or(Decimal::ZERO, |d| d.derived.overdue_base),
+            overdue: d.map_or(Decimal::ZERO, |d| d.derived.overdue_base.get()),
         }
     }
 }
@@ -342,7 +342,7 @@ impl Kpis {
         }
         match event {
             Some(EventKind::PaymentReceived { .. } | EventKind::CreditNote { .. }) => {
-                let paid = before.overdue - d.derived.overdue_base;
+                let paid = before.overdue - d.derived.overdue_base.get();
                 if paid > Decimal::ZERO {
                     self.each_in(now, was, |c| c.recovered += paid);
                 }
@@ -409,7 +409,7 @@ pub(crate) fn populations<'a>(
             *c.population.entry(d.derived.bucket).or_default() += 1;
             if d.derived.dpd > 0 {
                 c.delinquent += 1;
-                c.overdue += d.derived.overdue_base;
+                c.overdue += d.derived.overdue_base.get();
             }
         }
     }

@@ -83,7 +83,7 @@ impl QueueEntry {
                 .names()
                 .get(dv.segment as usize)
                 .cloned(),
-            overdue_base: dv.overdue_base,
+            overdue_base: dv.overdue_base.get(),
         }
     }
 }

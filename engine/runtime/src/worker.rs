@@ -497,20 +497,20 @@ impl PartitionWorker {
             }
             let dv = &d.derived;
             p.owing += 1;
-            p.outstanding_base += dv.outstanding_base;
-            p.overdue_base += dv.overdue_base;
+            p.outstanding_base += dv.outstanding_base.get();
+            p.overdue_base += dv.overdue_base.get();
             by_bucket
                 .entry(dv.bucket)
                 .or_default()
-                .add(dv.outstanding_base);
+                .add(dv.outstanding_base.get());
             by_stage
                 .entry(dv.stage.as_str())
                 .or_default()
-                .add(dv.outstanding_base);
+                .add(dv.outstanding_base.get());
             by_segment
                 .entry(dv.segment)
                 .or_default()
-                .add(dv.outstanding_base);
+                .add(dv.outstanding_base.get());
             for (c, amount) in d.outstanding().iter() {
                 by_currency.entry(c).or_default().add(amount);
             }

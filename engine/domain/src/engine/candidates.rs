@@ -211,16 +211,16 @@ impl Engine {
         c.anchor = anchor;
         c.entered = entered;
         let (Some(s), Some(due)) = (strategy, anchor) else {
-            d.cursor.next_step = None;
+            d.cursor.next_step = Ts::MAX;
             return None;
         };
-        if !reset && d.cursor.next_step.is_none_or(|t| t > now) {
-            return d.cursor.next_step; // nothing due: skip recomputing step instants
+        if !reset && d.cursor.next_step > now {
+            return d.cursor.next_step(); // nothing due: skip recomputing step instants
         }
         let mut done = d.cursor.done;
         let steps = s.due_steps(d, &mut done, due, tz, now);
         d.cursor.done = done;
-        d.cursor.next_step = steps.next;
+        d.cursor.next_step = steps.next.unwrap_or(Ts::MAX);
         let Some(i) = steps.take else {
             return steps.next;
         };
@@ -290,7 +290,7 @@ impl Engine {
     /// Brings an action's figures up to date with the debtor's state (a deferred action may wait days).
     pub(super) fn refresh(&self, d: &Debtor, a: &mut Action) {
         a.amounts_due = d.outstanding();
-        a.overdue_base = d.derived.overdue_base;
+        a.overdue_base = d.derived.overdue_base.get();
         a.dpd = d.derived.dpd;
         a.stage = d.derived.stage;
         a.segment = self.segmentation.names()[d.derived.segment as usize]

@@ -10,7 +10,7 @@ use crate::config_error::ConfigError;
 use crate::debtor::Debtor;
 use crate::event::Envelope;
 use crate::facts::{self, Effects};
-use crate::money::{FxConfig, FxTable};
+use crate::money::{CentAmount, FxConfig, FxTable};
 use crate::policy::{GapConfig, HolidayCalendarConfig, Policies, PolicyConfig};
 use crate::priority::PriorityWeights;
 use crate::queues::{QueueConfig, QueueDefs};
@@ -322,8 +322,8 @@ impl Engine {
         let outstanding_base = d.outstanding_base(&self.fx);
         let charged_off = d.status().charged_off;
         let dv = &mut d.derived;
-        dv.outstanding_base = outstanding_base;
-        dv.overdue_base = overdue.round_dp(2);
+        dv.outstanding_base = CentAmount::new(outstanding_base);
+        dv.overdue_base = CentAmount::new(overdue);
         dv.dpd = dpd;
         dv.bucket = self.aging.bucket(dpd);
         let stage = if charged_off && oldest.is_some() {

@@ -133,8 +133,8 @@ impl PartitionFlush {
                 .unwrap_or_default(),
             stage: dv.stage.as_str(),
             segment: segment.clone(),
-            outstanding_base: dv.outstanding_base,
-            overdue_base: dv.overdue_base,
+            outstanding_base: dv.outstanding_base.get(),
+            overdue_base: dv.overdue_base.get(),
             dpd: i32::from(dv.dpd),
             priority: dv.priority,
         });

@@ -33,7 +33,7 @@ use mora_domain::debtor::{
 };
 use mora_domain::event::{CustomerType, DebtorFlags, Profile};
 use mora_domain::ids::{Channel, ChannelSet, Currency};
-use mora_domain::money::Balances;
+use mora_domain::money::{Balances, CentAmount};
 use mora_domain::stage::Stage;
 use mora_domain::time::Ts;
 use rust_decimal::Decimal;
@@ -247,7 +247,7 @@ impl Writer<'_> {
         self.opt_date(c.anchor);
         self.opt_date(c.entered);
         self.uv(c.done);
-        self.opt_ts(c.next_step);
+        self.opt_ts(c.next_step());
     }
 
     fn derived(&mut self, d: &Derived) {
@@ -257,8 +257,8 @@ impl Writer<'_> {
         self.opt_date(d.stage_entered);
         self.uv(u64::from(d.segment));
         self.sv(d.priority);
-        self.amount(d.outstanding_base);
-        self.amount(d.overdue_base);
+        self.amount(d.outstanding_base.get());
+        self.amount(d.overdue_base.get());
         self.uv(u64::from(d.queues));
     }
 
@@ -541,7 +541,7 @@ impl<'a> Reader<'a> {
             anchor: self.opt_date()?,
             entered: self.opt_date()?,
             done: self.uv()?,
-            next_step: self.opt_ts()?,
+            next_step: self.opt_ts()?.unwrap_or(Ts::MAX),
         })
     }
 
@@ -555,8 +555,8 @@ impl<'a> Reader<'a> {
             stage_entered: self.opt_date()?,
             segment: self.int()?,
             priority: self.sv()?,
-            outstanding_base: self.amount()?,
-            overdue_base: self.amount()?,
+            outstanding_base: CentAmount::new(self.amount()?),
+            overdue_base: CentAmount::new(self.amount()?),
             queues: self.int()?,
         })
     }
