@@ -112,6 +112,24 @@ impl Cold {
             && self.issued.is_empty()
             && self.status == Status::default()
     }
+
+    /// Gives back spare room: a vector holding more than half again its length plus one (left by pruning, a
+    /// release, or a collect that grew it the default way) shrinks to its length. What [`push_tight`] leaves is
+    /// within that bound, so a vector is not shrunk and regrown by turns; when nothing is spare this is a few
+    /// comparisons.
+    fn trim(&mut self) {
+        fn tight<T>(v: &mut Vec<T>) {
+            if v.capacity() > v.len() + v.len() / 2 + 1 {
+                v.shrink_to_fit();
+            }
+        }
+        tight(&mut self.payments);
+        tight(&mut self.promises);
+        tight(&mut self.disputes);
+        tight(&mut self.contacts);
+        tight(&mut self.pending);
+        tight(&mut self.issued);
+    }
 }
 
 static EMPTY_COLD: Cold = Cold::EMPTY;
@@ -186,10 +204,15 @@ impl Debtor {
         self.cold.as_deref_mut()
     }
 
-    /// Frees the cold part once everything in it is empty again (the engine calls it after each event and timer).
+    /// Frees the cold part once everything in it is empty again, and otherwise the spare room its vectors were
+    /// left with (the engine calls it after each event and timer).
     pub fn release_cold(&mut self) {
-        if self.cold.as_deref().is_some_and(Cold::is_empty) {
-            self.cold = None;
+        if let Some(cold) = self.cold.as_deref_mut() {
+            if cold.is_empty() {
+                self.cold = None;
+            } else {
+                cold.trim();
+            }
         }
     }
 

@@ -239,11 +239,19 @@ mod tests {
             assert_eq!(back, v);
             assert_eq!(back.to_string(), v.to_string(), "the scale is kept");
         }
-        assert_eq!(CentAmount::new(dec!(1.005)).get(), dec!(1.00), "rounded as round_dp(2)");
+        assert_eq!(
+            CentAmount::new(dec!(1.005)).get(),
+            dec!(1.00),
+            "rounded as round_dp(2)"
+        );
         assert_eq!(CentAmount::new(dec!(2.675)).get(), dec!(2.68));
         assert_eq!(CentAmount::default().get(), rust_decimal::Decimal::ZERO);
         let huge = CentAmount::new(rust_decimal::Decimal::MAX).get();
-        assert_eq!(huge, rust_decimal::Decimal::new(i64::MAX >> 2, 0), "saturates");
+        assert_eq!(
+            huge,
+            rust_decimal::Decimal::new(i64::MAX >> 2, 0),
+            "saturates"
+        );
         assert_eq!(CentAmount::new(-rust_decimal::Decimal::MAX).get(), -huge);
     }
 

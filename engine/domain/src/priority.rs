@@ -75,7 +75,13 @@ impl PriorityWeights {
 
     /// The score of `d` (from its freshly derived figures), in hundredths of a point.
     pub fn score(&self, d: &Debtor, fx: &FxTable) -> i64 {
-        let debt = d.derived.outstanding_base.get().to_f64().unwrap_or(0.0).max(0.0);
+        let debt = d
+            .derived
+            .outstanding_base
+            .get()
+            .to_f64()
+            .unwrap_or(0.0)
+            .max(0.0);
         let (util, risk) = match d.profile.as_ref() {
             Some(p) => {
                 let limit = fx

@@ -939,3 +939,31 @@ fn priority_weights_and_policy_spans_are_bounded_and_say_their_limits() {
         .to_string();
     assert!(err.contains("max_defer"), "{err}");
 }
+
+#[test]
+fn a_cold_part_gives_back_spare_room_and_goes_when_empty() {
+    let mut d = crate::debtor::Debtor::new("D1".into());
+    let cold = d.cold_mut();
+    cold.issued = Vec::with_capacity(16);
+    cold.issued.extend([1, 2, 3]);
+    d.release_cold();
+    assert_eq!(d.cold().issued, vec![1, 2, 3]);
+    assert!(
+        d.cold().issued.capacity() <= 5,
+        "shrunk to within half again"
+    );
+    let cap = d.cold().issued.capacity();
+    crate::debtor::push_tight(&mut d.cold_mut().issued, 4);
+    let grown = d.cold().issued.capacity();
+    d.release_cold();
+    assert_eq!(
+        d.cold().issued.capacity(),
+        grown,
+        "what push_tight leaves is kept"
+    );
+    assert!(grown >= cap);
+    d.cold_mut().issued.clear();
+    d.release_cold();
+    assert!(d.cold().is_empty());
+    assert_eq!(d.cold().issued.capacity(), 0, "an empty cold part is freed");
+}

@@ -28,9 +28,7 @@ impl DebtorStore {
     /// The slot of debtor `id`.
     pub fn find(&self, id: &str) -> Option<u32> {
         let h = self.hasher.hash_one(id);
-        self.index
-            .find(h, |&s| self.get(s).id == id)
-            .copied()
+        self.index.find(h, |&s| self.get(s).id == id).copied()
     }
 
     /// Adds a debtor not yet present; returns its slot.
@@ -95,10 +93,16 @@ mod tests {
         let first = store.insert(Debtor::new("D0".into())) as usize;
         let first_at: *const Debtor = store.get(first as u32);
         for i in 1..n {
-            assert_eq!(store.insert(Debtor::new(format!("D{i}").into())) as usize, i);
+            assert_eq!(
+                store.insert(Debtor::new(format!("D{i}").into())) as usize,
+                i
+            );
         }
         assert_eq!(store.len(), n);
-        assert!(std::ptr::eq(first_at, store.get(0)), "a full chunk never moves");
+        assert!(
+            std::ptr::eq(first_at, store.get(0)),
+            "a full chunk never moves"
+        );
         for i in [0, CHUNK - 1, CHUNK, 2 * CHUNK, n - 1] {
             let slot = store.find(&format!("D{i}")).expect("inserted");
             assert_eq!(slot as usize, i);

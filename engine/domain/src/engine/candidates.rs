@@ -376,10 +376,13 @@ impl Engine {
                 out.audits.push(rec);
                 let cold = d.cold_mut();
                 remember(cold, &action.action_id);
-                cold.pending.push(PendingAction {
-                    release: until,
-                    action,
-                });
+                push_tight(
+                    &mut cold.pending,
+                    PendingAction {
+                        release: until,
+                        action,
+                    },
+                );
             }
             Verdict::Drop {
                 reason,
