@@ -21,11 +21,16 @@ pub struct ViewKeys {
 #[derive(Debug, Default)]
 pub(crate) struct ChangeSet {
     order: Vec<u32>,
-    marked: Vec<bool>,
-    /// Per slot: view keys as last persisted, packed ([`ViewKeys::pack`]; 0: never persisted), 8 bytes a debtor
-    /// where an `Option<ViewKeys>` took 12.
+    /// Per slot: view keys as last persisted, packed ([`ViewKeys::pack`]; 0: never persisted), and the slot's
+    /// changed mark ([`MARKED`]): 8 bytes a debtor where an `Option<ViewKeys>` and a flag took 13.
     persisted: Vec<u64>,
 }
+
+/// The bit of a slot's packed word saying it changed since the last flush.
+const MARKED: u64 = 1 << 63;
+
+/// The bits of a slot's packed word holding its persisted view keys.
+const KEYS: u64 = !MARKED;
 
 impl ViewKeys {
     /// The keys in the low 48 bits and a presence bit above them.
@@ -44,12 +49,11 @@ impl ViewKeys {
 impl ChangeSet {
     pub(crate) fn mark(&mut self, slot: u32) {
         let i = slot as usize;
-        if self.marked.len() <= i {
-            self.marked.resize(i + 1, false);
+        if self.persisted.len() <= i {
             self.persisted.resize(i + 1, 0);
         }
-        if !self.marked[i] {
-            self.marked[i] = true;
+        if self.persisted[i] & MARKED == 0 {
+            self.persisted[i] |= MARKED;
             self.order.push(slot);
         }
     }
@@ -58,27 +62,26 @@ impl ChangeSet {
     pub(crate) fn loaded(&mut self, slot: u32, keys: ViewKeys) {
         let i = slot as usize;
         if self.persisted.len() <= i {
-            self.marked.resize(i + 1, false);
             self.persisted.resize(i + 1, 0);
         }
-        self.persisted[i] = keys.pack();
+        self.persisted[i] = self.persisted[i] & MARKED | keys.pack();
     }
 
     /// Takes the changed slots, clearing the marks.
     pub(crate) fn take(&mut self) -> Vec<u32> {
         let order = std::mem::take(&mut self.order);
         for s in &order {
-            self.marked[*s as usize] = false;
+            self.persisted[*s as usize] &= KEYS;
         }
         order
     }
 
     /// Swaps in the keys being written for `slot`; returns the keys previously persisted.
     pub(crate) fn persist(&mut self, slot: u32, keys: ViewKeys) -> Option<ViewKeys> {
-        ViewKeys::unpack(std::mem::replace(
-            &mut self.persisted[slot as usize],
-            keys.pack(),
-        ))
+        let word = &mut self.persisted[slot as usize];
+        let previous = *word & KEYS;
+        *word = *word & MARKED | keys.pack();
+        ViewKeys::unpack(previous)
     }
 
     pub(crate) fn pending(&self) -> usize {
@@ -112,6 +115,29 @@ mod tests {
         assert!(c.take().is_empty());
         c.mark(1);
         assert_eq!(c.take(), vec![1]);
+    }
+
+    #[test]
+    fn a_mark_and_the_persisted_keys_share_a_word_without_disturbing_each_other() {
+        let mut c = ChangeSet::default();
+        let keys = ViewKeys {
+            segment: u16::MAX,
+            queues: u32::MAX,
+        };
+        c.mark(5);
+        c.loaded(5, keys);
+        c.mark(5);
+        assert_eq!(c.pending(), 1, "still marked once after a load");
+        assert_eq!(c.persist(5, keys), Some(keys));
+        assert_eq!(c.take(), vec![5]);
+        assert_eq!(
+            c.persist(5, ViewKeys::default()),
+            Some(keys),
+            "taking keeps the keys"
+        );
+        c.mark(5);
+        assert_eq!(c.take(), vec![5], "marked again after a take");
+        assert_eq!(c.persist(4, keys), None, "never persisted");
     }
 
     #[test]
