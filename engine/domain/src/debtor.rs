@@ -4,6 +4,7 @@ use chrono::NaiveDate;
 use compact_str::CompactString;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use thin_vec::ThinVec;
 
 use crate::action::Action;
 use crate::event::Profile;
@@ -53,7 +54,7 @@ pub type Allocations = smallvec::SmallVec<[(CompactString, Decimal); 1]>;
 
 /// Appends to one of a debtor's short vectors, growing it by half its length instead of doubling (from one slot,
 /// not four): a portfolio holds millions of them, each bounded or pruned, so spare capacity is most of their cost.
-pub fn push_tight<T>(v: &mut Vec<T>, x: T) {
+pub fn push_tight<T>(v: &mut ThinVec<T>, x: T) {
     if v.len() == v.capacity() {
         v.reserve_exact((v.len() / 2).max(1));
     }
@@ -65,20 +66,20 @@ pub fn push_tight<T>(v: &mut Vec<T>, x: T) {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Cold {
     /// Recent payments and credit notes, kept so a reversal can undo exactly what they did.
-    pub payments: Vec<PaymentRecord>,
+    pub payments: ThinVec<PaymentRecord>,
     /// Money received beyond the debt, per currency, applied to the next obligation.
     pub credit: Balances,
     /// Open promises to pay.
-    pub promises: Vec<Promise>,
+    pub promises: ThinVec<Promise>,
     /// Ids of open disputes.
-    pub disputes: Vec<CompactString>,
+    pub disputes: ThinVec<CompactString>,
     /// Recent contact attempts and conversations, for frequency caps (pruned past the longest cap window).
-    pub contacts: Vec<ContactMark>,
+    pub contacts: ThinVec<ContactMark>,
     /// Actions deferred by the compliance guard, waiting for their release instant.
-    pub pending: Vec<PendingAction>,
+    pub pending: ThinVec<PendingAction>,
     /// Fingerprints (64-bit hashes) of the last action ids sent or deferred: a deterministic id is never issued twice,
     /// even when a reversal or a segment change brings the debtor back to a step already taken.
-    pub issued: Vec<u64>,
+    pub issued: ThinVec<u64>,
     /// Charged off, agency placement, payment plan, replies awaiting an answer.
     pub status: Status,
 }
@@ -86,13 +87,13 @@ pub struct Cold {
 impl Cold {
     /// Nothing: what a debtor without a cold part reads.
     pub const EMPTY: Cold = Cold {
-        payments: Vec::new(),
+        payments: ThinVec::new(),
         credit: Balances::EMPTY,
-        promises: Vec::new(),
-        disputes: Vec::new(),
-        contacts: Vec::new(),
-        pending: Vec::new(),
-        issued: Vec::new(),
+        promises: ThinVec::new(),
+        disputes: ThinVec::new(),
+        contacts: ThinVec::new(),
+        pending: ThinVec::new(),
+        issued: ThinVec::new(),
         status: Status {
             charged_off: false,
             agency: None,
@@ -118,7 +119,7 @@ impl Cold {
     /// within that bound, so a vector is not shrunk and regrown by turns; when nothing is spare this is a few
     /// comparisons.
     fn trim(&mut self) {
-        fn tight<T>(v: &mut Vec<T>) {
+        fn tight<T>(v: &mut ThinVec<T>) {
             if v.capacity() > v.len() + v.len() / 2 + 1 {
                 v.shrink_to_fit();
             }

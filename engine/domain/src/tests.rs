@@ -640,7 +640,7 @@ fn massachusetts_overlay_is_stricter_than_federal_rules() {
     p.region = Some("MA".into());
     d.profile = Some(p);
     let now = ts("2026-03-04T15:00:00Z");
-    d.cold_mut().contacts = vec![
+    d.cold_mut().contacts = thin_vec::thin_vec![
         ContactMark {
             at: ts("2026-03-02T15:00:00Z"),
             channel: Channel::Sms,
@@ -944,7 +944,7 @@ fn priority_weights_and_policy_spans_are_bounded_and_say_their_limits() {
 fn a_cold_part_gives_back_spare_room_and_goes_when_empty() {
     let mut d = crate::debtor::Debtor::new("D1".into());
     let cold = d.cold_mut();
-    cold.issued = Vec::with_capacity(16);
+    cold.issued = thin_vec::ThinVec::with_capacity(16);
     cold.issued.extend([1, 2, 3]);
     d.release_cold();
     assert_eq!(d.cold().issued, vec![1, 2, 3]);

@@ -3,6 +3,8 @@
 //! compliance guard, the only way out.
 
 use crate::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
+use thin_vec::ThinVec;
+
 use crate::debtor::{Cold, ContactMark, Debtor, MarkKind, PendingAction, push_tight};
 use crate::event::Envelope;
 use crate::facts::Effects;
@@ -39,7 +41,7 @@ impl Engine {
             return;
         }
         let pending = &mut d.cold_mut().pending;
-        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(pending)
+        let (due, keep): (ThinVec<_>, ThinVec<_>) = std::mem::take(pending)
             .into_iter()
             .partition(|p| p.release <= now);
         *pending = keep;

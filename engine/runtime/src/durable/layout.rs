@@ -636,7 +636,7 @@ impl<'a> Reader<'a> {
         let n = self.len()?;
         if n > 0 {
             let bytes = self.take(n)?;
-            c.pending = postcard::from_bytes::<Vec<PendingAction>>(bytes)
+            c.pending = postcard::from_bytes::<thin_vec::ThinVec<PendingAction>>(bytes)
                 .map_err(|_| LayoutError("deferred actions unreadable"))?;
         }
         Ok(c)
