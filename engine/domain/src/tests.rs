@@ -890,8 +890,9 @@ mod properties {
 fn print_sizes() {
     use std::mem::size_of;
     println!(
-        "Debtor {} Profile {} Obligation {} PaymentRecord {} Promise {} ContactMark {} PendingAction {} Derived {} Action {}",
+        "Debtor {} Cold {} Profile {} Obligation {} PaymentRecord {} Promise {} ContactMark {} PendingAction {} Derived {} Action {}",
         size_of::<crate::debtor::Debtor>(),
+        size_of::<crate::debtor::Cold>(),
         size_of::<crate::event::Profile>(),
         size_of::<crate::debtor::Obligation>(),
         size_of::<crate::debtor::PaymentRecord>(),
