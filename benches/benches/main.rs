@@ -106,7 +106,7 @@ fn guard(c: &mut Criterion) {
     let policy = engine.policies.lookup("CO", None).expect("CO policy");
     let mut d = Debtor::new("G".into());
     d.profile = Some(testkit::profile("CO", "America/Bogota"));
-    d.cold_mut().contacts = vec![ContactMark {
+    d.cold_mut().contacts = thin_vec::thin_vec![ContactMark {
         at: testkit::ts("2026-03-01T15:00:00Z"),
         channel: Channel::Sms,
         kind: MarkKind::Attempt,
