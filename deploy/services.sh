@@ -13,6 +13,7 @@
 #   deploy/services.sh down      stop what `up` started (by pid)
 #   deploy/services.sh stop|start kafka|cassandra|registry   one server only (the fault tests restart them)
 #   deploy/services.sh status    say what runs and whether it answers
+#   deploy/services.sh cluster-id [COUNT]   new KRaft cluster ids, as `up` makes them (never starting with '-')
 #
 # Cluster mode, for the fault tests (instead of the single servers: the ports overlap):
 #   deploy/services.sh up --cluster    three Kafka 4.x KRaft nodes (each broker and controller, static quorum) on
@@ -122,14 +123,15 @@ check_ports() {
 }
 
 # A KRaft cluster id: 16 random bytes in URL-safe base64. One starting with '-' would be read as an option (as
-# Kafka's own generator does, draw again).
+# Kafka's own generator does, draw again). With a count, that many (deploy/test.sh checks the generator).
 new_cluster_id() {
-  python3 -c 'import base64,uuid
-while True:
-    c = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    if not c.startswith("-"):
-        break
-print(c)'
+  python3 -c 'import base64,sys,uuid
+for _ in range(int(sys.argv[1])):
+    while True:
+        c = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not c.startswith("-"):
+            break
+    print(c)' "${1:-1}"
 }
 
 # start_kafka_node NAME PORT CONTROLLER_PORT CLUSTER_ID FORMAT_FLAGS: a KRaft node (broker and controller) whose
@@ -427,6 +429,7 @@ ENV
   kill) signal "${2:?usage: $0 kill NAME}" KILL ;;
   freeze) signal "${2:?usage: $0 freeze NAME}" STOP ;;
   thaw) signal "${2:?usage: $0 thaw NAME}" CONT ;;
+  cluster-id) new_cluster_id "${2:-1}" ;;
   status)
     for s in "${ALL_SERVERS[@]}"; do
       if alive "$RUN/$s.pid"; then echo "$s: running (pid $(cat "$RUN/$s.pid"))"
@@ -437,7 +440,7 @@ ENV
     python3 "$SVC/probe.py" registry "127.0.0.1:$REGISTRY_PORT" || true
     ;;
   *)
-    echo "usage: $0 up [--cluster]|down [--cluster]|status|stop NAME|start NAME|kill NAME|freeze NAME|thaw NAME" >&2
+    echo "usage: $0 up [--cluster]|down [--cluster]|status|stop NAME|start NAME|kill NAME|freeze NAME|thaw NAME|cluster-id [COUNT]" >&2
     exit 2
     ;;
 esac

@@ -32,6 +32,16 @@ if [ ! -f "$validator/.complete" ]; then
   touch "$validator/.complete"
 fi
 "$validator/bin/python" -m openapi_spec_validator app/src/api/openapi.json
+# KRaft cluster ids as `up` makes them: 22 characters of URL-safe base64, none starting with '-' (the storage tool
+# reads such an id as an option); without the guard, 2 000 draws would hold about 31 that do.
+python3 - <(deploy/services.sh cluster-id 2000) <<'PY'
+import re, sys
+ids = open(sys.argv[1]).read().split()
+assert len(ids) == 2000 and len(set(ids)) == 2000, "2 000 distinct ids"
+bad = [i for i in ids if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}", i)]
+assert not bad, f"cluster ids an option parser would misread or that are not 16 bytes in URL-safe base64: {bad[:3]}"
+print("cluster ids: 2 000 drawn, none starts with '-'")
+PY
 # Build everything first, so the servers are not left waiting on the compiler.
 cargo test --workspace --features mora-tests/services --no-run
 # The fault tests run the engine binary as a subprocess.
