@@ -433,10 +433,14 @@ listen = "127.0.0.1:0"
                 );
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the engine did not stop within 60 s"
-            );
+            if Instant::now() >= deadline {
+                let _ = engine.kill();
+                let _ = engine.wait();
+                panic!(
+                    "the engine did not stop within 60 s of SIGTERM (killed); its log ends:\n{}",
+                    tail(&self.engine_log(n))
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
