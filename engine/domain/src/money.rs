@@ -190,13 +190,11 @@ impl FxTable {
 pub struct CentAmount(i64);
 
 impl CentAmount {
-    /// Zero.
-    pub const ZERO: CentAmount = CentAmount(0);
-
-    /// `v` rounded to cents (banker's rounding, as `Decimal::round_dp`).
+    /// `v` rounded to cents (banker's rounding, as `Decimal::round_dp`; a value already at cents, as the engine's
+    /// totals and stored states are, is taken as it is).
     pub fn new(v: Decimal) -> Self {
         const LIMIT: i128 = (i64::MAX >> 2) as i128;
-        let v = v.round_dp(2);
+        let v = if v.scale() > 2 { v.round_dp(2) } else { v };
         let m = v.mantissa().clamp(-LIMIT, LIMIT) as i64;
         CentAmount(m << 2 | i64::from(v.scale() as u8 & 3))
     }
@@ -204,12 +202,6 @@ impl CentAmount {
     /// The decimal it holds.
     pub fn get(self) -> Decimal {
         Decimal::new(self.0 >> 2, (self.0 & 3) as u32)
-    }
-}
-
-impl From<Decimal> for CentAmount {
-    fn from(v: Decimal) -> Self {
-        CentAmount::new(v)
     }
 }
 

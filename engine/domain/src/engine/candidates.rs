@@ -2,9 +2,9 @@
 //! deferral whose instant has come), how each becomes an action with a deterministic id, and its way through the
 //! compliance guard, the only way out.
 
-use crate::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
 use thin_vec::ThinVec;
 
+use crate::action::{Action, ActionId, AuditRecord, DecisionKind, Reason};
 use crate::debtor::{Cold, ContactMark, Debtor, MarkKind, PendingAction, push_tight};
 use crate::event::Envelope;
 use crate::facts::Effects;
