@@ -108,6 +108,9 @@ pub fn connect_store(
     Ok(Some(Box::new(handle)))
 }
 
+/// How long past `kafka.shutdown_timeout` a stopping process waits for its engine threads before exiting anyway.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs the engine until SIGINT or SIGTERM.
 #[allow(clippy::print_stdout)]
 pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
@@ -131,6 +134,7 @@ pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
         Some(r) => Some(crate::schemas::connect(r, &kafka.topics)?),
         None => None,
     };
+    let shutdown_timeout = kafka.shutdown_timeout;
     let handle = run_with_registry(kafka, Arc::new(loaded.engine), store, threads, schemas)?;
     let server = if args.no_api {
         None
@@ -155,8 +159,20 @@ pub fn run_engine(args: &RunArgs) -> anyhow::Result<()> {
         Some(crate::api::Server::start(&api.listen, router)?)
     };
     let stop = handle.stopper();
-    ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-        .context("cannot install the signal handler")?;
+    let backstop = shutdown_timeout + STOP_GRACE;
+    let once = std::sync::Once::new();
+    ctrlc::set_handler(move || {
+        stop.store(true, Ordering::SeqCst);
+        // The engine threads bound every wait of their stop by `shutdown_timeout`; this is the net under them.
+        once.call_once(|| {
+            std::thread::spawn(move || {
+                std::thread::sleep(backstop);
+                tracing::error!(after = ?backstop, "The engine did not stop in time; exiting without waiting further (the open transaction is aborted by the next owner).");
+                std::process::exit(1);
+            });
+        });
+    })
+    .context("cannot install the signal handler")?;
     tracing::info!("Engine running; SIGINT or SIGTERM stops it after a final commit.");
     let mut last = std::time::Instant::now();
     while !handle.is_finished() {

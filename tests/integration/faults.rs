@@ -368,3 +368,85 @@ fn two_of_three_database_nodes_down_pause_input_and_nothing_is_lost() {
         "input paused ~20 s; time counted from cassandra-2's return",
     );
 }
+
+/// The stop's time in the next test, well under the grace period an orchestrator gives.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[test]
+#[ignore = "needs the three-node cluster: deploy/test.sh runs the fault tests after `services.sh up --cluster`"]
+fn the_engine_stopped_while_every_broker_is_frozen_exits_within_its_shutdown_timeout() {
+    require_cluster();
+    let w = World::on_cluster();
+    w.loadgen(EVENTS);
+    let commits = Commits::watch(&w);
+    let mut engine = w.start_engine_setting(
+        0,
+        &format!("shutdown_timeout = \"{}s\"", SHUTDOWN_TIMEOUT.as_secs()),
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let brokers: Vec<String> = (1..=3).map(|i| format!("kafka-{i}")).collect();
+    let heal = Heal(brokers.clone());
+    for b in &brokers {
+        services(&["freeze", b]);
+    }
+    // The open transaction's outputs and commit now wait on brokers that do not answer.
+    std::thread::sleep(Duration::from_secs(2));
+    let asked = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &engine.id().to_string()])
+        .status();
+    let limit = SHUTDOWN_TIMEOUT + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = engine.try_wait().unwrap() {
+            break Some(status);
+        }
+        if asked.elapsed() > Duration::from_secs(60) {
+            let _ = engine.kill();
+            let _ = engine.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = asked.elapsed();
+    for b in &brokers {
+        services(&["thaw", b]);
+    }
+    let thawed = Instant::now();
+    drop(heal);
+    let log = w.engine_log(0);
+    let tail: String = log
+        .lines()
+        .rev()
+        .take(30)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        status.is_some_and(|s| s.success()) && took <= limit,
+        "with every broker frozen, the engine must stop by itself, cleanly, within shutdown_timeout ({SHUTDOWN_TIMEOUT:?}) and a margin: \
+         status {status:?} after {took:?}; its log ends:\n{tail}"
+    );
+    assert!(
+        log.contains("giving it up") || log.contains("did not close before the stop's deadline"),
+        "the stop met a cluster that does not answer (the final transaction given up, or the consumer left unclosed); its log ends:\n{tail}"
+    );
+    // Its successor (same instance id, so the same transactional ids) aborts what the stopped one left open.
+    let mut engine = w.start_engine(1);
+    w.wait_consumed(&mut engine, CONSUMED_WITHIN);
+    w.stop_engine(engine, 1);
+    let v = w.verify();
+    let note = format!(
+        "SIGTERM with kafka-1..3 SIGSTOPped: exited cleanly in {:.1} s (shutdown_timeout {} s); restarted after the thaw",
+        took.as_secs_f64(),
+        SHUTDOWN_TIMEOUT.as_secs()
+    );
+    report(
+        "engine stopped, every broker frozen",
+        &w,
+        v,
+        commits.first_after(thawed),
+        &note,
+    );
+}

@@ -214,6 +214,16 @@ listen = "127.0.0.1:0"
         self.start_with(n, &self.config, rust_log)
     }
 
+    /// As [`World::start_engine`], with `setting` (a `key = value` line) added to the `[kafka]` section.
+    pub(crate) fn start_engine_setting(&self, n: u32, setting: &str) -> Child {
+        let toml = std::fs::read_to_string(&self.config)
+            .unwrap()
+            .replace("[kafka.clock]", &format!("{setting}\n\n[kafka.clock]"));
+        let config = self.dir.join(format!("mora-engine-{n}.toml"));
+        std::fs::write(&config, toml).unwrap();
+        self.start_with(n, &config, ENGINE_LOG)
+    }
+
     /// Starts `mora run` as another member of the group: its own `instance_id` (so its own static membership and
     /// transactional ids), and a session timeout short enough that the group notices within seconds when it dies.
     pub(crate) fn start_instance(&self, n: u32, instance_id: &str) -> Child {

@@ -95,7 +95,7 @@ impl Ticker {
     }
 
     /// Waits for what was written.
-    pub(crate) fn flush(&self) {
-        let _ = self.producer.flush(Duration::from_secs(5));
+    pub(crate) fn flush(&self, patience: Duration) {
+        let _ = self.producer.flush(patience);
     }
 }

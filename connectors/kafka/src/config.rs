@@ -31,6 +31,12 @@ pub struct KafkaConfig {
     /// broker's `transaction.max.timeout.ms` (15 min by default) bounds it.
     #[serde(default = "default_transaction_timeout", with = "humantime_serde")]
     pub transaction_timeout: Duration,
+    /// How long a stop (SIGTERM, SIGINT) may take: the final commit, the last state flush and leaving the group
+    /// share it. Past it the open transaction is given up (aborted, or left for the next owner's producer or the
+    /// broker's `transaction_timeout` to abort: nothing is lost or doubled, the next owner replays from the last
+    /// commit) and the instance exits. Keep it below the orchestrator's grace period (Kubernetes: 30 s).
+    #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
     /// Transactional id of this instance (exactly-once mode); unique per running instance. Default: derived from
     /// `instance_id` when set (stable across restarts), otherwise from the group, the host name and the process id.
     pub transactional_id: Option<String>,
@@ -66,6 +72,11 @@ fn default_commit_interval() -> Duration {
 // seconds is ample, and it bounds how long a dead instance's open transaction holds the outputs back.
 fn default_transaction_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+// Room for a final commit and flush against a slow cluster, and exit before Kubernetes' default 30 s grace ends.
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(20)
 }
 
 // Long enough for a lagging topic's next fetch to arrive, short next to the commit interval's latency budget.
@@ -178,6 +189,7 @@ impl KafkaConfig {
             commit_interval: default_commit_interval(),
             max_idle: default_max_idle(),
             transaction_timeout: default_transaction_timeout(),
+            shutdown_timeout: default_shutdown_timeout(),
             transactional_id: None,
             instance_id: None,
             clock: ClockConfig::default(),
@@ -222,6 +234,14 @@ impl KafkaConfig {
                 self.commit_interval * 5
             ));
         }
+        if self.shutdown_timeout < Duration::from_secs(1)
+            || self.shutdown_timeout > Duration::from_secs(600)
+        {
+            return Err(format!(
+                "kafka.shutdown_timeout: {:?} must be between 1s and 10 minutes",
+                self.shutdown_timeout
+            ));
+        }
         if self.clock.interval < Duration::from_millis(10) {
             return Err("kafka.clock.interval: must be at least 10ms".into());
         }
@@ -250,6 +270,19 @@ mod tests {
         assert!(err.starts_with("kafka.transaction_timeout:"), "{err}");
         cfg.transaction_timeout = Duration::from_secs(3600);
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn a_shutdown_timeout_outside_its_bounds_is_refused_by_name() {
+        let mut cfg = KafkaConfig::new("b:9092");
+        cfg.shutdown_timeout = Duration::from_millis(500);
+        let err = cfg.validate().unwrap_err();
+        assert!(err.starts_with("kafka.shutdown_timeout:"), "{err}");
+        assert!(err.contains("1s and 10 minutes"), "{err}");
+        cfg.shutdown_timeout = Duration::from_secs(601);
+        assert!(cfg.validate().is_err());
+        cfg.shutdown_timeout = Duration::from_secs(5);
+        assert_eq!(cfg.validate(), Ok(()));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::error::PipelineError;
 /// How long a partition waits for the database at assignment before the instance gives up.
 const RESTORE_PATIENCE: Duration = Duration::from_secs(120);
 /// How long releasing partitions waits for their last flush.
-const RELEASE_PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const RELEASE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Actions and audit records decided since the last flush, for the ledger tables.
 #[derive(Debug, Default)]
@@ -188,8 +188,8 @@ impl Durable {
     }
 
     /// Waits for the flush in flight (releasing partitions, stopping).
-    pub(crate) fn settle(&mut self) -> bool {
-        let done = self.handle.wait(RELEASE_PATIENCE);
+    pub(crate) fn settle(&mut self, patience: Duration) -> bool {
+        let done = self.handle.wait(patience);
         if !done {
             warn!(
                 "The last flush did not complete in time; the next owner replays from the previous checkpoint."

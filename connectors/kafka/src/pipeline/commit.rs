@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, Producer};
 use tracing::{debug, warn};
 
@@ -21,6 +21,8 @@ const MAX_REPLACEMENTS: usize = 3;
 const REPLACEMENT_WINDOW: Duration = Duration::from_secs(600);
 /// How long a new producer keeps trying to initialise while the brokers do not answer.
 const PRODUCER_PATIENCE: Duration = Duration::from_secs(120);
+/// The longest single wait of a transactional call; it is made again (the client resumes it) up to its timeout.
+const TXN_SLICE: Duration = Duration::from_millis(500);
 
 impl Pipeline {
     /// Commits outputs and offsets: one transaction (exactly-once) or flush-then-commit (at-least-once).
@@ -51,9 +53,8 @@ impl Pipeline {
                 .ok_or_else(|| PipelineError::Config("no consumer group metadata".into()))?;
             debug!("Transaction commit begins.");
             let result = self
-                .producer
-                .send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
-                .and_then(|()| self.producer.commit_transaction(TXN_TIMEOUT));
+                .txn_call(|t| self.producer.send_offsets_to_transaction(&tpl, &group, t))
+                .and_then(|()| self.txn_call(|t| self.producer.commit_transaction(t)));
             match result {
                 Ok(()) => {
                     debug!("Transaction committed.");
@@ -66,7 +67,7 @@ impl Pipeline {
             }
         } else {
             if self.producer.in_flight_count() > 0 {
-                self.producer.flush(TXN_TIMEOUT)?; // only if deliveries timed out above
+                self.producer.flush(self.budget(TXN_TIMEOUT))?; // only if deliveries timed out above
             }
             consumer.commit(&tpl, CommitMode::Sync)?;
             self.offsets.clear();
@@ -94,13 +95,17 @@ impl Pipeline {
         }
         let mut fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal())
             || self.producer.client().fatal_error().is_some();
+        if self.stop_deadline().is_some() {
+            self.give_up_transaction(fatal, &e);
+            return Ok(());
+        }
         if !fatal {
             warn!(error = %e, "Transaction failed; aborting it and rebuilding state from the committed offsets.");
             if self.in_txn {
                 // The client aborts only once every output sent has its delivery report, and reports are served
                 // by polling on this thread.
                 self.await_deliveries(TXN_TIMEOUT);
-                if let Err(abort) = self.producer.abort_transaction(TXN_TIMEOUT) {
+                if let Err(abort) = self.txn_call(|t| self.producer.abort_transaction(t)) {
                     // E.g. fenced while aborting, or the coordinator refusing the abort's state: a new producer's
                     // initialisation aborts the transaction instead.
                     warn!(error = %abort, "Aborting the transaction failed.");
@@ -128,6 +133,34 @@ impl Pipeline {
             consumer.seek(el.topic(), el.partition(), el.offset(), TXN_TIMEOUT)?;
         }
         Ok(())
+    }
+
+    /// While stopping: the transaction that could not commit is aborted if the cluster answers before the stop's
+    /// deadline; otherwise it stays open until the next producer with this transactional id starts (its
+    /// initialisation aborts it) or the broker's transaction timeout passes. Either way none of its outputs become
+    /// visible and its offsets are not committed, so the partitions' next owner replays from the last commit. The
+    /// partitions' state is dropped, not rebuilt, and the producer is not replaced: the instance is leaving.
+    fn give_up_transaction(&mut self, fatal: bool, e: &KafkaError) {
+        warn!(error = %e, "Stopping: the final transaction did not commit; giving it up (the next owner replays from the last commit).");
+        if self.in_txn && !fatal {
+            self.await_deliveries(TXN_TIMEOUT);
+            let aborted = !self.budget(TXN_TIMEOUT).is_zero()
+                && self
+                    .txn_call(|t| self.producer.abort_transaction(t))
+                    .is_ok();
+            if !aborted {
+                warn!(
+                    transaction_timeout = ?self.cfg.transaction_timeout,
+                    "Stopping: the transaction could not be aborted in time; it stays open until this transactional id's next producer starts or the broker's transaction timeout passes."
+                );
+            }
+        }
+        self.in_txn = false;
+        self.failed = None;
+        self.stats.aborts += 1;
+        metrics::counter!("mora_commits_total", "result" => "aborted").increment(1);
+        self.offsets.clear();
+        self.slots.clear();
     }
 
     /// Swaps the fenced producer for a new one with the same transactional id. Its `init_transactions` bumps the
@@ -190,19 +223,43 @@ impl Pipeline {
         self.stats.skipped = self.slots.values().map(|s| s.worker.stats().skipped).sum();
     }
 
-    /// Serves delivery reports until every output sent is acknowledged (or `timeout` passes). The client's timed
-    /// poll waits out its whole timeout and rounds what is left below a millisecond down to none (a busy loop that
-    /// took a sixth of the engine thread), so this serves what has arrived and sleeps briefly in between instead.
+    /// Serves delivery reports until every output sent is acknowledged (or `timeout` passes, or the stop's
+    /// deadline). The client's timed poll waits out its whole timeout and rounds what is left below a millisecond
+    /// down to none (a busy loop that took a sixth of the engine thread), so this serves what has arrived and sleeps
+    /// briefly in between instead.
     fn await_deliveries(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
             for _ in 0..32 {
                 self.producer.poll(Duration::ZERO);
             }
-            if self.producer.in_flight_count() == 0 || Instant::now() >= deadline {
+            if self.producer.in_flight_count() == 0
+                || self
+                    .budget(deadline.saturating_duration_since(Instant::now()))
+                    .is_zero()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Runs a transactional call (sending offsets, committing, aborting) for up to [`TXN_TIMEOUT`] in slices of
+    /// [`TXN_SLICE`]: the client resumes a call made again after it timed out, and between slices a stop requested
+    /// meanwhile shortens the wait to the stop's deadline.
+    fn txn_call(&self, call: impl Fn(Duration) -> KafkaResult<()>) -> KafkaResult<()> {
+        let until = Instant::now() + TXN_TIMEOUT;
+        loop {
+            let left = self.budget(until.saturating_duration_since(Instant::now()));
+            match call(left.min(TXN_SLICE)) {
+                Err(KafkaError::Transaction(e))
+                    if e.code() == RDKafkaErrorCode::OperationTimedOut
+                        && e.is_retriable()
+                        && !self
+                            .budget(until.saturating_duration_since(Instant::now()))
+                            .is_zero() => {}
+                other => return other,
+            }
         }
     }
 

@@ -2,8 +2,10 @@
 //! partitions assigned and revoked, and records applied in timestamp order. The transaction cycle is in `commit`,
 //! the state store's pacing in `state`.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mora_domain::engine::Engine;
@@ -68,6 +70,12 @@ pub(crate) struct Pipeline {
     /// Set while partitions are being revoked: a transaction failing then is aborted and the partitions' state
     /// dropped, not rebuilt (they are leaving, and the group is mid-rebalance).
     revoking: bool,
+    /// The instance's stop request (shared by its engine threads).
+    stop: Arc<AtomicBool>,
+    /// The stop's deadline, set when the request is first seen: every wait of the final commit, flush and release
+    /// fits before it, and a transaction failing then is given up rather than retried (see
+    /// [`Pipeline::stop_deadline`]).
+    stop_by: Cell<Option<Instant>>,
 }
 
 impl Pipeline {
@@ -119,6 +127,33 @@ impl Pipeline {
             schemas: schemas.map(|s| (s.view(), s)),
             drain_turn: 0,
             revoking: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            stop_by: Cell::new(None),
+        })
+    }
+
+    /// Shares the instance's stop request with the pipeline, so that waits in progress when it comes are cut short.
+    pub(crate) fn watch_stop(&mut self, stop: Arc<AtomicBool>) {
+        self.stop = stop;
+    }
+
+    /// When the stop must be done, once one was requested: `kafka.shutdown_timeout` after the pipeline first saw
+    /// the request. The final commit, the last flush and the release of the partitions each wait at most until
+    /// then. A transaction that cannot commit in time is aborted (or, if the cluster does not answer, left open
+    /// for the next producer with this transactional id or the broker's transaction timeout to abort), and the
+    /// partitions' state is dropped: their next owner replays from the last commit, so nothing is lost or doubled.
+    pub(crate) fn stop_deadline(&self) -> Option<Instant> {
+        if self.stop_by.get().is_none() && self.stop.load(Ordering::SeqCst) {
+            self.stop_by
+                .set(Some(Instant::now() + self.cfg.shutdown_timeout));
+        }
+        self.stop_by.get()
+    }
+
+    /// How long a step may wait: `wanted`, or less while stopping (what is left before the stop's deadline).
+    pub(crate) fn budget(&self, wanted: Duration) -> Duration {
+        self.stop_deadline().map_or(wanted, |by| {
+            wanted.min(by.saturating_duration_since(Instant::now()))
         })
     }
 

@@ -12,11 +12,12 @@ impl Pipeline {
     /// After a commit: starts a flush of the changes if one is due (`now`: regardless of the interval, waiting for
     /// it to land, as when releasing partitions or stopping).
     pub(crate) fn flush_state(&mut self, now: bool) -> Result<(), PipelineError> {
+        let patience = self.budget(crate::durable::RELEASE_PATIENCE);
         let Some(d) = self.durable.as_mut() else {
             return Ok(());
         };
         if now {
-            d.settle();
+            d.settle(patience);
         } else if !d.due() {
             return Ok(());
         }
@@ -33,7 +34,10 @@ impl Pipeline {
             }),
         )?;
         if now {
-            d.settle();
+            let patience = self.budget(crate::durable::RELEASE_PATIENCE);
+            if let Some(d) = self.durable.as_mut() {
+                d.settle(patience);
+            }
         }
         Ok(())
     }

@@ -106,16 +106,24 @@ pub(super) fn run_loop(
             last_commit = Instant::now();
         }
     }
+    // Every wait from here on fits in the stop's time (see `Pipeline::stop_deadline`).
+    let deadline = lock(&pipeline)?
+        .stop_deadline()
+        .unwrap_or_else(|| Instant::now() + cfg.shutdown_timeout);
     if let Some(t) = &ticker {
-        t.flush();
+        t.flush(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .min(CLOCK_FLUSH),
+        );
         lock(&pipeline)?.stats.clock_records_written = t.written;
     }
-    info!("Stopping: committing and leaving the group.");
+    info!(within = ?cfg.shutdown_timeout, "Stopping: committing and leaving the group.");
     lock(&pipeline)?.commit(&consumer)?;
     consumer.unsubscribe();
-    // Serve the revoke callback that leaving triggers.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline
+    // Serve the revoke callback that leaving triggers (it flushes the last state).
+    let leave_by = deadline.min(Instant::now() + LEAVE_PATIENCE);
+    while Instant::now() < leave_by
         && !consumer
             .assignment()
             .map(|a| a.count() == 0)
@@ -123,11 +131,44 @@ pub(super) fn run_loop(
     {
         let _ = consumer.poll(Duration::from_millis(50));
     }
+    close_within(consumer, deadline);
     let stats = lock(&pipeline)?.stats.clone();
     if let Ok(mut s) = shared.lock() {
         *s = stats.clone();
     }
     Ok(stats)
+}
+
+/// How long leaving the group waits for the revoke callback at most.
+const LEAVE_PATIENCE: Duration = Duration::from_secs(5);
+/// How long the clock's last records wait for their acknowledgement at most.
+const CLOCK_FLUSH: Duration = Duration::from_secs(5);
+
+/// Closes the consumer (leaving the group) by `deadline`. Closing waits for the group coordinator's answers, which a
+/// frozen broker holds back until the socket timeout (a minute); so it runs on a thread of its own, and past the
+/// deadline the stop goes on without it (the group then notices the member gone after its session timeout, and the
+/// thread ends when the client gives up or the process exits).
+fn close_within(consumer: BaseConsumer<EngineContext>, deadline: Instant) {
+    let (done, closed) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("mora-consumer-close".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = done.send(());
+        });
+    if spawned.is_err() {
+        warn!("Could not start a thread to close the consumer; leaving without closing it.");
+        return;
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    if closed
+        .recv_timeout(left.max(Duration::from_millis(100)))
+        .is_err()
+    {
+        warn!(
+            "Stopping: the consumer did not close before the stop's deadline; leaving without waiting for the group coordinator."
+        );
+    }
 }
 
 /// The engine thread's side of the schema registry: every schema id is fetched before its first record is

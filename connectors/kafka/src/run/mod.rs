@@ -263,6 +263,7 @@ pub fn run_with_registry(
             }
         };
         p.stats.partitions_total = partitions;
+        p.watch_stop(stop.clone());
         let shared = Shared {
             pipeline: Arc::new(Mutex::new(p)),
             stats: Arc::new(Mutex::new(RunStats::default())),
