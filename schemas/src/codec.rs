@@ -390,6 +390,18 @@ pub(crate) fn money_of(bytes: &[u8], name: &'static str) -> Result<Decimal, Deco
     })
 }
 
+/// A credit limit or another amount the engine keeps in eight bytes: refused, naming the field, past what
+/// [`Amount`](mora_domain::amount::Amount) holds (at most 10^14 units; the schema's scale already bounds the places).
+pub(crate) fn bounded(
+    v: Decimal,
+    name: &'static str,
+) -> Result<mora_domain::amount::Amount, DecodeError> {
+    mora_domain::amount::Amount::new(v).ok_or(DecodeError::Invalid {
+        field: name,
+        reason: "amount out of range: at most 100000000000000 units".into(),
+    })
+}
+
 /// A `decimal(28, 4)`'s bytes for an amount: the minimal big-endian two's complement of the unscaled value (the
 /// bytes are `buf[start..]`). Refuses amounts with more than four decimal places rather than rounding them.
 pub(crate) fn money_bytes(

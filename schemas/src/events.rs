@@ -314,7 +314,7 @@ fn profile(mut p: Fields) -> Result<Profile, DecodeError> {
             });
         }
     };
-    let credit_limit = p.money("credit_limit")?;
+    let credit_limit = codec::bounded(p.money("credit_limit")?, "credit_limit")?;
     let credit_currency = p.currency("credit_currency")?;
     let risk_score = codec::risk_score_of(p.int("risk_score")?)?;
     let preferred_channel = p.opt_channel("preferred_channel")?;
@@ -385,7 +385,7 @@ fn account_payload(kind: &EventKind) -> Result<Value, EncodeError> {
                     CustomerType::Corporate => symbol(2, "corporate"),
                 },
             ),
-            ("credit_limit", money(p.credit_limit, "credit_limit")?),
+            ("credit_limit", money(p.credit_limit.get(), "credit_limit")?),
             ("credit_currency", string(p.credit_currency.as_str())),
             ("risk_score", Value::Int(p.risk_score.into())),
             (

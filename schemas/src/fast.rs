@@ -325,7 +325,7 @@ fn profile(b: &mut Body<'_>) -> Result<Profile, DecodeError> {
         "SMALL_BUSINESS" => CustomerType::SmallBusiness,
         _ => CustomerType::Corporate,
     };
-    let credit_limit = b.money("credit_limit")?;
+    let credit_limit = codec::bounded(b.money("credit_limit")?, "credit_limit")?;
     let credit_currency = b.currency("credit_currency")?;
     let risk_score = codec::risk_score_of(b.int()?)?;
     let preferred_channel = b

@@ -18,7 +18,7 @@ fn every_event() -> Vec<Envelope> {
         p.flags.vip = true;
         p.flags.attorney = true;
         p.preferred_channel = None;
-        p.credit_limit = dec!(12345.6789);
+        p.credit_limit = mora_domain::amount::Amount::new(dec!(12345.6789)).expect("within bounds");
     }
     let ev = |id: &str, kind| testkit::event("D-1", id, at, kind);
     vec![
@@ -423,7 +423,7 @@ fn a_record_written_with_schema_version_1_reads_under_version_2() {
         p.region, None,
         "the field added in version 2 takes its default"
     );
-    assert_eq!(p.credit_limit, dec!(1.2345));
+    assert_eq!(p.credit_limit.get(), dec!(1.2345));
     assert_eq!(
         p.consent.iter().collect::<Vec<_>>(),
         vec![Channel::Sms, Channel::Whatsapp]

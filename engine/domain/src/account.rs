@@ -19,7 +19,7 @@ pub(crate) fn upsert_profile(d: &mut Debtor, p: &Profile, fx: &FxTable) -> Resul
             reason: "must be 0..=1000",
         });
     }
-    if p.credit_limit < Decimal::ZERO {
+    if p.credit_limit.get() < Decimal::ZERO {
         return Err(Rejected::Invalid {
             field: "credit_limit",
             reason: "must not be negative",

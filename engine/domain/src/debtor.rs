@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use thin_vec::ThinVec;
 
 use crate::action::Action;
+use crate::amount::Amount;
 use crate::event::Profile;
 use crate::ids::{Channel, ChannelSet, Currency, DebtorId};
 use crate::money::{Balances, CentAmount};
@@ -246,7 +247,7 @@ impl Debtor {
         self.obligations
             .iter()
             .filter(|o| o.is_open())
-            .map(|o| fx.to_base(o.currency, o.outstanding))
+            .map(|o| fx.to_base(o.currency, o.outstanding.get()))
             .sum::<Decimal>()
             .round_dp(2)
     }
@@ -255,7 +256,7 @@ impl Debtor {
     pub fn outstanding(&self) -> Balances {
         let mut b = Balances::default();
         for o in self.obligations.iter().filter(|o| o.is_open()) {
-            b.add(o.currency, o.outstanding);
+            b.add(o.currency, o.outstanding.get());
         }
         b
     }
@@ -319,11 +320,9 @@ pub struct Obligation {
     /// Currency.
     pub currency: Currency,
     /// Original amount.
-    #[serde(with = "crate::serde_forms::amount")]
-    pub amount: Decimal,
+    pub amount: Amount,
     /// What is still owed.
-    #[serde(with = "crate::serde_forms::amount")]
-    pub outstanding: Decimal,
+    pub outstanding: Amount,
     /// Due date (debtor's local calendar).
     #[serde(with = "crate::serde_forms::date")]
     pub due: NaiveDate,
@@ -334,7 +333,7 @@ pub struct Obligation {
 impl Obligation {
     /// Whether money is still owed on it.
     pub fn is_open(&self) -> bool {
-        !self.restructured && self.outstanding > Decimal::ZERO
+        !self.restructured && self.outstanding.is_positive()
     }
 }
 

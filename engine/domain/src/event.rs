@@ -8,6 +8,7 @@ use compact_str::CompactString;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::amount::Amount;
 use crate::ids::{Channel, ChannelSet, Currency, DebtorId};
 use crate::sym::Sym;
 use crate::time::Ts;
@@ -179,8 +180,7 @@ pub struct Profile {
     /// Customer type.
     pub customer_type: CustomerType,
     /// Credit limit, in `credit_currency`.
-    #[serde(with = "crate::serde_forms::amount")]
-    pub credit_limit: Decimal,
+    pub credit_limit: Amount,
     /// Currency of the credit limit.
     pub credit_currency: Currency,
     /// Risk score, 0 (best) to 1000 (worst).

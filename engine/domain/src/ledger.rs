@@ -6,11 +6,12 @@ use chrono_tz::Tz;
 use compact_str::CompactString;
 use rust_decimal::Decimal;
 
+use crate::amount::Amount;
 use crate::debtor::{Allocations, Debtor, Obligation, PaymentRecord, Promise, push_tight};
 use crate::event::{Installment, ObligationOpened};
 use crate::ids::Currency;
 use crate::money::FxTable;
-use crate::rejected::{Rejected, known, positive};
+use crate::rejected::{Rejected, known, positive, positive_amount};
 use crate::sym::Sym;
 use crate::time::{Ts, local_midnight};
 
@@ -41,7 +42,7 @@ pub(crate) fn open_obligation(
     o: &ObligationOpened,
     fx: &FxTable,
 ) -> Result<(), Rejected> {
-    positive(o.amount, "amount")?;
+    let amount = positive_amount(o.amount, "amount")?;
     known(fx, o.currency)?;
     if d.obligations.iter().any(|x| x.id == o.obligation_id) {
         return Ok(()); // redelivered
@@ -53,8 +54,8 @@ pub(crate) fn open_obligation(
         id: o.obligation_id.clone(),
         product: o.product,
         currency: o.currency,
-        amount: o.amount,
-        outstanding: o.amount - from_credit,
+        amount,
+        outstanding: Amount::of(o.amount - from_credit),
         due: o.due_date,
         restructured: false,
     });
@@ -71,7 +72,8 @@ pub(crate) fn receive(
     (currency, amount): (Currency, Decimal),
     target: Option<&str>,
 ) -> Result<bool, Rejected> {
-    positive(amount, "amount")?;
+    // What it pays goes into obligations' balances: it has their bounds.
+    positive_amount(amount, "amount")?;
     known(fx, currency)?;
     if d.cold().payments.iter().any(|p| p.id == *id) {
         return Ok(false);
@@ -106,8 +108,8 @@ fn allocate(
             break;
         }
         let o = &mut d.obligations[i];
-        let part = o.outstanding.min(left);
-        o.outstanding -= part;
+        let part = o.outstanding.get().min(left);
+        o.outstanding = Amount::of(o.outstanding.get() - part);
         left -= part;
         allocations.push((o.id.clone(), part));
     }
@@ -146,18 +148,16 @@ pub(crate) fn update_obligation(
     amount: Option<Decimal>,
     due_date: Option<NaiveDate>,
 ) -> Result<(), Rejected> {
-    if let Some(a) = amount {
-        positive(a, "amount")?;
-    }
+    let amount = amount.map(|a| positive_amount(a, "amount")).transpose()?;
     let o = d
         .obligations
         .iter_mut()
         .find(|o| o.id == *obligation_id)
         .ok_or_else(|| Rejected::UnknownObligation(obligation_id.clone()))?;
     if let Some(a) = amount {
-        let delta = a - o.amount;
+        let delta = a.get() - o.amount.get();
         o.amount = a;
-        o.outstanding = (o.outstanding + delta).max(Decimal::ZERO);
+        o.outstanding = Amount::of((o.outstanding.get() + delta).max(Decimal::ZERO));
     }
     if let Some(due) = due_date {
         o.due = due;
@@ -203,9 +203,10 @@ pub(crate) fn agree_plan(
     if installments.is_empty() {
         return Err(Rejected::EmptyPlan(plan_id.clone()));
     }
-    for i in installments {
-        positive(i.amount, "installments.amount")?;
-    }
+    let amounts = installments
+        .iter()
+        .map(|i| positive_amount(i.amount, "installments.amount"))
+        .collect::<Result<Vec<_>, _>>()?;
     for o in d
         .obligations
         .iter_mut()
@@ -213,13 +214,13 @@ pub(crate) fn agree_plan(
     {
         o.restructured = true;
     }
-    for (n, i) in installments.iter().enumerate() {
+    for (n, (i, amount)) in installments.iter().zip(amounts).enumerate() {
         d.obligations.push(Obligation {
             id: format_compact(plan_id, n + 1),
             product: Sym::new("plan"),
             currency,
-            amount: i.amount,
-            outstanding: i.amount,
+            amount,
+            outstanding: amount,
             due: i.due_date,
             restructured: false,
         });
@@ -271,7 +272,7 @@ pub(crate) fn reverse(d: &mut Debtor, payment_id: &CompactString) -> Result<(), 
     let from_credit = cold.credit.take(rec.currency, rec.to_credit);
     for (oid, part) in &rec.allocations {
         if let Some(o) = d.obligations.iter_mut().find(|o| o.id == *oid) {
-            o.outstanding += *part;
+            o.outstanding = Amount::of(o.outstanding.get() + *part);
         }
     }
     let mut shortfall = rec.to_credit - from_credit;
@@ -285,9 +286,9 @@ pub(crate) fn reverse(d: &mut Debtor, payment_id: &CompactString) -> Result<(), 
             break;
         }
         let o = &mut d.obligations[i];
-        let room = o.amount - o.outstanding;
+        let room = o.amount.get() - o.outstanding.get();
         let part = room.min(shortfall);
-        o.outstanding += part;
+        o.outstanding = Amount::of(o.outstanding.get() + part);
         shortfall -= part;
     }
     Ok(())

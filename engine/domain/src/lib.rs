@@ -19,6 +19,7 @@
 pub mod account;
 pub mod action;
 pub mod aging;
+pub mod amount;
 pub mod config_error;
 pub mod debtor;
 mod debtor_form;

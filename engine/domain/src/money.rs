@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::serde_forms::Amount;
+use crate::serde_forms::AmountForm;
 
 use crate::config_error::ConfigError;
 use crate::ids::Currency;
@@ -21,7 +21,7 @@ impl Serialize for Balances {
         if s.is_human_readable() {
             s.collect_map(self.0.iter().map(|(c, a)| (c, a)))
         } else {
-            s.collect_seq(self.0.iter().map(|(c, a)| (c, Amount(*a))))
+            s.collect_seq(self.0.iter().map(|(c, a)| (c, AmountForm(*a))))
         }
     }
 }
@@ -61,7 +61,7 @@ impl<'de> serde::de::Visitor<'de> for BalancesVisitor {
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Balances, A::Error> {
         let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(8));
-        while let Some((c, a)) = seq.next_element::<(Currency, Amount)>()? {
+        while let Some((c, a)) = seq.next_element::<(Currency, AmountForm)>()? {
             v.push((c, a.0));
         }
         Ok(Balances::from_pairs(v))
@@ -69,7 +69,7 @@ impl<'de> serde::de::Visitor<'de> for BalancesVisitor {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Balances, A::Error> {
         let mut v = Vec::new();
-        while let Some((c, a)) = map.next_entry::<Currency, Amount>()? {
+        while let Some((c, a)) = map.next_entry::<Currency, AmountForm>()? {
             v.push((c, a.0));
         }
         Ok(Balances::from_pairs(v))

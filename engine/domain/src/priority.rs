@@ -85,7 +85,7 @@ impl PriorityWeights {
         let (util, risk) = match d.profile.as_ref() {
             Some(p) => {
                 let limit = fx
-                    .to_base(p.credit_currency, p.credit_limit)
+                    .to_base(p.credit_currency, p.credit_limit.get())
                     .to_f64()
                     .unwrap_or(0.0);
                 let util = if limit > 0.0 {

@@ -5,6 +5,7 @@ use compact_str::CompactString;
 use rust_decimal::Decimal;
 use thiserror::Error;
 
+use crate::amount::Amount;
 use crate::ids::Currency;
 use crate::money::FxTable;
 
@@ -43,6 +44,21 @@ pub(crate) fn positive(amount: Decimal, field: &'static str) -> Result<(), Rejec
     } else {
         Err(Rejected::NonPositive(field))
     }
+}
+
+/// A positive amount within what an obligation or a profile holds (see [`Amount`]).
+pub(crate) fn positive_amount(v: Decimal, field: &'static str) -> Result<Amount, Rejected> {
+    positive(v, field)?;
+    bounded(v, field)
+}
+
+/// An amount within what an obligation or a profile holds: at most four decimal places (the input schemas' scale)
+/// and at most a hundred trillion units.
+pub(crate) fn bounded(v: Decimal, field: &'static str) -> Result<Amount, Rejected> {
+    Amount::new(v).ok_or(Rejected::Invalid {
+        field,
+        reason: "must have at most 4 decimal places and at most 100000000000000 units",
+    })
 }
 
 pub(crate) fn known(fx: &FxTable, c: Currency) -> Result<(), Rejected> {

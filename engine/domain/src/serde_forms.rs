@@ -18,11 +18,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// scale (0-28) and the sign (bit 7). In a varint encoding (the state store's) a typical amount takes 5 or 6 bytes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(transparent)]
-pub(crate) struct Amount(pub(crate) Decimal);
+pub(crate) struct AmountForm(pub(crate) Decimal);
 
 const NEGATIVE: u8 = 0x80;
 
-impl Serialize for Amount {
+impl Serialize for AmountForm {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
             return Serialize::serialize(&self.0, s);
@@ -45,13 +45,13 @@ impl Serialize for Amount {
 struct AmountVisitor;
 
 impl<'de> Visitor<'de> for AmountVisitor {
-    type Value = Amount;
+    type Value = AmountForm;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an amount: (flags, low, high) or a decimal string")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Amount, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AmountForm, A::Error> {
         let missing = || de::Error::custom("an amount needs flags, low and high parts");
         let flags: u8 = seq.next_element()?.ok_or_else(missing)?;
         let low: u64 = seq.next_element()?.ok_or_else(missing)?;
@@ -63,27 +63,27 @@ impl<'de> Visitor<'de> for AmountVisitor {
             magnitude
         };
         Decimal::try_from_i128_with_scale(mantissa, u32::from(flags & !NEGATIVE))
-            .map(Amount)
+            .map(AmountForm)
             .map_err(de::Error::custom)
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Amount, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<AmountForm, E> {
         Decimal::from_str(v)
             .or_else(|_| Decimal::from_scientific(v))
-            .map(Amount)
+            .map(AmountForm)
             .map_err(E::custom)
     }
 
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Amount, E> {
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<AmountForm, E> {
         let s = std::str::from_utf8(v).map_err(E::custom)?;
         self.visit_str(s)
     }
 }
 
-impl<'de> Deserialize<'de> for Amount {
+impl<'de> Deserialize<'de> for AmountForm {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
-            <Decimal as Deserialize>::deserialize(d).map(Amount)
+            <Decimal as Deserialize>::deserialize(d).map(AmountForm)
         } else {
             d.deserialize_tuple(3, AmountVisitor)
         }
@@ -164,12 +164,12 @@ pub mod amount {
 
     /// Serialises `v` as text or integers, by format.
     pub fn serialize<S: Serializer>(v: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-        Amount(*v).serialize(s)
+        AmountForm(*v).serialize(s)
     }
 
     /// Reads either form.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        Amount::deserialize(d).map(|a| a.0)
+        AmountForm::deserialize(d).map(|a| a.0)
     }
 }
 
@@ -181,12 +181,12 @@ pub mod cent_amount {
 
     /// Serialises `v` as text or integers, by format.
     pub fn serialize<S: Serializer>(v: &CentAmount, s: S) -> Result<S::Ok, S::Error> {
-        Amount(v.get()).serialize(s)
+        AmountForm(v.get()).serialize(s)
     }
 
     /// Reads either form.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CentAmount, D::Error> {
-        Amount::deserialize(d).map(|a| CentAmount::new(a.0))
+        AmountForm::deserialize(d).map(|a| CentAmount::new(a.0))
     }
 }
 
@@ -246,14 +246,14 @@ pub mod allocations {
         v: &[(CompactString, Decimal)],
         s: S,
     ) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(|(k, a)| (k, Amount(*a))))
+        s.collect_seq(v.iter().map(|(k, a)| (k, AmountForm(*a))))
     }
 
     /// Reads either form.
     pub fn deserialize<'de, D: Deserializer<'de>, C: FromIterator<(CompactString, Decimal)>>(
         d: D,
     ) -> Result<C, D::Error> {
-        let v = Vec::<(CompactString, Amount)>::deserialize(d)?;
+        let v = Vec::<(CompactString, AmountForm)>::deserialize(d)?;
         Ok(v.into_iter().map(|(k, a)| (k, a.0)).collect())
     }
 }
@@ -273,18 +273,18 @@ mod tests {
             dec!(79228162514264337593543950335),
             dec!(-0.0000000000000000000000000001),
         ] {
-            let json = serde_json::to_string(&Amount(v)).unwrap();
-            let back: Amount = serde_json::from_str(&json).unwrap();
+            let json = serde_json::to_string(&AmountForm(v)).unwrap();
+            let back: AmountForm = serde_json::from_str(&json).unwrap();
             assert_eq!(back.0.to_string(), v.to_string(), "{json}");
-            let bin = postcard::to_stdvec(&Amount(v)).unwrap();
-            let back: Amount = postcard::from_bytes(&bin).unwrap();
+            let bin = postcard::to_stdvec(&AmountForm(v)).unwrap();
+            let back: AmountForm = postcard::from_bytes(&bin).unwrap();
             assert_eq!(back.0.to_string(), v.to_string());
             // MessagePack rows of format 1 hold the amount as text.
             let legacy = rmp_serde::to_vec(&v).unwrap();
-            let back: Amount = rmp_serde::from_slice(&legacy).unwrap();
+            let back: AmountForm = rmp_serde::from_slice(&legacy).unwrap();
             assert_eq!(back.0.to_string(), v.to_string());
         }
-        let typical = postcard::to_stdvec(&Amount(dec!(400000.50))).unwrap();
+        let typical = postcard::to_stdvec(&AmountForm(dec!(400000.50))).unwrap();
         assert_eq!(typical.len(), 6, "{typical:?}");
     }
 

@@ -255,7 +255,7 @@ pub fn profile(country: &str, tz: &str) -> Profile {
         time_zone: tz.parse().unwrap_or_else(|_| panic!("bad zone {tz}")),
         zone: "north".into(),
         customer_type: CustomerType::Individual,
-        credit_limit: dec("5000"),
+        credit_limit: crate::amount::Amount::new(dec("5000")).expect("within bounds"),
         credit_currency: cur("USD"),
         risk_score: 500,
         preferred_channel: Some(Channel::Whatsapp),

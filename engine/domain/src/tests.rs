@@ -296,6 +296,7 @@ fn partial_and_over_payments_allocate_oldest_first_and_keep_credit() {
             .find(|o| o.id == id)
             .unwrap()
             .outstanding
+            .get()
     };
     assert_eq!((out(&h, "A"), out(&h, "B")), (dec!(0), dec!(50)));
     h.feed(&payment("D-2", "P2", "USD", "80", None, at))
@@ -317,6 +318,24 @@ fn partial_and_over_payments_allocate_oldest_first_and_keep_credit() {
     h.feed(&payment("D-2", "P3", "USD", "20", Some("C"), at))
         .unwrap();
     assert_eq!(out(&h, "C"), dec!(50));
+
+    // Amounts past what an obligation holds (four decimal places, 10^14 units) are refused naming the field, and
+    // change nothing.
+    let before = h.debtor.clone();
+    for (what, amount) in [
+        ("five places", "10.00001"),
+        ("too large", "100000000000001"),
+    ] {
+        let err = h
+            .feed(&obligation("D-2", "E", "USD", amount, "2026-05-01", at))
+            .expect_err(what);
+        assert!(err.to_string().contains("`amount`"), "{what}: {err}");
+        let err = h
+            .feed(&payment("D-2", "P9", "USD", amount, None, at))
+            .expect_err(what);
+        assert!(err.to_string().contains("`amount`"), "{what}: {err}");
+    }
+    assert_eq!(h.debtor, before);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Who the simulated debtors are: country, zone, currency, amounts, consent and flags.
 
 use chrono_tz::Tz;
+use mora_domain::amount::Amount;
 use mora_domain::event::{CustomerType, DebtorFlags, Profile};
 use mora_domain::ids::{Channel, ChannelSet, Currency};
 use rand::Rng;
@@ -166,7 +167,9 @@ pub(crate) fn profile(rng: &mut ChaCha8Rng, m: &Market) -> Profile {
         time_zone,
         zone: ["north", "south", "east", "west", "capital"][rng.gen_range(0..5)].into(),
         customer_type,
-        credit_limit: monthly * Decimal::from(rng.gen_range(3..12)),
+        credit_limit: Amount::new(monthly * Decimal::from(rng.gen_range(3..12))).unwrap_or_else(
+            || unreachable!("simulated limits are whole units far below the bound"),
+        ),
         credit_currency: currency(m.currency),
         risk_score: rng.gen_range(0..=1000),
         preferred_channel: preferred[rng.gen_range(0..preferred.len())],

@@ -317,7 +317,7 @@ impl Engine {
             .iter()
             .filter(|o| o.is_open() && o.due < today)
         {
-            overdue += self.fx.to_base(o.currency, o.outstanding);
+            overdue += self.fx.to_base(o.currency, o.outstanding.get());
         }
         let outstanding_base = d.outstanding_base(&self.fx);
         let charged_off = d.status().charged_off;

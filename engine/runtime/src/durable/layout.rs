@@ -27,6 +27,7 @@
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
+use mora_domain::amount::Amount;
 use mora_domain::debtor::{
     Allocations, Cold, ContactMark, Debtor, Derived, History, MarkKind, Obligation, Obligations,
     PaymentRecord, PendingAction, Promise, Status, StrategyCursor,
@@ -68,8 +69,8 @@ pub(super) fn write(d: &Debtor, out: &mut Vec<u8>) {
         w.str(&o.id);
         w.str(&o.product);
         w.ccy(o.currency);
-        w.amount(o.amount);
-        w.amount(o.outstanding);
+        w.bounded(o.amount);
+        w.bounded(o.outstanding);
         w.date(o.due);
         w.u8(u8::from(o.restructured));
     }
@@ -105,8 +106,8 @@ pub(super) fn read(bytes: &[u8]) -> Read<Debtor> {
             id: r.str()?,
             product: r.str()?,
             currency: r.ccy()?,
-            amount: r.amount()?,
-            outstanding: r.amount()?,
+            amount: r.bounded()?,
+            outstanding: r.bounded()?,
             due: r.date()?,
             restructured: r.bool()?,
         });
@@ -190,6 +191,13 @@ impl Writer<'_> {
         self.0.push(z as u8);
     }
 
+    /// An [`Amount`]: the same bytes as [`Writer::amount`] of the decimal it holds.
+    fn bounded(&mut self, a: Amount) {
+        let (m, scale) = a.parts();
+        self.u8(scale as u8);
+        self.sv(m);
+    }
+
     fn date(&mut self, d: NaiveDate) {
         self.sv(i64::from(chrono::Datelike::num_days_from_ce(&d)));
     }
@@ -228,7 +236,7 @@ impl Writer<'_> {
             CustomerType::SmallBusiness => 1,
             CustomerType::Corporate => 2,
         });
-        self.amount(p.credit_limit);
+        self.bounded(p.credit_limit);
         self.ccy(p.credit_currency);
         self.uv(u64::from(p.risk_score));
         self.u8(p.preferred_channel.map_or(0xff, channel_code));
@@ -413,6 +421,14 @@ impl<'a> Reader<'a> {
             .ok_or(LayoutError("bad currency"))
     }
 
+    /// An amount written by [`Writer::bounded`] (or [`Writer::amount`] of a value within its bounds), read
+    /// without a decimal in between.
+    fn bounded(&mut self) -> Read<Amount> {
+        let scale = u32::from(self.u8()?);
+        let m = self.sv()?;
+        Amount::from_parts(m, scale).ok_or(LayoutError("amount out of range"))
+    }
+
     fn amount(&mut self) -> Read<Decimal> {
         let scale = u32::from(self.u8()?);
         // Most amounts fit in 63 bits: read them with 64-bit arithmetic.
@@ -480,7 +496,7 @@ impl<'a> Reader<'a> {
             2 => CustomerType::Corporate,
             _ => return Err(LayoutError("bad customer type")),
         };
-        let credit_limit = self.amount()?;
+        let credit_limit = self.bounded()?;
         let credit_currency = self.ccy()?;
         let risk_score = self.int()?;
         let preferred_channel = match self.u8()? {
