@@ -108,8 +108,10 @@ pub fn connect_store(
     Ok(Some(Box::new(handle)))
 }
 
-/// How long past `kafka.shutdown_timeout` a stopping process waits for its engine threads before exiting anyway.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long past `kafka.shutdown_timeout` a stopping process waits for its engine threads before exiting anyway: a
+/// commit already in progress when the stop comes finishes first (up to 30 s), and the client's own requests can
+/// outlast the deadline by their timeout.
+const STOP_GRACE: Duration = Duration::from_secs(40);
 
 /// Runs the engine until SIGINT or SIGTERM.
 #[allow(clippy::print_stdout)]

@@ -244,10 +244,13 @@ impl Pipeline {
         }
     }
 
-    /// Runs a transactional call (sending offsets, committing, aborting) for up to [`TXN_TIMEOUT`] in slices of
-    /// [`TXN_SLICE`]: the client resumes a call made again after it timed out, and between slices a stop requested
-    /// meanwhile shortens the wait to the stop's deadline.
+    /// Runs a transactional call (sending offsets, committing, aborting) for up to [`TXN_TIMEOUT`]. While the
+    /// instance is stopping it runs in slices of [`TXN_SLICE`] (the client resumes a call made again after it timed
+    /// out) so that the wait ends at the stop's deadline; otherwise as one call, the way the fault tests proved it.
     fn txn_call(&self, call: impl Fn(Duration) -> KafkaResult<()>) -> KafkaResult<()> {
+        if self.stop_deadline().is_none() {
+            return call(TXN_TIMEOUT);
+        }
         let until = Instant::now() + TXN_TIMEOUT;
         loop {
             let left = self.budget(until.saturating_duration_since(Instant::now()));
