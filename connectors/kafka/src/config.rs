@@ -24,6 +24,11 @@ pub struct KafkaConfig {
     /// (records of one partition are applied in timestamp order across topics, as Kafka Streams does).
     #[serde(default = "default_max_idle", with = "humantime_serde")]
     pub max_idle: Duration,
+    /// How long a partition waits for an input topic the broker still holds records for (a leader that does not
+    /// deliver: a broker frozen or restarting) before applying the other topics' records out of order. Longer keeps
+    /// the order through longer broker faults at the cost of holding the partition's decisions back meanwhile.
+    #[serde(default = "default_lagging_topic_wait", with = "humantime_serde")]
+    pub lagging_topic_wait: Duration,
     /// How long the broker lets a transaction stay open (exactly-once mode) before aborting it. An instance killed
     /// and not restarted (its successor has other transactional ids) leaves its last transaction open: until the
     /// broker aborts it, `read_committed` readers of the action topics (dialers, gateways) see nothing past it. The
@@ -77,6 +82,11 @@ fn default_transaction_timeout() -> Duration {
 // Room for a final commit and flush against a slow cluster, and exit before Kubernetes' default 30 s grace ends.
 fn default_shutdown_timeout() -> Duration {
     Duration::from_secs(20)
+}
+
+// A topic merely behind in the fetch delivers long before this; a broker back from a fault usually within it.
+fn default_lagging_topic_wait() -> Duration {
+    crate::slot::LAGGING_TOPIC_WAIT
 }
 
 // Long enough for a lagging topic's next fetch to arrive, short next to the commit interval's latency budget.
@@ -188,6 +198,7 @@ impl KafkaConfig {
             mode: DeliveryMode::default(),
             commit_interval: default_commit_interval(),
             max_idle: default_max_idle(),
+            lagging_topic_wait: default_lagging_topic_wait(),
             transaction_timeout: default_transaction_timeout(),
             shutdown_timeout: default_shutdown_timeout(),
             transactional_id: None,
@@ -232,6 +243,14 @@ impl KafkaConfig {
                 "kafka.transaction_timeout: {:?} must be at least five commit intervals ({:?}) and at most 15 minutes",
                 self.transaction_timeout,
                 self.commit_interval * 5
+            ));
+        }
+        if self.lagging_topic_wait < Duration::from_secs(1)
+            || self.lagging_topic_wait > Duration::from_secs(3600)
+        {
+            return Err(format!(
+                "kafka.lagging_topic_wait: {:?} must be between 1s and 1 hour",
+                self.lagging_topic_wait
             ));
         }
         if self.shutdown_timeout < Duration::from_secs(1)
@@ -283,6 +302,9 @@ mod tests {
         assert!(cfg.validate().is_err());
         cfg.shutdown_timeout = Duration::from_secs(5);
         assert_eq!(cfg.validate(), Ok(()));
+        cfg.lagging_topic_wait = Duration::ZERO;
+        let err = cfg.validate().unwrap_err();
+        assert!(err.starts_with("kafka.lagging_topic_wait:"), "{err}");
     }
 
     #[test]

@@ -9,10 +9,10 @@ use rdkafka::message::{Message, OwnedMessage};
 
 use crate::durable::Ledger;
 
-/// How long a partition waits for a topic the broker still holds records for, counted from when the partition
-/// first needed it and it had nothing buffered (or from its last delivery, if later), before applying the other
-/// topics' records out of order. A safety net against stale offsets: a topic that is merely behind in the fetch
-/// delivers long before this.
+/// The default of `kafka.lagging_topic_wait`: how long a partition waits for a topic the broker still holds records
+/// for, counted from when the partition first needed it and it had nothing buffered (or from its last delivery, if
+/// later), before applying the other topics' records out of order. A safety net against stale offsets: a topic that
+/// is merely behind in the fetch delivers long before this.
 pub(crate) const LAGGING_TOPIC_WAIT: Duration = Duration::from_secs(30);
 
 /// Records received from one input topic of the partition and not yet applied.
@@ -149,12 +149,12 @@ impl Slot {
     ///
     /// Afterwards: the smallest timestamp among the topics' heads, once no topic of `inputs` with nothing buffered
     /// can still deliver an earlier record. A topic the broker holds records for (`lagging`) is waited for until it
-    /// delivers, or for [`LAGGING_TOPIC_WAIT`] without delivering; a caught-up topic only until the oldest head has
-    /// waited `max_idle` (an idle topic cannot hold time back longer).
+    /// delivers, or for `lagging_wait` without delivering; a caught-up topic only until the oldest head has waited
+    /// `max_idle` (an idle topic cannot hold time back longer).
     pub(crate) fn next_ready(
         &mut self,
         inputs: &[String],
-        max_idle: Duration,
+        (max_idle, lagging_wait): (Duration, Duration),
         lagging: &HashMap<String, bool>,
         now: Instant,
     ) -> Result<(Instant, OwnedMessage), Hold> {
@@ -214,10 +214,10 @@ impl Slot {
                 // The broker holds records for it: wait until it delivers, within reason.
                 let since = *inbox.stalled_since.get_or_insert(now);
                 let stalled = now.saturating_duration_since(since);
-                if stalled < LAGGING_TOPIC_WAIT {
+                if stalled < lagging_wait {
                     tracing::debug!(topic = %t, ?stalled, "waiting for a topic that is behind");
                     hold = true;
-                } else if stalled < LAGGING_TOPIC_WAIT + max_idle {
+                } else if stalled < lagging_wait + max_idle {
                     tracing::warn!(topic = %t, ?stalled, "A topic the broker holds records for has not delivered; applying other topics' records out of order.");
                 }
             } else {
@@ -273,8 +273,13 @@ mod tests {
     }
 
     fn next(s: &mut Slot, lagging: &HashMap<String, bool>, now: Instant) -> Result<i64, Hold> {
-        s.next_ready(&inputs(), Duration::from_millis(50), lagging, now)
-            .map(|(_, m)| m.timestamp().to_millis().unwrap_or(0))
+        s.next_ready(
+            &inputs(),
+            (Duration::from_millis(50), LAGGING_TOPIC_WAIT),
+            lagging,
+            now,
+        )
+        .map(|(_, m)| m.timestamp().to_millis().unwrap_or(0))
     }
 
     #[test]

@@ -356,7 +356,7 @@ impl Pipeline {
             .into_iter()
             .filter(|t| *t != clock_topic)
             .collect();
-        let max_idle = self.cfg.max_idle;
+        let waits = (self.cfg.max_idle, self.cfg.lagging_topic_wait);
         if self.slots.values().all(|s| s.buffered() == 0) {
             return Ok(());
         }
@@ -403,7 +403,7 @@ impl Pipeline {
                 let Some(Ok((arrived, msg))) = self
                     .slots
                     .get_mut(&p)
-                    .map(|s| s.next_ready(&inputs, max_idle, lag, now))
+                    .map(|s| s.next_ready(&inputs, waits, lag, now))
                 else {
                     break;
                 };
