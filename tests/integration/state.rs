@@ -173,8 +173,10 @@ listen = "127.0.0.1:0"
             // On the cluster, a broker fault can keep an input topic's leader from delivering for longer than the
             // default wait; past it records are applied out of order (by design), and the run could no longer be
             // compared with a clean one. These tests are about delivery and state, so they wait out the fault.
+            // The same for a stop right after a database outage: its last flush has a backlog to write, and the
+            // checks read the store after the stop (50 s, under `stop_engine`'s 60).
             lagging = if replicas > 1 {
-                "lagging_topic_wait = \"120s\""
+                "lagging_topic_wait = \"120s\"\nshutdown_timeout = \"50s\""
             } else {
                 ""
             },
@@ -223,10 +225,16 @@ listen = "127.0.0.1:0"
         self.start_with(n, &self.config, rust_log)
     }
 
-    /// As [`World::start_engine`], with `setting` (a `key = value` line) added to the `[kafka]` section.
+    /// As [`World::start_engine`], with `setting` (a `key = value` line) set in the `[kafka]` section (replacing
+    /// the world's own value of that key, if any).
     pub(crate) fn start_engine_setting(&self, n: u32, setting: &str) -> Child {
+        let key = setting.split('=').next().unwrap_or("").trim();
         let toml = std::fs::read_to_string(&self.config)
             .unwrap()
+            .lines()
+            .filter(|l| l.split('=').next().map(str::trim) != Some(key))
+            .collect::<Vec<_>>()
+            .join("\n")
             .replace("[kafka.clock]", &format!("{setting}\n\n[kafka.clock]"));
         let config = self.dir.join(format!("mora-engine-{n}.toml"));
         std::fs::write(&config, toml).unwrap();
