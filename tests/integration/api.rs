@@ -53,6 +53,15 @@ impl Client {
         }
     }
 
+    /// Whether the API answers at all (it opens once the instance's engine threads have started).
+    fn answers(&self) -> bool {
+        self.agent
+            .get(format!("{}/v1/portfolio", self.base))
+            .header("Authorization", format!("Bearer {READ}"))
+            .call()
+            .is_ok()
+    }
+
     fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = self.agent.get(format!("{}{path}", self.base));
         if let Some(t) = token {
@@ -413,6 +422,18 @@ tokens = [
         .unwrap();
     let api2 = Client::new(port2);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    // Its API opens after its engine threads start, which can be after the group has already rebalanced.
+    while !api2.answers() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second instance's API did not open"
+        );
+        assert!(
+            engine2.try_wait().unwrap().is_none(),
+            "the second instance stopped"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let memory = |c: &Client| -> Vec<i64> {
         c.get("/v1/portfolio", Some(READ)).1["sources"]["memory"]
             .as_array()
