@@ -116,12 +116,7 @@ impl Pipeline {
         if fatal {
             self.replace_producer(e)?;
         }
-        self.in_txn = false;
-        self.failed = None;
-        self.stats.aborts += 1;
-        metrics::counter!("mora_commits_total", "result" => "aborted").increment(1);
-        self.offsets.clear();
-        self.slots.clear();
+        self.forget_transaction();
         if self.revoking {
             // The partitions are leaving; their next owner restores them from the committed state. (Asking the
             // group for committed offsets now would wait on the rebalance in progress.)
@@ -155,6 +150,12 @@ impl Pipeline {
                 );
             }
         }
+        self.forget_transaction();
+    }
+
+    /// Forgets the lost transaction: its offsets, and the partitions' state built on it (rebuilt or dropped by the
+    /// caller); counted as an abort.
+    fn forget_transaction(&mut self) {
         self.in_txn = false;
         self.failed = None;
         self.stats.aborts += 1;
