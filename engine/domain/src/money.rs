@@ -199,6 +199,14 @@ impl CentAmount {
         CentAmount(m << 2 | i64::from(v.scale() as u8 & 3))
     }
 
+    /// The amount of this mantissa and scale when it is one already at cents (`None` for a scale past 2 or a
+    /// mantissa past the 61 bits it keeps: such a value goes through [`CentAmount::new`]).
+    pub fn from_parts(mantissa: i64, scale: u32) -> Option<Self> {
+        const LIMIT: u64 = (i64::MAX >> 2) as u64;
+        (scale <= 2 && mantissa.unsigned_abs() <= LIMIT)
+            .then(|| CentAmount(mantissa << 2 | i64::from(scale as u8)))
+    }
+
     /// The decimal it holds.
     pub fn get(self) -> Decimal {
         Decimal::new(self.0 >> 2, (self.0 & 3) as u32)
@@ -238,6 +246,25 @@ mod tests {
         );
         assert_eq!(CentAmount::new(dec!(2.675)).get(), dec!(2.68));
         assert_eq!(CentAmount::default().get(), rust_decimal::Decimal::ZERO);
+        for v in [
+            dec!(0),
+            dec!(100.5),
+            dec!(100.50),
+            dec!(-0.01),
+            dec!(123456789012.34),
+        ] {
+            let m = i64::try_from(v.mantissa()).unwrap();
+            assert_eq!(
+                CentAmount::from_parts(m, v.scale()),
+                Some(CentAmount::new(v))
+            );
+        }
+        assert_eq!(
+            CentAmount::from_parts(1005, 3),
+            None,
+            "past cents: rounded by new"
+        );
+        assert_eq!(CentAmount::from_parts(i64::MAX, 0), None, "past 61 bits");
         let huge = CentAmount::new(rust_decimal::Decimal::MAX).get();
         assert_eq!(
             huge,

@@ -413,23 +413,24 @@ impl PartitionWorker {
             }
             sink.action(self.partition, a);
         }
-        for r in &self.out.audits {
-            self.stats.count_audit(r);
+        self.out.actions.clear();
+        // The records move into the recent buffer once sent (no copy).
+        for r in self.out.audits.drain(..) {
+            self.stats.count_audit(&r);
             if matches!(
                 r.kind,
                 mora_domain::action::DecisionKind::PromiseKept
                     | mora_domain::action::DecisionKind::PromiseBroken
             ) && let Some(slot) = self.store.find(&r.debtor_id)
             {
-                self.kpis.audit(self.clock, self.store.get(slot), r);
+                self.kpis.audit(self.clock, self.store.get(slot), &r);
             }
+            sink.audit(self.partition, &r);
             if self.recent.len() == RECENT_DECISIONS {
                 self.recent.pop_front();
             }
-            self.recent.push_back(r.clone());
-            sink.audit(self.partition, r);
+            self.recent.push_back(r);
         }
-        self.out.clear();
     }
 
     /// A clock record: time moves to its instant (a tick for another partition is refused: the clock topic must be

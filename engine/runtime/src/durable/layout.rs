@@ -87,7 +87,7 @@ pub(super) fn write(d: &Debtor, out: &mut Vec<u8>) {
 
 /// Reads a debtor written by [`write`]; every byte must be used.
 pub(super) fn read(bytes: &[u8]) -> Read<Debtor> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     let id = r.str()?;
     let present = r.u8()?;
     if present & !(PROFILE | WAKE | COLD) != 0 {
@@ -341,9 +341,19 @@ impl Writer<'_> {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+struct Reader<'a>(&'a [u8], LastDate);
+
+/// The last date read, by its day number: a debtor's dates repeat (the strategy's anchor is the oldest unpaid due
+/// date, the stage is often entered on it), and building a calendar date from a day number costs divisions.
+#[derive(Clone, Copy)]
+struct LastDate(i32, Option<NaiveDate>);
 
 impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader(bytes, LastDate(0, None))
+    }
+
+    #[inline]
     fn u8(&mut self) -> Read<u8> {
         let (&b, rest) = self.0.split_first().ok_or(LayoutError("truncated"))?;
         self.0 = rest;
@@ -358,6 +368,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Read<&'a [u8]> {
         if self.0.len() < n {
             return Err(LayoutError("truncated"));
@@ -367,16 +378,32 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    #[inline]
     fn uv(&mut self) -> Read<u64> {
+        // Most varints of a state (lengths, counts, small codes) are one byte.
+        if let Some((&b, rest)) = self.0.split_first()
+            && b < 0x80
+        {
+            self.0 = rest;
+            return Ok(u64::from(b));
+        }
+        self.uv_long()
+    }
+
+    fn uv_long(&mut self) -> Read<u64> {
         let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8()?;
-            v |= u64::from(b & 0x7f) << shift;
+        for (i, &b) in self.0.iter().take(10).enumerate() {
+            v |= u64::from(b & 0x7f) << (7 * i);
             if b < 0x80 {
+                self.0 = &self.0[i + 1..];
                 return Ok(v);
             }
         }
-        Err(LayoutError("varint too long"))
+        Err(LayoutError(if self.0.len() < 10 {
+            "truncated"
+        } else {
+            "varint too long"
+        }))
     }
 
     fn sv(&mut self) -> Read<i64> {
@@ -456,9 +483,33 @@ impl<'a> Reader<'a> {
         Err(LayoutError("amount too long"))
     }
 
+    /// An amount written by [`Writer::amount`] kept at cents: a value already at cents (every total the engine
+    /// stores) is taken without a decimal in between, anything else is rounded as [`CentAmount::new`] does.
+    fn cent(&mut self) -> Read<CentAmount> {
+        let start = self.0;
+        let scale = u32::from(self.u8()?);
+        if let Some(c) = self
+            .sv()
+            .ok()
+            .and_then(|m| CentAmount::from_parts(m, scale))
+        {
+            return Ok(c);
+        }
+        self.0 = start;
+        Ok(CentAmount::new(self.amount()?))
+    }
+
     fn date(&mut self) -> Read<NaiveDate> {
         let days = i32::try_from(self.sv()?).map_err(|_| LayoutError("date out of range"))?;
-        NaiveDate::from_num_days_from_ce_opt(days).ok_or(LayoutError("date out of range"))
+        if let LastDate(d, Some(date)) = self.1
+            && d == days
+        {
+            return Ok(date);
+        }
+        let date =
+            NaiveDate::from_num_days_from_ce_opt(days).ok_or(LayoutError("date out of range"))?;
+        self.1 = LastDate(days, Some(date));
+        Ok(date)
     }
 
     fn opt_date(&mut self) -> Read<Option<NaiveDate>> {
@@ -571,8 +622,8 @@ impl<'a> Reader<'a> {
             stage_entered: self.opt_date()?,
             segment: self.int()?,
             priority: self.sv()?,
-            outstanding_base: CentAmount::new(self.amount()?),
-            overdue_base: CentAmount::new(self.amount()?),
+            outstanding_base: self.cent()?,
+            overdue_base: self.cent()?,
             queues: self.int()?,
         })
     }
@@ -672,4 +723,47 @@ fn channel_code(c: Channel) -> u8 {
 
 fn stage_code(s: Stage) -> u8 {
     Stage::ALL.iter().position(|x| *x == s).unwrap_or(0) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varint(v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        Writer(&mut out).uv(v);
+        out
+    }
+
+    #[test]
+    fn varints_of_every_length_read_back_and_bad_ones_are_refused_by_name() {
+        for v in [0, 1, 127, 128, 300, 1 << 35, u64::MAX >> 1, u64::MAX] {
+            let b = varint(v);
+            let mut r = Reader::new(&b);
+            assert_eq!(r.uv().unwrap(), v, "{v}");
+            assert!(r.0.is_empty(), "{v}: every byte used");
+            for cut in 0..b.len() {
+                let e = Reader::new(&b[..cut]).uv().unwrap_err();
+                assert_eq!(e.0, "truncated", "{v} cut at {cut}");
+            }
+        }
+        assert_eq!(varint(300), [0xac, 0x02], "LEB128, low group first");
+        let eleven = [0x80; 11];
+        assert_eq!(Reader::new(&eleven).uv().unwrap_err().0, "varint too long");
+    }
+
+    #[test]
+    fn a_repeated_date_reads_as_the_same_date_and_a_different_one_as_itself() {
+        let days = |d: NaiveDate| {
+            let mut out = Vec::new();
+            Writer(&mut out).date(d);
+            out
+        };
+        let a = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
+        let b = NaiveDate::from_ymd_opt(1999, 12, 31).unwrap();
+        let bytes: Vec<u8> = [a, a, b, a].into_iter().flat_map(days).collect();
+        let mut r = Reader::new(&bytes);
+        let read: Vec<NaiveDate> = (0..4).map(|_| r.date().unwrap()).collect();
+        assert_eq!(read, [a, a, b, a]);
+    }
 }
