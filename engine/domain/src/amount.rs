@@ -103,6 +103,12 @@ impl Amount {
         )
     }
 
+    /// As `f64`, the very value `Decimal::to_f64` gives for [`Amount::get`].
+    pub fn to_f64(self) -> f64 {
+        let (m, s) = self.parts();
+        crate::money::parts_to_f64(m, s)
+    }
+
     /// Whether it is above zero.
     pub fn is_positive(self) -> bool {
         self.0 >> SCALE_BITS > 0

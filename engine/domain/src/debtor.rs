@@ -237,8 +237,13 @@ impl Debtor {
             .profile
             .as_ref()
             .map_or(chrono_tz::Tz::UTC, |p| p.time_zone);
+        self.days_past_due_on(now.local_date(tz))
+    }
+
+    /// Days past due on the debtor's local date `today`.
+    pub fn days_past_due_on(&self, today: NaiveDate) -> u16 {
         self.oldest_unpaid_due().map_or(0, |due| {
-            crate::time::days_between(due, now.local_date(tz)).clamp(0, i64::from(u16::MAX)) as u16
+            crate::time::days_between(due, today).clamp(0, i64::from(u16::MAX)) as u16
         })
     }
 
@@ -280,7 +285,7 @@ impl Debtor {
         self.obligations
             .iter()
             .filter(|o| o.is_open())
-            .min_by_key(|o| (o.due, o.id.clone()))
+            .min_by(|a, b| a.due.cmp(&b.due).then_with(|| a.id.cmp(&b.id)))
     }
 
     /// What is known of the debtor's consent for `channel`.

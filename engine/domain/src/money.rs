@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::serde_forms::AmountForm;
 
+use crate::amount::Amount;
 use crate::config_error::ConfigError;
 use crate::ids::Currency;
 
@@ -170,6 +171,48 @@ impl FxTable {
         self.rates.get(&c).map(|r| amount * r).unwrap_or_default()
     }
 
+    /// The sum in the base currency of `amounts`, rounded to cents: the very value and scale of summing their
+    /// [`FxTable::to_base`] decimals and rounding with `round_dp(2)` (banker's rounding), taken on integers while
+    /// the amounts are in the base currency (the common case: a debtor's totals at every evaluation).
+    pub fn sum_to_cents(
+        &self,
+        amounts: impl IntoIterator<Item = (Currency, Amount)>,
+    ) -> CentAmount {
+        let (mut sum, mut scale) = (0i128, 0u32);
+        let mut amounts = amounts.into_iter();
+        while let Some((c, a)) = amounts.next() {
+            if c != self.base {
+                let mut total =
+                    Decimal::from_i128_with_scale(sum, scale) + self.to_base(c, a.get());
+                for (c, a) in amounts {
+                    total += self.to_base(c, a.get());
+                }
+                return CentAmount::new(total.round_dp(2));
+            }
+            // As decimals multiply (by the rate of one) and add: a zero product is a zero of scale 0; a zero
+            // operand of a sum gives back the other one, scale and all; otherwise the sum takes the larger scale,
+            // the other operand raised to it.
+            let (m, s) = match a.parts() {
+                (0, _) => (0, 0),
+                parts => parts,
+            };
+            if sum == 0 {
+                (sum, scale) = (i128::from(m), s);
+            } else if m != 0 {
+                if s > scale {
+                    sum *= 10i128.pow(s - scale);
+                    scale = s;
+                }
+                sum += i128::from(m) * 10i128.pow(scale - s);
+            }
+        }
+        if scale > 2 {
+            sum = round_half_even(sum, 10i128.pow(scale - 2));
+            scale = 2;
+        }
+        CentAmount::clamped(sum, scale)
+    }
+
     /// The sum of `balances` in the base currency, rounded to cents.
     pub fn total_base(&self, balances: &Balances) -> Decimal {
         balances
@@ -193,10 +236,20 @@ impl CentAmount {
     /// `v` rounded to cents (banker's rounding, as `Decimal::round_dp`; a value already at cents, as the engine's
     /// totals and stored states are, is taken as it is).
     pub fn new(v: Decimal) -> Self {
-        const LIMIT: i128 = (i64::MAX >> 2) as i128;
         let v = if v.scale() > 2 { v.round_dp(2) } else { v };
-        let m = v.mantissa().clamp(-LIMIT, LIMIT) as i64;
-        CentAmount(m << 2 | i64::from(v.scale() as u8 & 3))
+        Self::clamped(v.mantissa(), v.scale())
+    }
+
+    /// `mantissa × 10^-scale` for a scale of at most 2, the mantissa saturated to the 61 bits kept.
+    fn clamped(mantissa: i128, scale: u32) -> Self {
+        const LIMIT: i128 = (i64::MAX >> 2) as i128;
+        let m = mantissa.clamp(-LIMIT, LIMIT) as i64;
+        CentAmount(m << 2 | i64::from(scale as u8 & 3))
+    }
+
+    /// As `f64`, the very value `Decimal::to_f64` gives for [`CentAmount::get`] (scores are computed in floats).
+    pub fn to_f64(self) -> f64 {
+        parts_to_f64(self.0 >> 2, (self.0 & 3) as u32)
     }
 
     /// The amount of this mantissa and scale when it is one already at cents (`None` for a scale past 2 or a
@@ -210,6 +263,39 @@ impl CentAmount {
     /// The decimal it holds.
     pub fn get(self) -> Decimal {
         Decimal::new(self.0 >> 2, (self.0 & 3) as u32)
+    }
+}
+
+/// `mantissa × 10^-scale` (scale at most 18) as `f64` by the steps of `rust_decimal`'s conversion, so a score
+/// computed from amounts held as integers is the one computed from their decimals, to the bit.
+pub(crate) fn parts_to_f64(mantissa: i64, scale: u32) -> f64 {
+    if scale == 0 {
+        return mantissa as f64;
+    }
+    let magnitude = mantissa.unsigned_abs();
+    let precision = 10u64.pow(scale);
+    let integral = (magnitude / precision) as f64;
+    let fraction = (magnitude % precision) as f64 / precision as f64;
+    let value = if fraction == 0.0 {
+        integral
+    } else {
+        let round_to = 10f64.powi(scale as i32);
+        ((integral + fraction) * round_to).round() / round_to
+    };
+    if mantissa < 0 { -value } else { value }
+}
+
+/// `value / unit` rounded to the nearest integer, ties to the even one (`unit` a positive power of ten).
+fn round_half_even(value: i128, unit: i128) -> i128 {
+    let (q, r) = (value / unit, value % unit);
+    let twice = 2 * r.abs();
+    let away = twice > unit || (twice == unit && q % 2 != 0);
+    if !away {
+        q
+    } else if value < 0 {
+        q - 1
+    } else {
+        q + 1
     }
 }
 
@@ -305,6 +391,98 @@ mod tests {
         b.add(cur("MXN"), dec!(1000));
         b.add(cur("USD"), dec!(1.5));
         assert_eq!(fx.total_base(&b), dec!(156.50));
+    }
+
+    /// Amounts of every scale, with midpoints, carries and signs: a small deterministic spread.
+    fn spread() -> Vec<Amount> {
+        let mut out = Vec::new();
+        for scale in 0..=4u32 {
+            for m in [
+                0i64,
+                1,
+                5,
+                15,
+                25,
+                35,
+                49,
+                50,
+                51,
+                99,
+                125,
+                135,
+                1005,
+                2675,
+                12345,
+                999_999,
+                123_456_789,
+                987_654_321_012,
+                -5,
+                -25,
+                -135,
+                -2675,
+            ] {
+                out.push(Amount::from_parts(m, scale).unwrap());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn sums_to_cents_on_integers_are_the_decimal_sums_rounded() {
+        let fx = FxTable::new(&FxConfig {
+            base: cur("USD"),
+            rates: [(cur("COP"), dec!(0.00025))].into_iter().collect(),
+        })
+        .unwrap();
+        let usd = cur("USD");
+        let amounts = spread();
+        let by_decimals = |items: &[(Currency, Amount)]| {
+            CentAmount::new(
+                items
+                    .iter()
+                    .map(|(c, a)| fx.to_base(*c, a.get()))
+                    .sum::<Decimal>()
+                    .round_dp(2),
+            )
+        };
+        let mut checked = 0;
+        for (i, a) in amounts.iter().enumerate() {
+            for b in amounts.iter().skip(i % 7).step_by(5) {
+                for items in [
+                    vec![(usd, *a)],
+                    vec![(usd, *a), (usd, *b)],
+                    vec![(usd, *b), (usd, *a), (usd, *b)],
+                    vec![(usd, *a), (cur("COP"), *b), (usd, *b)],
+                ] {
+                    let fast = fx.sum_to_cents(items.iter().copied());
+                    let slow = by_decimals(&items);
+                    assert_eq!(fast, slow, "{items:?}");
+                    assert_eq!(
+                        fast.get().to_string(),
+                        slow.get().to_string(),
+                        "the scale too"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1000);
+        assert_eq!(fx.sum_to_cents([]), CentAmount::new(Decimal::ZERO));
+    }
+
+    #[test]
+    fn floats_from_parts_are_the_decimals_floats_to_the_bit() {
+        use rust_decimal::prelude::ToPrimitive;
+        for a in spread() {
+            let (m, s) = a.parts();
+            let want = a.get().to_f64().unwrap();
+            assert_eq!(parts_to_f64(m, s).to_bits(), want.to_bits(), "{m}e-{s}");
+            assert_eq!(a.to_f64().to_bits(), want.to_bits());
+            if s <= 2 {
+                let c = CentAmount::from_parts(m, s).unwrap();
+                assert_eq!(c.to_f64().to_bits(), want.to_bits());
+            }
+        }
     }
 
     #[test]

@@ -75,25 +75,18 @@ impl PriorityWeights {
 
     /// The score of `d` (from its freshly derived figures), in hundredths of a point.
     pub fn score(&self, d: &Debtor, fx: &FxTable) -> i64 {
-        let debt = d
-            .derived
-            .outstanding_base
-            .get()
-            .to_f64()
-            .unwrap_or(0.0)
-            .max(0.0);
+        let debt = d.derived.outstanding_base.to_f64().max(0.0);
         let (util, risk) = match d.profile.as_ref() {
+            Some(p) if p.credit_currency == fx.base() => {
+                // The base currency's rate is exactly one: the limit as it is.
+                (utilization(debt, p.credit_limit.to_f64()), risk_of(p))
+            }
             Some(p) => {
                 let limit = fx
                     .to_base(p.credit_currency, p.credit_limit.get())
                     .to_f64()
                     .unwrap_or(0.0);
-                let util = if limit > 0.0 {
-                    (debt / limit).min(2.0)
-                } else {
-                    0.0
-                };
-                (util, f64::from(p.risk_score) / 1000.0)
+                (utilization(debt, limit), risk_of(p))
             }
             None => (0.0, 0.0),
         };
@@ -121,4 +114,17 @@ impl PriorityWeights {
         let evaluated = i64::from(due.num_days_from_ce()) + i64::from(d.derived.dpd);
         d.derived.priority - (self.dpd * 100.0 * evaluated as f64).round() as i64
     }
+}
+/// Debt over credit limit, capped at 2 (none without a limit).
+fn utilization(debt: f64, limit: f64) -> f64 {
+    if limit > 0.0 {
+        (debt / limit).min(2.0)
+    } else {
+        0.0
+    }
+}
+
+/// The profile's risk score as a fraction.
+fn risk_of(p: &crate::event::Profile) -> f64 {
+    f64::from(p.risk_score) / 1000.0
 }

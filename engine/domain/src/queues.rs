@@ -127,6 +127,28 @@ impl<K: Ord + Clone> QueueBook<K> {
         }
     }
 
+    /// Queues for `defs` filled at once with `entries` (membership, rank, key): each queue's entries sorted and
+    /// built bottom-up, far cheaper than inserting them one by one (a reload rebuilds every queue).
+    pub fn rebuild(defs: &QueueDefs, entries: impl IntoIterator<Item = (u32, i64, K)>) -> Self {
+        let mut lists: Vec<Vec<(Reverse<i64>, K)>> = vec![Vec::new(); defs.names.len()];
+        for (membership, rank, key) in entries {
+            for (i, list) in lists.iter_mut().enumerate() {
+                if membership & (1 << i) != 0 {
+                    list.push((Reverse(rank), key.clone()));
+                }
+            }
+        }
+        Self {
+            queues: lists
+                .into_iter()
+                .map(|mut list| {
+                    list.sort_unstable();
+                    list.into_iter().collect()
+                })
+                .collect(),
+        }
+    }
+
     /// Moves `id` from its old membership and priority to the new ones: O(log n) per queue touched.
     pub fn update(&mut self, id: &K, old: (u32, i64), new: (u32, i64)) {
         if old == new {
@@ -196,6 +218,18 @@ mod tests {
         assert_eq!(top, vec![(700, "b".into()), (500, "a".into())]);
         book.update(&a, (0b01, 500), (0b01, 900));
         assert_eq!(book.iter_from(0, None).next().unwrap().1, &a);
+        let rebuilt = QueueBook::rebuild(
+            &QueueDefs {
+                names: vec!["x".into(), "y".into()],
+                defs: Vec::new(),
+            },
+            [(0b01, 900, a.clone()), (0b11, 700, b.clone())],
+        );
+        assert_eq!(
+            format!("{:?}", rebuilt.queues),
+            format!("{:?}", book.queues),
+            "built at once as by updates"
+        );
         book.update(&b, (0b11, 700), (0, 0));
         assert_eq!((book.len(0), book.len(1)), (1, 0));
         let after: Vec<_> = book.iter_from(0, Some(&(900, a.clone()))).collect();

@@ -1,5 +1,6 @@
 //! Instants and local calendars. The core never reads a clock: `now` is always an argument.
 
+use std::cell::Cell;
 use std::fmt;
 
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
@@ -12,6 +13,15 @@ pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 60 * MINUTE_MS;
 /// Milliseconds in one day of 24 hours (not a calendar day: see [`local_midnight`]).
 pub const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// Slots of the per-thread memo of local dates.
+const LOCAL_DATE_SLOTS: usize = 16;
+
+thread_local! {
+    /// (instant, zone, its local date) per slot; the zone `u32::MAX` marks an empty slot.
+    static LOCAL_DATES: [Cell<(i64, u32, NaiveDate)>; LOCAL_DATE_SLOTS] =
+        const { [const { Cell::new((0, u32::MAX, NaiveDate::MIN)) }; LOCAL_DATE_SLOTS] };
+}
 
 /// An instant: milliseconds since the Unix epoch, UTC.
 ///
@@ -84,9 +94,20 @@ impl Ts {
         self.to_utc().unwrap_or_default().with_timezone(&tz)
     }
 
-    /// The calendar date in the zone `tz`.
+    /// The calendar date in the zone `tz`. Each thread keeps its last answers, one per zone slot: a step of time or
+    /// a reload asks it of the same instant for every debtor of a zone, and the zone's rules are a search each.
     pub fn local_date(self, tz: Tz) -> NaiveDate {
-        self.in_tz(tz).date_naive()
+        let zone = tz as u32;
+        LOCAL_DATES.with(|memo| {
+            let slot = &memo[zone as usize % LOCAL_DATE_SLOTS];
+            let (at, in_zone, date) = slot.get();
+            if at == self.0 && in_zone == zone {
+                return date;
+            }
+            let date = self.in_tz(tz).date_naive();
+            slot.set((self.0, zone, date));
+            date
+        })
     }
 
     /// Builds an instant from a UTC date-time.
@@ -168,6 +189,34 @@ mod tests {
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn remembered_local_dates_answer_as_the_zone_rules_do() {
+        // Zones sharing memo slots, instants repeated and interleaved, around midnights and a DST change.
+        let zones: Vec<Tz> = [
+            "America/Santiago",
+            "America/Bogota",
+            "Europe/Madrid",
+            "Pacific/Kiritimati",
+            "America/Mexico_City",
+            "UTC",
+        ]
+        .iter()
+        .map(|z| z.parse().unwrap())
+        .chain((0..40u32).map(|i| chrono_tz::TZ_VARIANTS[(i * 13) as usize % 400]))
+        .collect();
+        let start = crate::testkit::ts("2026-09-05T20:00:00Z").0;
+        for round in 0..3 {
+            for step in 0..72 {
+                let at = Ts(start + step * HOUR_MS + round * 7 * MINUTE_MS);
+                for &tz in zones.iter().chain(zones.iter().rev()) {
+                    let want = at.in_tz(tz).date_naive();
+                    assert_eq!(at.local_date(tz), want, "{at:?} in {tz}");
+                    assert_eq!(at.local_date(tz), want, "asked again");
+                }
+            }
+        }
     }
 
     #[test]

@@ -276,10 +276,10 @@ impl PartitionWorker {
     /// (nothing is decided; strategy changes take effect at each debtor's next event or timer). Debtors whose
     /// derived figures changed are marked for the state store. Returns how many changed.
     pub fn set_engine(&mut self, engine: Arc<Engine>) -> usize {
-        self.queues = QueueBook::new(&engine.queues);
         self.engine = engine;
         let now = self.clock;
         let mut changed = 0;
+        let mut entries = Vec::new();
         for slot in 0..self.store.len() as u32 {
             let d = self.store.get_mut(slot);
             let before = (
@@ -295,9 +295,11 @@ impl PartitionWorker {
                 changed += 1;
                 self.changes.mark(slot);
             }
-            let key = (dv.queues, self.engine.priority.queue_rank(d));
-            self.queues.update(&slot, (0, 0), key);
+            if dv.queues != 0 {
+                entries.push((dv.queues, self.engine.priority.queue_rank(d), slot));
+            }
         }
+        self.queues = QueueBook::rebuild(&self.engine.queues, entries);
         changed
     }
 

@@ -1,7 +1,6 @@
 //! The decision function: `(state, input, now, configuration) -> (state', actions, audit records)`.
 
 use chrono_tz::Tz;
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, AuditRecord, DecisionKind};
@@ -10,7 +9,7 @@ use crate::config_error::ConfigError;
 use crate::debtor::Debtor;
 use crate::event::Envelope;
 use crate::facts::{self, Effects};
-use crate::money::{CentAmount, FxConfig, FxTable};
+use crate::money::{FxConfig, FxTable};
 use crate::policy::{GapConfig, HolidayCalendarConfig, Policies, PolicyConfig};
 use crate::priority::PriorityWeights;
 use crate::queues::{QueueConfig, QueueDefs};
@@ -310,20 +309,20 @@ impl Engine {
         let first = d.derived.stage_entered.is_none();
         let today = now.local_date(tz);
         let oldest = d.oldest_unpaid_due();
-        let dpd = d.days_past_due(now);
-        let mut overdue = Decimal::ZERO;
-        for o in d
-            .obligations
-            .iter()
-            .filter(|o| o.is_open() && o.due < today)
-        {
-            overdue += self.fx.to_base(o.currency, o.outstanding.get());
-        }
-        let outstanding_base = d.outstanding_base(&self.fx);
+        let dpd = d.days_past_due_on(today);
+        let open = || d.obligations.iter().filter(|o| o.is_open());
+        let overdue = self.fx.sum_to_cents(
+            open()
+                .filter(|o| o.due < today)
+                .map(|o| (o.currency, o.outstanding)),
+        );
+        let outstanding = self
+            .fx
+            .sum_to_cents(open().map(|o| (o.currency, o.outstanding)));
         let charged_off = d.status().charged_off;
         let dv = &mut d.derived;
-        dv.outstanding_base = CentAmount::new(outstanding_base);
-        dv.overdue_base = CentAmount::new(overdue);
+        dv.outstanding_base = outstanding;
+        dv.overdue_base = overdue;
         dv.dpd = dpd;
         dv.bucket = self.aging.bucket(dpd);
         let stage = if charged_off && oldest.is_some() {
