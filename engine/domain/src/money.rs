@@ -366,6 +366,14 @@ mod tests {
         Currency::parse(s).unwrap()
     }
 
+    /// A table with the dollar as base and `rates` for the others.
+    fn usd_with(rates: &[(&str, Decimal)]) -> Result<FxTable, ConfigError> {
+        FxTable::new(&FxConfig {
+            base: cur("USD"),
+            rates: rates.iter().map(|(c, r)| (cur(c), *r)).collect(),
+        })
+    }
+
     #[test]
     fn balances_remove_zero_entries_and_keep_order() {
         let mut b = Balances::default();
@@ -379,13 +387,7 @@ mod tests {
 
     #[test]
     fn mixed_currencies_sum_in_base() {
-        let fx = FxTable::new(&FxConfig {
-            base: cur("USD"),
-            rates: [(cur("COP"), dec!(0.00025)), (cur("MXN"), dec!(0.055))]
-                .into_iter()
-                .collect(),
-        })
-        .unwrap();
+        let fx = usd_with(&[("COP", dec!(0.00025)), ("MXN", dec!(0.055))]).unwrap();
         let mut b = Balances::default();
         b.add(cur("COP"), dec!(400000));
         b.add(cur("MXN"), dec!(1000));
@@ -429,11 +431,7 @@ mod tests {
 
     #[test]
     fn sums_to_cents_on_integers_are_the_decimal_sums_rounded() {
-        let fx = FxTable::new(&FxConfig {
-            base: cur("USD"),
-            rates: [(cur("COP"), dec!(0.00025))].into_iter().collect(),
-        })
-        .unwrap();
+        let fx = usd_with(&[("COP", dec!(0.00025))]).unwrap();
         let usd = cur("USD");
         let amounts = spread();
         let by_decimals = |items: &[(Currency, Amount)]| {
@@ -487,11 +485,7 @@ mod tests {
 
     #[test]
     fn non_positive_rate_is_rejected_naming_the_field() {
-        let err = FxTable::new(&FxConfig {
-            base: cur("USD"),
-            rates: [(cur("COP"), dec!(0))].into_iter().collect(),
-        })
-        .unwrap_err();
+        let err = usd_with(&[("COP", dec!(0))]).unwrap_err();
         assert!(err.to_string().contains("fx.rates.COP"), "{err}");
     }
 }

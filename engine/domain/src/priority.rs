@@ -115,6 +115,7 @@ impl PriorityWeights {
         d.derived.priority - (self.dpd * 100.0 * evaluated as f64).round() as i64
     }
 }
+
 /// Debt over credit limit, capped at 2 (none without a limit).
 fn utilization(debt: f64, limit: f64) -> f64 {
     if limit > 0.0 {
