@@ -296,6 +296,42 @@ listen = "127.0.0.1:0"
         assert_eq!(written, events);
     }
 
+    /// Waits until every engine thread of engine `n` holds partitions (a new instance's threads join the group one
+    /// after the other, and the first takes every partition until the next joins): faults injected after this hit
+    /// a running engine, not its start-up rebalance.
+    pub(crate) fn wait_threads_assigned(&self, n: u32, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.engine_log(n);
+            let threads: usize = log
+                .split("threads=")
+                .nth(1)
+                .and_then(|t| t.split_whitespace().next())
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(usize::MAX);
+            // Each thread's latest assignment or revocation.
+            let mut holding: BTreeMap<&str, bool> = BTreeMap::new();
+            for line in log.lines() {
+                let Some(thread) = line.split_whitespace().nth(2) else {
+                    continue;
+                };
+                if line.contains("Partitions assigned.") {
+                    holding.insert(thread, !line.contains("partitions=[]"));
+                } else if line.contains("Partitions revoked") {
+                    holding.insert(thread, false);
+                }
+            }
+            if holding.values().filter(|h| **h).count() >= threads {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "engine {n}'s {threads} threads not all assigned partitions within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until the engine's group has committed every input record.
     pub(crate) fn wait_consumed(&self, engine: &mut Child, timeout: Duration) {
         let c: BaseConsumer = ClientConfig::new()
@@ -677,6 +713,32 @@ listen = "127.0.0.1:0"
         let (n_actions, n_audits) = (got_actions.len(), got_audits.len());
         let got_actions: BTreeSet<Vec<u8>> = got_actions.into_iter().collect();
         let got_audits: BTreeSet<Vec<u8>> = got_audits.into_iter().collect();
+        if actions != got_actions || audits != got_audits {
+            // Which entries, and what the engine said, so that a failure on a CI machine can be read from its log.
+            let described: Vec<String> = actions
+                .difference(&got_actions)
+                .take(20)
+                .filter_map(|bytes| mora_schemas::decode_action(bytes).ok())
+                .map(|a| {
+                    format!(
+                        "missing from the ledger: {} {} {}/{} created {} ({})",
+                        a.debtor_id,
+                        a.channel.as_str(),
+                        a.reason.strategy,
+                        a.reason.step,
+                        a.created_at,
+                        a.action_id.0
+                    )
+                })
+                .collect();
+            eprintln!(
+                "{}\n{} decisions missing from the ledger, {} unexpected\n{}",
+                described.join("\n"),
+                audits.difference(&got_audits).count(),
+                got_audits.difference(&audits).count(),
+                self.diagnosis()
+            );
+        }
         assert_eq!(
             n_actions,
             got_actions.len(),

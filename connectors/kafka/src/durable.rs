@@ -137,12 +137,21 @@ impl Durable {
     /// Builds and starts a flush of every partition's changes since the last one. Call right after a commit.
     /// Partitions changed since their summary was published publish it again every `state.summary_interval`, or now
     /// with `final_flush` (partitions released, or the instance stopping).
+    ///
+    /// Does nothing while a flush is still out (a final flush after [`Durable::settle`] ran out of patience): two
+    /// flushes side by side could land the second's checkpoint before the first's ledger, and a stop would then
+    /// lose what the first decided. The changes stay in the workers for the next flush, or for the next owner's
+    /// replay from the last checkpoint stored.
     pub(crate) fn flush<'a>(
         &mut self,
         engine: &Engine,
         final_flush: bool,
         sources: impl Iterator<Item = FlushSource<'a>>,
     ) -> Result<(), PipelineError> {
+        let _ = self.handle.poll();
+        if self.handle.busy() {
+            return Ok(());
+        }
         let (interval, depth) = (
             self.settings.summary_interval,
             self.settings.summary_queue_depth,
@@ -255,6 +264,7 @@ mod tests {
     struct FakeStore {
         submitted: Arc<Mutex<Vec<PartitionFlush>>>,
         lag: Arc<Mutex<Duration>>,
+        busy: Arc<Mutex<bool>>,
     }
 
     impl StateStore for FakeStore {
@@ -277,7 +287,7 @@ mod tests {
             None
         }
         fn busy(&self) -> bool {
-            false
+            *self.busy.lock().unwrap()
         }
         fn wait(&mut self, _: Duration) -> bool {
             true
@@ -295,6 +305,7 @@ mod tests {
             Box::new(FakeStore {
                 submitted: self.submitted.clone(),
                 lag: self.lag.clone(),
+                busy: self.busy.clone(),
             })
         }
     }
@@ -344,6 +355,55 @@ mod tests {
         assert_eq!(got[0].rows[0].debtor_id, "D-1");
         assert_eq!(got[0].checkpoint.offsets, applied[0]);
         assert_eq!(flushed[0], applied[0], "the cut flushed is remembered");
+    }
+
+    #[test]
+    fn no_flush_starts_beside_one_still_out_and_its_changes_wait_for_the_next() {
+        let store = FakeStore::default();
+        let (submitted, busy) = (store.submitted.clone(), store.busy.clone());
+        let mut durable = Durable::new(Box::new(store));
+        let engine = Arc::new(testkit::engine());
+        let mut worker = PartitionWorker::new(0, engine.clone());
+        let at = ts("2026-03-02T14:00:00Z");
+        let mut sink = CollectingSink::default();
+        for ev in [
+            testkit::debtor_upserted("D-1", "CO", "America/Bogota", at),
+            testkit::obligation("D-1", "L-1", "COP", "900000", "2026-01-15", at),
+        ] {
+            worker.on_event(&ev, &mut sink).unwrap();
+        }
+        let mut ledger = durable.ledger();
+        ledger.audits.extend(sink.audits.iter().cloned());
+        assert!(!ledger.audits.is_empty(), "a past-due obligation is decided on");
+        let applied = BTreeMap::from([("in.account".to_string(), 1)]);
+        let mut flushed = BTreeMap::new();
+        let mut flush =
+            |durable: &mut Durable, worker: &mut PartitionWorker, ledger: &mut Ledger| {
+                let source = FlushSource {
+                    partition: 0,
+                    worker,
+                    ledger,
+                    applied: &applied,
+                    flushed: &mut flushed,
+                };
+                durable
+                    .flush(&engine, true, std::iter::once(source))
+                    .unwrap();
+            };
+        *busy.lock().unwrap() = true;
+        flush(&mut durable, &mut worker, &mut ledger);
+        assert!(
+            submitted.lock().unwrap().is_empty(),
+            "nothing submitted while a flush is out"
+        );
+        assert_eq!(worker.changed_count(), 1, "the change is kept");
+        assert!(!ledger.audits.is_empty(), "the decisions are kept");
+        *busy.lock().unwrap() = false;
+        flush(&mut durable, &mut worker, &mut ledger);
+        let got = submitted.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].rows.len(), 1);
+        assert!(!got[0].audits.is_empty(), "the kept decisions go with it");
     }
 
     #[test]

@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures::FutureExt;
 use mora_runtime::{
     Classify, ErrorClass, PartitionFlush, Restored, StateStore, StoreError, StoreSettings,
     StoreStats,
 };
+use std::panic::AssertUnwindSafe;
 use tokio::runtime::Runtime;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::StateConfig;
 use crate::error::StateError;
@@ -26,6 +28,37 @@ struct InFlight {
     started: Instant,
     done: Receiver<Written>,
     task: tokio::task::JoinHandle<()>,
+    /// What the task writes, kept to write it again should the task end without reporting.
+    flushes: Arc<Vec<PartitionFlush>>,
+    write_time: i64,
+}
+
+/// Writes every partition of a flush side by side (each its ledger and rows, then its own checkpoint); the first
+/// error fails the whole attempt.
+async fn write_all(
+    store: &Store,
+    flushes: &[PartitionFlush],
+    write_time: i64,
+) -> Result<Written, StateError> {
+    let written =
+        futures::future::join_all(flushes.iter().map(|f| store.write(f, write_time))).await;
+    let mut total = Written::default();
+    for w in written {
+        let w = w?;
+        total.rows += w.rows;
+        total.statements += w.statements;
+        total.requests += w.requests;
+    }
+    Ok(total)
+}
+
+/// The message of a caught panic, when it has one.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// The engine thread's handle on the store.
@@ -166,59 +199,69 @@ impl StateHandle {
         self.last_done.elapsed()
     }
 
-    /// Starts writing `flushes` in the background (at most one flush at a time: call only when not busy).
+    /// Starts writing `flushes` in the background. At most one flush is out at a time: a second one beside it
+    /// could land its checkpoint before the first one's ledger, so this panics if one is (check [`busy`]).
+    ///
+    /// [`busy`]: StateHandle::busy
     pub fn submit(&mut self, flushes: Vec<PartitionFlush>) {
-        debug_assert!(self.in_flight.is_none());
+        assert!(
+            self.in_flight.is_none(),
+            "a flush was submitted while another was still being written"
+        );
+        self.in_flight = Some(self.spawn(Arc::new(flushes), now_micros(), Instant::now()));
+    }
+
+    /// The task writing `flushes` under `write_time` until they land. A failed attempt (an error, or a panic in
+    /// the driver) is retried whole after a backoff: the writes are idempotent.
+    fn spawn(
+        &self,
+        flushes: Arc<Vec<PartitionFlush>>,
+        write_time: i64,
+        started: Instant,
+    ) -> InFlight {
         let (tx, rx) = channel();
         let store = self.store.clone();
         let failures = self.failures.clone();
-        let write_time = now_micros();
+        let kept = flushes.clone();
         let task = self.rt.spawn(async move {
             let mut wait = BACKOFF.0;
             loop {
-                // The partitions of a flush are written side by side (each its rows and ledger, then its own
-                // checkpoint); a failure retries the whole flush, which is idempotent.
-                let written =
-                    futures::future::join_all(flushes.iter().map(|f| store.write(f, write_time)))
-                        .await;
-                let mut total = Written::default();
-                let mut result = Ok(());
-                for w in written {
-                    match w {
-                        Ok(w) => {
-                            total.rows += w.rows;
-                            total.statements += w.statements;
-                            total.requests += w.requests;
-                        }
-                        Err(e) => {
-                            result = Err(e);
-                            break;
-                        }
-                    }
-                }
-                match result {
-                    Ok(()) => {
+                let attempt = AssertUnwindSafe(write_all(&store, &flushes, write_time))
+                    .catch_unwind()
+                    .await;
+                match attempt {
+                    Ok(Ok(total)) => {
                         let _ = tx.send(total);
                         return;
                     }
-                    Err(e) => {
-                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok(Err(e)) => {
                         warn!(error = %e, retry_in = ?wait, "Flush to the state store failed; retrying.");
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(BACKOFF.1);
+                    }
+                    Err(panic) => {
+                        error!(
+                            panic = panic_message(panic.as_ref()),
+                            retry_in = ?wait,
+                            "Writing a flush to the state store panicked; retrying it whole."
+                        );
                     }
                 }
+                failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(BACKOFF.1);
             }
         });
-        self.in_flight = Some(InFlight {
-            started: Instant::now(),
+        InFlight {
+            started,
             done: rx,
             task,
-        });
+            flushes: kept,
+            write_time,
+        }
     }
 
     /// Whether the flush in flight completed since the last call (`Some(true)`), is still out (`Some(false)`), or
-    /// there is none (`None`).
+    /// there is none (`None`). A flush whose task ended without reporting (it cannot, short of the runtime dropping
+    /// it) is started again rather than taken as written.
     pub fn poll(&mut self) -> Option<bool> {
         let f = self.in_flight.as_ref()?;
         match f.done.try_recv() {
@@ -227,8 +270,10 @@ impl StateHandle {
                 Some(true)
             }
             Err(TryRecvError::Disconnected) => {
-                self.in_flight = None;
-                Some(true)
+                error!("A flush to the state store ended without landing; writing it again.");
+                let lost = self.in_flight.take()?;
+                self.in_flight = Some(self.spawn(lost.flushes, lost.write_time, lost.started));
+                Some(false)
             }
             Err(TryRecvError::Empty) => Some(false),
         }
