@@ -374,7 +374,10 @@ mod tests {
         }
         let mut ledger = durable.ledger();
         ledger.audits.extend(sink.audits.iter().cloned());
-        assert!(!ledger.audits.is_empty(), "a past-due obligation is decided on");
+        assert!(
+            !ledger.audits.is_empty(),
+            "a past-due obligation is decided on"
+        );
         let applied = BTreeMap::from([("in.account".to_string(), 1)]);
         let mut flushed = BTreeMap::new();
         let mut flush =

@@ -172,8 +172,9 @@ impl FxTable {
     }
 
     /// The sum in the base currency of `amounts`, rounded to cents: the very value and scale of summing their
-    /// [`FxTable::to_base`] decimals and rounding with `round_dp(2)` (banker's rounding), taken on integers while
-    /// the amounts are in the base currency (the common case: a debtor's totals at every evaluation).
+    /// [`FxTable::to_base`] decimals and rounding with `round_dp(2)` (banker's rounding), taken on integers: each
+    /// product by its rate and each partial sum exactly as the decimals give them, and the rest as decimals should a
+    /// value outgrow what a decimal holds exactly (never with amounts and rates of this world).
     pub fn sum_to_cents(
         &self,
         amounts: impl IntoIterator<Item = (Currency, Amount)>,
@@ -181,29 +182,47 @@ impl FxTable {
         let (mut sum, mut scale) = (0i128, 0u32);
         let mut amounts = amounts.into_iter();
         while let Some((c, a)) = amounts.next() {
-            if c != self.base {
-                let mut total =
-                    Decimal::from_i128_with_scale(sum, scale) + self.to_base(c, a.get());
-                for (c, a) in amounts {
-                    total += self.to_base(c, a.get());
-                }
-                return CentAmount::new(total.round_dp(2));
-            }
-            // As decimals multiply (by the rate of one) and add: a zero product is a zero of scale 0; a zero
-            // operand of a sum gives back the other one, scale and all; otherwise the sum takes the larger scale,
-            // the other operand raised to it.
-            let (m, s) = match a.parts() {
-                (0, _) => (0, 0),
-                parts => parts,
+            // Each term as the decimal product `amount × rate` gives it: a zero product is a zero of scale 0;
+            // otherwise the product of the mantissas at the sum of the scales, exact while it fits a decimal.
+            let term = match a.parts() {
+                (0, _) => Some((0, 0)),
+                (m, s) if c == self.base => Some((i128::from(m), s)),
+                (m, s) => self.rate_parts(c).and_then(|(rm, rs)| {
+                    let product = i128::from(m).checked_mul(rm)?;
+                    if product == 0 {
+                        return Some((0, 0));
+                    }
+                    fits_decimal(product, s + rs).then_some((product, s + rs))
+                }),
             };
-            if sum == 0 {
-                (sum, scale) = (i128::from(m), s);
-            } else if m != 0 {
-                if s > scale {
-                    sum *= 10i128.pow(s - scale);
-                    scale = s;
+            // Added as decimals add: a zero operand gives back the other one, scale and all; otherwise the sum
+            // takes the larger scale, the other operand raised to it (exact while it fits a decimal).
+            let next = term.and_then(|(m, s)| match (sum, m) {
+                (0, _) => Some((m, s)),
+                (_, 0) => Some((sum, scale)),
+                _ => {
+                    let to = scale.max(s);
+                    let a = sum.checked_mul(10i128.checked_pow(to - scale)?)?;
+                    let b = m.checked_mul(10i128.checked_pow(to - s)?)?;
+                    let total = a.checked_add(b)?;
+                    [a, b, total]
+                        .iter()
+                        .all(|v| fits_decimal(*v, to))
+                        .then_some((total, to))
                 }
-                sum += i128::from(m) * 10i128.pow(scale - s);
+            });
+            match next {
+                Some(n) => (sum, scale) = n,
+                None => {
+                    // Past what the integers replicate exactly (a product or a sum beyond a decimal's 96 bits
+                    // or 28 places): the rest as decimals, from the exact sum so far.
+                    let mut total =
+                        Decimal::from_i128_with_scale(sum, scale) + self.to_base(c, a.get());
+                    for (c, a) in amounts {
+                        total += self.to_base(c, a.get());
+                    }
+                    return CentAmount::new(total.round_dp(2));
+                }
             }
         }
         if scale > 2 {
@@ -211,6 +230,16 @@ impl FxTable {
             scale = 2;
         }
         CentAmount::clamped(sum, scale)
+    }
+
+    /// The rate of `c` as mantissa and scale; an unknown currency converts to a zero of scale 0, as
+    /// [`FxTable::to_base`] does.
+    fn rate_parts(&self, c: Currency) -> Option<(i128, u32)> {
+        Some(
+            self.rates
+                .get(&c)
+                .map_or((0, 0), |r| (r.mantissa(), r.scale())),
+        )
     }
 
     /// The sum of `balances` in the base currency, rounded to cents.
@@ -286,6 +315,11 @@ pub(crate) fn parts_to_f64(mantissa: i64, scale: u32) -> f64 {
 }
 
 /// `value / unit` rounded to the nearest integer, ties to the even one (`unit` a positive power of ten).
+/// Whether `mantissa × 10^-scale` is a decimal as `rust_decimal` holds it exactly: 96 bits and 28 places at most.
+fn fits_decimal(mantissa: i128, scale: u32) -> bool {
+    scale <= 28 && mantissa.unsigned_abs() < 1 << 96
+}
+
 fn round_half_even(value: i128, unit: i128) -> i128 {
     let (q, r) = (value / unit, value % unit);
     let twice = 2 * r.abs();
@@ -431,8 +465,16 @@ mod tests {
 
     #[test]
     fn sums_to_cents_on_integers_are_the_decimal_sums_rounded() {
-        let fx = usd_with(&[("COP", dec!(0.00025))]).unwrap();
-        let usd = cur("USD");
+        let fx = usd_with(&[
+            ("COP", dec!(0.00025)),
+            ("EUR", dec!(1.0843)),
+            ("JPY", dec!(0.0067123456)),
+            ("CLF", dec!(41.7)),
+        ])
+        .unwrap();
+        let (usd, cop, eur, jpy, clf) =
+            (cur("USD"), cur("COP"), cur("EUR"), cur("JPY"), cur("CLF"));
+        let unknown = cur("ARS");
         let amounts = spread();
         let by_decimals = |items: &[(Currency, Amount)]| {
             CentAmount::new(
@@ -450,7 +492,11 @@ mod tests {
                     vec![(usd, *a)],
                     vec![(usd, *a), (usd, *b)],
                     vec![(usd, *b), (usd, *a), (usd, *b)],
-                    vec![(usd, *a), (cur("COP"), *b), (usd, *b)],
+                    vec![(usd, *a), (cop, *b), (usd, *b)],
+                    vec![(cop, *a), (eur, *b)],
+                    vec![(jpy, *b), (usd, *a), (clf, *a), (eur, *b)],
+                    vec![(eur, *a), (unknown, *b), (jpy, *a)],
+                    vec![(unknown, *a), (usd, *b)],
                 ] {
                     let fast = fx.sum_to_cents(items.iter().copied());
                     let slow = by_decimals(&items);
@@ -466,6 +512,29 @@ mod tests {
         }
         assert!(checked > 1000);
         assert_eq!(fx.sum_to_cents([]), CentAmount::new(Decimal::ZERO));
+        // Past a decimal's 28 places or 96 bits the products round, and the sum goes on as decimals.
+        let tiny = usd_with(&[
+            ("XAU", Decimal::new(1, 27)),
+            ("XAG", Decimal::new(7_000_000_000_000_001, 15)),
+        ])
+        .unwrap();
+        let huge = Amount::from_parts(9_999_999_999_999_999, 2).unwrap();
+        for items in [
+            vec![
+                (cur("XAU"), Amount::from_parts(123, 2).unwrap()),
+                (usd, huge),
+            ],
+            vec![(usd, huge), (cur("XAG"), huge), (cur("XAG"), huge)],
+        ] {
+            let slow = CentAmount::new(
+                items
+                    .iter()
+                    .map(|(c, a)| tiny.to_base(*c, a.get()))
+                    .sum::<Decimal>()
+                    .round_dp(2),
+            );
+            assert_eq!(tiny.sum_to_cents(items.iter().copied()), slow, "{items:?}");
+        }
     }
 
     #[test]
