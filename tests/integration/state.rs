@@ -55,6 +55,19 @@ pub(crate) fn mora_bin() -> PathBuf {
     bin
 }
 
+/// An action in a line of a failure's report: debtor, channel, strategy step, when, id.
+fn describe(a: &Action) -> String {
+    format!(
+        "{} {} {}/{} created {} ({})",
+        a.debtor_id,
+        a.channel.as_str(),
+        a.reason.strategy,
+        a.reason.step,
+        a.created_at,
+        a.action_id.0
+    )
+}
+
 /// What [`World::verify`] found equal to a clean run: actions delivered exactly once, stored debtors.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Verified {
@@ -613,17 +626,6 @@ listen = "127.0.0.1:0"
         let missing: Vec<_> = want.difference(&got).collect();
         let extra: Vec<_> = got.difference(&want).collect();
         if !missing.is_empty() || !extra.is_empty() {
-            let describe = |a: &Action| {
-                format!(
-                    "{} {} {}/{} created {} ({})",
-                    a.debtor_id,
-                    a.channel.as_str(),
-                    a.reason.strategy,
-                    a.reason.step,
-                    a.created_at,
-                    a.action_id.0
-                )
-            };
             let miss: BTreeSet<&&str> = missing.iter().copied().collect();
             let ext: BTreeSet<&&str> = extra.iter().copied().collect();
             let mut lines: Vec<String> = expected
@@ -719,17 +721,7 @@ listen = "127.0.0.1:0"
                 .difference(&got_actions)
                 .take(20)
                 .filter_map(|bytes| mora_schemas::decode_action(bytes).ok())
-                .map(|a| {
-                    format!(
-                        "missing from the ledger: {} {} {}/{} created {} ({})",
-                        a.debtor_id,
-                        a.channel.as_str(),
-                        a.reason.strategy,
-                        a.reason.step,
-                        a.created_at,
-                        a.action_id.0
-                    )
-                })
+                .map(|a| format!("missing from the ledger: {}", describe(&a)))
                 .collect();
             eprintln!(
                 "{}\n{} decisions missing from the ledger, {} unexpected\n{}",

@@ -187,13 +187,14 @@ impl FxTable {
             let term = match a.parts() {
                 (0, _) => Some((0, 0)),
                 (m, s) if c == self.base => Some((i128::from(m), s)),
-                (m, s) => self.rate_parts(c).and_then(|(rm, rs)| {
-                    let product = i128::from(m).checked_mul(rm)?;
-                    if product == 0 {
-                        return Some((0, 0));
+                (m, s) => {
+                    let (rm, rs) = self.rate_parts(c);
+                    match i128::from(m).checked_mul(rm) {
+                        Some(0) => Some((0, 0)),
+                        Some(p) => fits_decimal(p, s + rs).then_some((p, s + rs)),
+                        None => None,
                     }
-                    fits_decimal(product, s + rs).then_some((product, s + rs))
-                }),
+                }
             };
             // Added as decimals add: a zero operand gives back the other one, scale and all; otherwise the sum
             // takes the larger scale, the other operand raised to it (exact while it fits a decimal).
@@ -234,12 +235,10 @@ impl FxTable {
 
     /// The rate of `c` as mantissa and scale; an unknown currency converts to a zero of scale 0, as
     /// [`FxTable::to_base`] does.
-    fn rate_parts(&self, c: Currency) -> Option<(i128, u32)> {
-        Some(
-            self.rates
-                .get(&c)
-                .map_or((0, 0), |r| (r.mantissa(), r.scale())),
-        )
+    fn rate_parts(&self, c: Currency) -> (i128, u32) {
+        self.rates
+            .get(&c)
+            .map_or((0, 0), |r| (r.mantissa(), r.scale()))
     }
 
     /// The sum of `balances` in the base currency, rounded to cents.
