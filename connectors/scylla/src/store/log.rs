@@ -248,7 +248,7 @@ mod tests {
         got.sort();
         assert_eq!(
             got,
-            vec![("A", 3, &b"a10"[..], 1), ("B", 3, &b"b20 again"[..], 4)]
+            vec![("A", 3, &b"a10"[..], &1), ("B", 3, &b"b20 again"[..], &4)]
         );
     }
 }
