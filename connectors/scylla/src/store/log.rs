@@ -118,7 +118,7 @@ pub(super) fn entries(chunk: &[u8]) -> Result<Vec<(&str, &[u8])>, ChunkError> {
 /// Each debtor's latest entry among those offered, by write time; of equal times the one offered last.
 #[derive(Debug)]
 pub(super) struct Latest<'a, A> {
-    by_id: HashMap<&'a str, (i64, i16, &'a [u8], A)>,
+    by_id: HashMap<&'a str, (i64, i16, &'a [u8], &'a A)>,
 }
 
 impl<'a, A> Default for Latest<'a, A> {
@@ -137,7 +137,7 @@ impl<'a, A> Latest<'a, A> {
         written: i64,
         format: i16,
         state: &'a [u8],
-        applied: A,
+        applied: &'a A,
     ) {
         match self.by_id.get_mut(id) {
             Some(e) if e.0 > written => {}
@@ -149,7 +149,7 @@ impl<'a, A> Latest<'a, A> {
     }
 
     /// The latest entries: (id, format, state, applied), in no particular order.
-    pub(super) fn into_entries(self) -> impl Iterator<Item = (&'a str, i16, &'a [u8], A)> {
+    pub(super) fn into_entries(self) -> impl Iterator<Item = (&'a str, i16, &'a [u8], &'a A)> {
         self.by_id
             .into_iter()
             .map(|(id, (_, format, state, applied))| (id, format, state, applied))
@@ -240,10 +240,10 @@ mod tests {
     fn the_latest_write_wins_and_of_equal_times_the_last_offered() {
         let applied = [1, 2, 3, 4];
         let mut l = Latest::default();
-        l.offer("A", 10, 3, b"a10", applied[0]);
-        l.offer("B", 20, 1, b"b20", applied[1]);
-        l.offer("A", 5, 3, b"a5", applied[2]);
-        l.offer("B", 20, 3, b"b20 again", applied[3]);
+        l.offer("A", 10, 3, b"a10", &applied[0]);
+        l.offer("B", 20, 1, b"b20", &applied[1]);
+        l.offer("A", 5, 3, b"a5", &applied[2]);
+        l.offer("B", 20, 3, b"b20 again", &applied[3]);
         let mut got: Vec<_> = l.into_entries().collect();
         got.sort();
         assert_eq!(

@@ -66,17 +66,11 @@ impl Store {
     pub async fn restore(self: &Arc<Self>, partition: i32) -> Result<Restored, StateError> {
         let started = std::time::Instant::now();
         let checkpoint = self.checkpoint(partition).await?;
-        let cut = Arc::new(
-            checkpoint
-                .as_ref()
-                .map(|c| c.offsets.clone())
-                .unwrap_or_default(),
-        );
         let parts: Vec<Vec<(Debtor, Option<Offsets>)>> = stream::iter(0..self.shards as i16)
             .map(|shard| {
-                let (store, cut) = (Arc::clone(self), Arc::clone(&cut));
+                let store = Arc::clone(self);
                 async move {
-                    tokio::spawn(async move { store.scan(partition, shard, None, &cut).await })
+                    tokio::spawn(async move { store.scan(partition, shard, None).await })
                         .await
                         .map_err(StateError::db)?
                 }
@@ -102,10 +96,15 @@ impl Store {
             kpi_days,
             ..Restored::default()
         };
-        out.debtors.reserve(all.len());
-        for (d, ahead) in all {
-            if let Some(applied) = ahead {
-                out.ahead.push((d.id.clone(), applied));
+        for (d, applied) in all {
+            if let Some(applied) = applied {
+                let cp = out.checkpoint.as_ref();
+                let ahead = applied
+                    .iter()
+                    .any(|(t, o)| *o > cp.and_then(|c| c.offsets.get(t)).copied().unwrap_or(0));
+                if ahead {
+                    out.ahead.push((d.id.clone(), applied));
+                }
             }
             out.debtors.push(d);
         }
@@ -124,7 +123,7 @@ impl Store {
     pub async fn debtor(&self, partition: i32, id: &str) -> Result<Option<Debtor>, StateError> {
         let shard = shard_of(id, self.shards);
         Ok(self
-            .scan(partition, shard, Some(id), &Offsets::new())
+            .scan(partition, shard, Some(id))
             .await?
             .into_iter()
             .next()
@@ -280,22 +279,14 @@ impl Store {
         .map_err(StateError::from)
     }
 
-    /// The latest stored state of each debtor of one shard (only `only`'s, if given): the rows of versions before
-    /// the debtor log and the log's entries, the latest by write time; with what it reflects when that is ahead of
-    /// `cut` (the partition's checkpoint) in some topic.
+    /// The latest stored state of each debtor of one shard (only `only`'s, if given), with what it reflects: the
+    /// rows of versions before the debtor log and the log's entries, the latest by write time.
     async fn scan(
         &self,
         partition: i32,
         shard: i16,
         only: Option<&str>,
-        cut: &Offsets,
     ) -> Result<Vec<(Debtor, Option<Offsets>)>, StateError> {
-        // Whether a stored cut is ahead of the checkpoint: worked out once per row or chunk, not per debtor.
-        let ahead = |applied: &Option<Offsets>| {
-            applied
-                .as_ref()
-                .is_some_and(|a| a.iter().any(|(t, o)| *o > cut.get(t).copied().unwrap_or(0)))
-        };
         type Row = (
             String,
             Option<i16>,
@@ -329,20 +320,17 @@ impl Store {
         while let Some(chunk) = pages.next().await {
             chunks.push(chunk.map_err(StateError::db)?);
         }
-        let earlier_ahead: Vec<bool> = earlier.iter().map(|r| ahead(&r.3)).collect();
-        let chunks_ahead: Vec<bool> = chunks.iter().map(|c| ahead(&c.3)).collect();
         let mut latest = Latest::default();
-        for ((id, format, state, applied, written), is_ahead) in earlier.iter().zip(&earlier_ahead)
-        {
+        for (id, format, state, applied, written) in &earlier {
             latest.offer(
                 id,
                 written.unwrap_or(i64::MIN),
                 format.unwrap_or(0),
                 state.as_deref().unwrap_or_default(),
-                (applied, *is_ahead),
+                applied,
             );
         }
-        for ((written, format, states, applied), is_ahead) in chunks.iter().zip(&chunks_ahead) {
+        for (written, format, states, applied) in &chunks {
             let entries =
                 log::entries(states.as_deref().unwrap_or_default()).map_err(|source| {
                     StateError::Chunk {
@@ -353,21 +341,14 @@ impl Store {
                 })?;
             for (id, state) in entries {
                 if only.is_none_or(|o| o == id) {
-                    latest.offer(
-                        id,
-                        *written,
-                        format.unwrap_or(0),
-                        state,
-                        (applied, *is_ahead),
-                    );
+                    latest.offer(id, *written, format.unwrap_or(0), state, applied);
                 }
             }
         }
         latest
             .into_entries()
-            .map(|(id, format, state, (applied, is_ahead))| {
-                let ahead = if is_ahead { applied.clone() } else { None };
-                Ok((codec::decode(id, format, state)?, ahead))
+            .map(|(id, format, state, applied)| {
+                Ok((codec::decode(id, format, state)?, applied.clone()))
             })
             .collect()
     }
