@@ -5,7 +5,6 @@
 //! bounded however long the database is away; the caller pauses input once [`StateHandle::lag`] passes its limit.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -93,19 +92,11 @@ fn runtime(workers: usize) -> Result<Runtime, StateError> {
         .map_err(StateError::db)
 }
 
-/// The write time of a new flush: microseconds since the epoch, and later than every flush this process started
-/// before, even if the wall clock stepped back (a flush's write time orders its chunks in the debtor log).
+/// Microseconds since the epoch: the write time of a flush.
 fn now_micros() -> i64 {
-    static LAST: AtomicI64 = AtomicI64::new(0);
-    let now = SystemTime::now()
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    let prev = LAST
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
-            Some(now.max(last + 1))
-        })
-        .unwrap_or_else(|last| last);
-    now.max(prev + 1)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 impl StateHandle {
