@@ -46,7 +46,6 @@ async fn write_all(
     for w in written {
         let w = w?;
         total.rows += w.rows;
-        total.swept += w.swept;
         total.statements += w.statements;
         total.requests += w.requests;
     }
@@ -299,7 +298,6 @@ impl StateHandle {
         }
         self.stats.flushes += 1;
         self.stats.rows += w.rows;
-        self.stats.swept += w.swept;
         self.stats.statements += w.statements;
         self.stats.requests += w.requests;
         self.last_done = Instant::now();
@@ -324,7 +322,6 @@ impl StateStore for StateHandle {
             audit_ledger: c.audit_ledger,
             summary_interval: c.summary_interval,
             summary_queue_depth: c.summary_queue_depth,
-            sweep: true,
         }
     }
 

@@ -14,15 +14,12 @@ use scylla::value::CqlTimestamp;
 use tracing::info;
 
 use super::batches::ACTION;
-use super::log::{self, Latest};
 use super::{Store, shard_of};
 use crate::error::StateError;
 
 /// How far back a debtor's recent decisions are looked for in the ledger, and how many days one query asks.
 const LOOKBACK_DAYS: i64 = 91;
 const DAYS_PER_QUERY: i64 = 7;
-/// Shards a restore reads at once: each holds its whole log in memory while it picks the latest entries.
-const RESTORE_SHARDS: usize = 16;
 
 /// A ledger entry read back.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,17 +67,12 @@ impl Store {
             .map(|shard| {
                 let store = Arc::clone(self);
                 async move {
-                    tokio::spawn(async move { store.scan(partition, shard, None).await })
+                    tokio::spawn(async move { store.scan(partition, shard).await })
                         .await
                         .map_err(StateError::db)?
                 }
             })
-            .buffer_unordered(
-                RESTORE_SHARDS
-                    .min(self.concurrency)
-                    .min(self.shards as usize)
-                    .max(1),
-            )
+            .buffer_unordered(self.concurrency.min(self.shards as usize).max(1))
             .try_collect()
             .await?;
         let mut all: Vec<(Debtor, Option<Offsets>)> = parts.into_iter().flatten().collect();
@@ -118,16 +110,28 @@ impl Store {
         Ok(out)
     }
 
-    /// One stored debtor of Kafka partition `partition` (for queries about a partition another instance owns). Reads
-    /// its shard's log (a few times the shard's live states at most) and decodes only this debtor's latest entry.
+    /// One stored debtor of Kafka partition `partition` (for queries about a partition another instance owns).
     pub async fn debtor(&self, partition: i32, id: &str) -> Result<Option<Debtor>, StateError> {
         let shard = shard_of(id, self.shards);
-        Ok(self
-            .scan(partition, shard, Some(id))
-            .await?
-            .into_iter()
-            .next()
-            .map(|(d, _)| d))
+        let rows = self
+            .session
+            .execute_unpaged(&self.get_debtor, (partition, shard, id))
+            .await
+            .map_err(StateError::db)?
+            .into_rows_result()
+            .map_err(StateError::db)?;
+        let row = rows
+            .maybe_first_row::<(Option<i16>, Option<Vec<u8>>)>()
+            .map_err(StateError::db)?;
+        row.map(|(format, state)| {
+            codec::decode(
+                id,
+                format.unwrap_or(0),
+                state.as_deref().unwrap_or_default(),
+            )
+        })
+        .transpose()
+        .map_err(StateError::from)
     }
 
     /// The stored KPI days of `partition` from `from_day` on (days since the epoch), newest first.
@@ -279,77 +283,28 @@ impl Store {
         .map_err(StateError::from)
     }
 
-    /// The latest stored state of each debtor of one shard (only `only`'s, if given), with what it reflects: the
-    /// rows of versions before the debtor log and the log's entries, the latest by write time.
     async fn scan(
         &self,
         partition: i32,
         shard: i16,
-        only: Option<&str>,
     ) -> Result<Vec<(Debtor, Option<Offsets>)>, StateError> {
-        type Row = (
-            String,
-            Option<i16>,
-            Option<Vec<u8>>,
-            Option<Offsets>,
-            Option<i64>,
-        );
         let mut rows = self
             .session
             .execute_iter(self.scan_shard.clone(), (partition, shard))
             .await
             .map_err(StateError::db)?
-            .rows_stream::<Row>()
+            .rows_stream::<(String, Option<i16>, Option<Vec<u8>>, Option<Offsets>)>()
             .map_err(StateError::db)?;
-        let mut earlier: Vec<Row> = Vec::new();
+        let mut out = Vec::new();
         while let Some(row) = rows.next().await {
-            let row = row.map_err(StateError::db)?;
-            if only.is_none_or(|id| id == row.0) {
-                earlier.push(row);
-            }
-        }
-        type Chunk = (i64, Option<i16>, Option<Vec<u8>>, Option<Offsets>);
-        let mut pages = self
-            .session
-            .execute_iter(self.scan_log.clone(), (partition, shard))
-            .await
-            .map_err(StateError::db)?
-            .rows_stream::<Chunk>()
-            .map_err(StateError::db)?;
-        let mut chunks: Vec<Chunk> = Vec::new();
-        while let Some(chunk) = pages.next().await {
-            chunks.push(chunk.map_err(StateError::db)?);
-        }
-        let mut latest = Latest::default();
-        for (id, format, state, applied, written) in &earlier {
-            latest.offer(
-                id,
-                written.unwrap_or(i64::MIN),
+            let (id, format, state, applied) = row.map_err(StateError::db)?;
+            let d = codec::decode(
+                &id,
                 format.unwrap_or(0),
                 state.as_deref().unwrap_or_default(),
-                applied,
-            );
+            )?;
+            out.push((d, applied));
         }
-        for (written, format, states, applied) in &chunks {
-            let entries =
-                log::entries(states.as_deref().unwrap_or_default()).map_err(|source| {
-                    StateError::Chunk {
-                        partition,
-                        shard,
-                        source,
-                    }
-                })?;
-            for (id, state) in entries {
-                if only.is_none_or(|o| o == id) {
-                    latest.offer(id, *written, format.unwrap_or(0), state, applied);
-                }
-            }
-        }
-        latest
-            .into_entries()
-            .map(|(id, format, state, applied)| {
-                Ok((codec::decode(id, format, state)?, applied.clone()))
-            })
-            .collect()
+        Ok(out)
     }
 }
