@@ -23,6 +23,8 @@ mod api;
 #[cfg(feature = "services")]
 mod cql;
 #[cfg(feature = "services")]
+mod debtor_log;
+#[cfg(feature = "services")]
 mod faults;
 #[cfg(feature = "services")]
 mod fenced;

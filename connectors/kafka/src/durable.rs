@@ -10,6 +10,7 @@ use mora_domain::action::{Action, AuditRecord};
 use mora_domain::engine::Engine;
 use mora_runtime::{
     Checkpoint, Fences, PartitionFlush, PartitionWorker, StateStore, StoreSettings, StoreStats,
+    Sweep,
 };
 use tracing::{info, warn};
 
@@ -32,6 +33,8 @@ pub(crate) struct Ledger {
     pub summary_at: Option<Instant>,
     /// Whether the partition changed since its summary was last published.
     pub summary_stale: bool,
+    /// The pass rewriting the partition's debtors a few per flush, when the store compacts a log.
+    pub sweep: Sweep,
 }
 
 /// A partition's worker as restored, and where reading resumes per input topic (`None`: from the beginning).
@@ -181,6 +184,10 @@ impl Durable {
             for (d, before) in s.worker.take_changed() {
                 f.add(engine, d, before)?;
             }
+            if self.settings.sweep {
+                let changed = f.rows.len();
+                f.add_sweep(s.worker, &mut s.ledger.sweep, changed)?;
+            }
             f.add_aggregates(s.worker, summary_due.then_some(depth))?;
             if summary_due {
                 s.ledger.summary_at = Some(Instant::now());
@@ -275,6 +282,7 @@ mod tests {
                 audit_ledger: true,
                 summary_interval: Duration::from_secs(3600),
                 summary_queue_depth: 10,
+                sweep: false,
             }
         }
         fn restore(&mut self, _: i32, _: Duration) -> Result<Restored, StoreError> {

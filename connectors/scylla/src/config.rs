@@ -46,16 +46,17 @@ pub struct StateConfig {
     /// depth per partition, and say where a page stops short.
     #[serde(default = "default_summary_queue_depth")]
     pub summary_queue_depth: usize,
-    /// Upper bound, in bytes of row data, of one batch of debtor rows. A flush groups its rows by CQL partition and
-    /// sends each group as UNLOGGED batches of at most this size: the database's cost is per request far more than
-    /// per byte. Keep it under the database's warning threshold: ScyllaDB warns at 128 KiB and fails at 1 MiB
+    /// Upper bound, in bytes, of one chunk of debtor states in the debtor log, and of one batch of ledger entries or
+    /// membership changes. A flush groups what it writes by CQL partition and sends each group as chunks or UNLOGGED
+    /// batches of at most this size: the database's cost is per request and row far more than per byte. Keep it under the database's warning threshold: ScyllaDB warns at 128 KiB and fails at 1 MiB
     /// (`batch_size_warn_threshold_in_kb` / `batch_size_fail_threshold_in_kb`); Cassandra's defaults are 5 KiB and
     /// 50 KiB (`batch_size_warn_threshold` / `batch_size_fail_threshold`), so raise them to ScyllaDB's, as the test
     /// services do.
     #[serde(default = "default_batch_bytes")]
     pub batch_bytes: usize,
-    /// Rows per page when a restore reads a shard (each shard is read as a stream of pages, the shards in
-    /// parallel): larger pages mean fewer round trips and more memory per shard in flight.
+    /// Rows per page when a restore reads a shard's debtor rows written by versions before the debtor log (each
+    /// shard is read as a stream of pages, the shards in parallel): larger pages mean fewer round trips and more
+    /// memory per shard in flight. The log itself is read 64 chunks a page.
     #[serde(default = "default_restore_page_rows")]
     pub restore_page_rows: u32,
     /// Optional credentials.

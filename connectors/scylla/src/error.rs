@@ -39,6 +39,16 @@ pub enum StateError {
     /// A stored value could not be read back (or a value could not be encoded).
     #[error(transparent)]
     Corrupt(#[from] CodecError),
+    /// A chunk of the debtor log could not be read.
+    #[error("debtor log of partition {partition}, shard {shard}: {source}")]
+    Chunk {
+        /// Kafka partition.
+        partition: i32,
+        /// Shard.
+        shard: i16,
+        /// What is wrong with the chunk.
+        source: crate::store::ChunkError,
+    },
     /// A ledger entry could not be encoded for writing or decoded when read.
     #[error("ledger entry of debtor `{debtor}`: {reason}")]
     Ledger {
@@ -76,6 +86,7 @@ impl Classify for StateError {
             StateError::Config(_)
             | StateError::NotMigrated(_)
             | StateError::Corrupt(_)
+            | StateError::Chunk { .. }
             | StateError::Ledger { .. } => ErrorClass::Fatal,
         }
     }

@@ -21,5 +21,7 @@ mod writer;
 
 pub use config::{ConsistencyLevel, Replication, StateConfig};
 pub use error::StateError;
-pub use store::{LedgerRecord, SCHEMA, Store, Written, migrate, schema_statements, shard_of};
+pub use store::{
+    ChunkError, LedgerRecord, SCHEMA, Store, Written, migrate, schema_statements, shard_of,
+};
 pub use writer::StateHandle;

@@ -5,6 +5,7 @@
 //! bounded however long the database is away; the caller pauses input once [`StateHandle::lag`] passes its limit.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -46,6 +47,7 @@ async fn write_all(
     for w in written {
         let w = w?;
         total.rows += w.rows;
+        total.swept += w.swept;
         total.statements += w.statements;
         total.requests += w.requests;
     }
@@ -91,11 +93,19 @@ fn runtime(workers: usize) -> Result<Runtime, StateError> {
         .map_err(StateError::db)
 }
 
-/// Microseconds since the epoch: the write time of a flush.
+/// The write time of a new flush: microseconds since the epoch, and later than every flush this process started
+/// before, even if the wall clock stepped back (a flush's write time orders its chunks in the debtor log).
 fn now_micros() -> i64 {
-    SystemTime::now()
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+        .map_or(0, |d| d.as_micros() as i64);
+    let prev = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or_else(|last| last);
+    now.max(prev + 1)
 }
 
 impl StateHandle {
@@ -298,6 +308,7 @@ impl StateHandle {
         }
         self.stats.flushes += 1;
         self.stats.rows += w.rows;
+        self.stats.swept += w.swept;
         self.stats.statements += w.statements;
         self.stats.requests += w.requests;
         self.last_done = Instant::now();
@@ -322,6 +333,7 @@ impl StateStore for StateHandle {
             audit_ledger: c.audit_ledger,
             summary_interval: c.summary_interval,
             summary_queue_depth: c.summary_queue_depth,
+            sweep: true,
         }
     }
 

@@ -36,7 +36,7 @@ mod worker;
 pub use changes::{Fences, ViewKeys};
 pub use durable::{
     Checkpoint, DebtorRow, Offsets, PartitionFlush, Restored, StateStore, StoreError,
-    StoreSettings, StoreStats, ViewChange,
+    StoreSettings, StoreStats, Sweep, SweepMark, ViewChange,
 };
 pub use error::{BoxError, Classify, ErrorClass, chain as error_chain};
 pub use kpis::{

@@ -99,6 +99,17 @@ impl PartitionWorker {
         self.fences = Fences::new();
     }
 
+    /// Whether debtors restored ahead of the checkpoint are still held back (see [`PartitionWorker::take_changed`]).
+    pub fn fenced(&self) -> bool {
+        !self.fences.is_empty()
+    }
+
+    /// The debtors in slots `from..` up to `n` of them, in slot order (slots never move, and a debtor never leaves).
+    pub fn debtors_from(&self, from: usize, n: usize) -> impl Iterator<Item = &Debtor> {
+        let end = from.saturating_add(n).min(self.store.len());
+        (from.min(end)..end).map(|s| self.store.get(s as u32))
+    }
+
     /// Debtors changed since the last call, each once, with the view keys they were last persisted under (`None`:
     /// never persisted). Calling it marks their current view keys as persisted.
     ///

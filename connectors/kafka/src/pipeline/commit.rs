@@ -2,6 +2,8 @@
 //! offsets (at-least-once), and a failed transaction aborted with every partition rebuilt from the committed offsets
 //! (a fenced producer replaced first).
 
+use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
 use rdkafka::Offset;
@@ -23,6 +25,8 @@ const REPLACEMENT_WINDOW: Duration = Duration::from_secs(600);
 const PRODUCER_PATIENCE: Duration = Duration::from_secs(120);
 /// The longest single wait of a transactional call; it is made again (the client resumes it) up to its timeout.
 const TXN_SLICE: Duration = Duration::from_millis(500);
+/// A transactional call still out this long past its timeout is taken for stuck in the client.
+const WEDGED_AFTER: Duration = Duration::from_secs(5);
 
 impl Pipeline {
     /// Commits outputs and offsets: one transaction (exactly-once) or flush-then-commit (at-least-once).
@@ -53,8 +57,8 @@ impl Pipeline {
                 .ok_or_else(|| PipelineError::Config("no consumer group metadata".into()))?;
             debug!("Transaction commit begins.");
             let result = self
-                .txn_call(|t| self.producer.send_offsets_to_transaction(&tpl, &group, t))
-                .and_then(|()| self.txn_call(|t| self.producer.commit_transaction(t)));
+                .txn_call(move |p, t| p.send_offsets_to_transaction(&tpl, &group, t))
+                .and_then(|()| self.txn_call(|p, t| p.commit_transaction(t)));
             match result {
                 Ok(()) => {
                     debug!("Transaction committed.");
@@ -94,7 +98,8 @@ impl Pipeline {
             return Err(PipelineError::Kafka(e));
         }
         let mut fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal())
-            || self.producer.client().fatal_error().is_some();
+            || self.producer.client().fatal_error().is_some()
+            || std::mem::take(&mut self.wedged);
         if self.stop_deadline().is_some() {
             self.give_up_transaction(fatal, &e);
             return Ok(());
@@ -105,7 +110,7 @@ impl Pipeline {
                 // The client aborts only once every output sent has its delivery report, and reports are served
                 // by polling on this thread.
                 self.await_deliveries(TXN_TIMEOUT);
-                if let Err(abort) = self.txn_call(|t| self.producer.abort_transaction(t)) {
+                if let Err(abort) = self.txn_call(|p, t| p.abort_transaction(t)) {
                     // E.g. fenced while aborting, or the coordinator refusing the abort's state: a new producer's
                     // initialisation aborts the transaction instead.
                     warn!(error = %abort, "Aborting the transaction failed.");
@@ -140,9 +145,7 @@ impl Pipeline {
         if self.in_txn && !fatal {
             self.await_deliveries(TXN_TIMEOUT);
             let aborted = !self.budget(TXN_TIMEOUT).is_zero()
-                && self
-                    .txn_call(|t| self.producer.abort_transaction(t))
-                    .is_ok();
+                && self.txn_call(|p, t| p.abort_transaction(t)).is_ok();
             if !aborted {
                 warn!(
                     transaction_timeout = ?self.cfg.transaction_timeout,
@@ -202,7 +205,7 @@ impl Pipeline {
             }
         };
         // The old producer's queue holds only outputs of the lost transaction: dropping it purges them.
-        self.producer = producer;
+        self.producer = Arc::new(producer);
         self.replaced_at.push_back(now);
         self.stats.producer_replacements += 1;
         metrics::counter!("mora_producer_replacements_total").increment(1);
@@ -248,14 +251,18 @@ impl Pipeline {
     /// Runs a transactional call (sending offsets, committing, aborting) for up to [`TXN_TIMEOUT`]. While the
     /// instance is stopping it runs in slices of [`TXN_SLICE`] (the client resumes a call made again after it timed
     /// out) so that the wait ends at the stop's deadline; otherwise as one call, the way the fault tests proved it.
-    fn txn_call(&self, call: impl Fn(Duration) -> KafkaResult<()>) -> KafkaResult<()> {
+    fn txn_call<F>(&mut self, call: F) -> KafkaResult<()>
+    where
+        F: Fn(&BaseProducer, Duration) -> KafkaResult<()> + Send + Sync + 'static,
+    {
+        let call = Arc::new(call);
         if self.stop_deadline().is_none() {
-            return call(TXN_TIMEOUT);
+            return self.watched(&call, TXN_TIMEOUT);
         }
         let until = Instant::now() + TXN_TIMEOUT;
         loop {
             let left = self.budget(until.saturating_duration_since(Instant::now()));
-            match call(left.min(TXN_SLICE)) {
+            match self.watched(&call, left.min(TXN_SLICE)) {
                 Err(KafkaError::Transaction(e))
                     if e.code() == RDKafkaErrorCode::OperationTimedOut
                         && e.is_retriable()
@@ -267,8 +274,72 @@ impl Pipeline {
         }
     }
 
+    /// Makes one transactional call on a thread of its own and waits for it up to its timeout plus
+    /// [`WEDGED_AFTER`]. The client can block past a call's timeout: sending offsets waits for the consumer group's
+    /// coordinator, and when that broker restarts the client may not look the coordinator up again until another
+    /// broker changes state (librdkafka issues 5456 and 5511). A call that does not come back marks the producer
+    /// wedged, which the failed transaction's handling replaces like a fenced one; the abandoned call keeps the old
+    /// producer alive until it returns.
+    fn watched<F>(&mut self, call: &Arc<F>, timeout: Duration) -> KafkaResult<()>
+    where
+        F: Fn(&BaseProducer, Duration) -> KafkaResult<()> + Send + Sync + 'static,
+    {
+        let (producer, job) = (self.producer.clone(), call.clone());
+        match watch(timeout + WEDGED_AFTER, move || job(&producer, timeout)) {
+            Ok(Some(result)) => result,
+            // No thread to spare: make the call here, as before.
+            Err(_) => call(&self.producer, timeout),
+            Ok(None) => {
+                self.wedged = true;
+                warn!(
+                    waited = ?(timeout + WEDGED_AFTER),
+                    "A transactional call did not return past its timeout; the producer is wedged and will be replaced."
+                );
+                Err(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut))
+            }
+        }
+    }
+
     /// Serves the producer's delivery reports.
     pub(crate) fn poll_producer(&self) {
         self.producer.poll(Duration::ZERO);
+    }
+}
+
+/// Runs `job` on a thread of its own and waits up to `limit` for what it returns: `None` if it has not returned by
+/// then (it runs on, and what it returns is dropped), an error if no thread could be started.
+fn watch<T: Send + 'static>(
+    limit: Duration,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<Option<T>> {
+    let (tx, rx) = sync_channel(1);
+    std::thread::Builder::new()
+        .name("mora-txn".into())
+        .spawn(move || {
+            let _ = tx.send(job());
+        })?;
+    Ok(rx.recv_timeout(limit).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watched_call_that_returns_in_time_gives_its_result() {
+        assert_eq!(watch(Duration::from_secs(5), || 7).unwrap(), Some(7));
+    }
+
+    #[test]
+    fn a_watched_call_still_out_at_the_limit_is_left_behind() {
+        let (release, wait) = sync_channel::<()>(1);
+        let started = Instant::now();
+        let out = watch(Duration::from_millis(50), move || wait.recv().is_ok()).unwrap();
+        assert_eq!(out, None, "the call has not returned");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the wait ends at the limit"
+        );
+        release.send(()).unwrap();
     }
 }

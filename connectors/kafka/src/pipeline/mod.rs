@@ -43,7 +43,10 @@ const DEADLINE_EVERY: u32 = 64;
 pub(crate) struct Pipeline {
     cfg: KafkaConfig,
     engine: Arc<Engine>,
-    producer: BaseProducer,
+    /// Shared with the thread that runs each transactional call (see `Pipeline::txn_call`).
+    producer: Arc<BaseProducer>,
+    /// A transactional call never returned: the producer is wedged and the failed transaction replaces it.
+    wedged: bool,
     /// The producer's transactional id (exactly-once), kept by every producer that replaces a fenced one.
     txn_id: Option<String>,
     /// When the producer was last replaced (the most recent few), to tell a zombie moment from a twin instance.
@@ -112,7 +115,8 @@ impl Pipeline {
             outputs: Outputs::new(&cfg.topics, schemas.as_deref()),
             cfg,
             engine,
-            producer,
+            producer: Arc::new(producer),
+            wedged: false,
             txn_id,
             replaced_at: VecDeque::new(),
             slots: BTreeMap::new(),

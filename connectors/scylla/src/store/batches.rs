@@ -1,4 +1,4 @@
-//! How a flush becomes requests: its rows, ledger entries and membership changes grouped by the CQL partition they
+//! How a flush's ledger entries and membership changes become requests: grouped by the CQL partition they
 //! land in and cut into batches bounded by bytes. Every batch touches one partition, so the database applies it as
 //! one mutation; the number of requests follows the partitions a flush touches, not its rows.
 
@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use mora_domain::action::{Action, AuditRecord};
 use mora_domain::time::DAY_MS;
-use mora_runtime::{DebtorRow, ViewChange};
+use mora_runtime::ViewChange;
 use mora_schemas::{EncodeError, Wire, encode_action, encode_audit};
 
 use super::shard_of;
@@ -114,11 +114,6 @@ impl<'a> Membership<'a> {
     }
 }
 
-/// A debtor row's size in a batch, as the byte bound counts it: its state and text columns, plus the fixed-size ones.
-pub(super) fn row_bytes(r: &DebtorRow) -> usize {
-    r.state.len() + r.debtor_id.len() + r.bucket.len() + r.segment.len() + r.stage.len() + 96
-}
-
 /// Groups `items` by `key` (their CQL partition) and cuts each group, in the order given, into batches of at most
 /// `batch_bytes` as `size` counts them; an item larger than that goes alone.
 pub(super) fn group<T, K: Ord>(
@@ -150,20 +145,6 @@ pub(super) fn group<T, K: Ord>(
     out
 }
 
-/// Debtor rows in batches, one CQL partition (shard) each.
-pub(super) fn row_batches(
-    rows: &[DebtorRow],
-    shards: u16,
-    batch_bytes: usize,
-) -> Vec<Vec<&DebtorRow>> {
-    group(
-        rows,
-        |r| shard_of(&r.debtor_id, shards),
-        |r| row_bytes(r),
-        batch_bytes,
-    )
-}
-
 /// Ledger rows in batches, one CQL partition (shard and day) each.
 pub(super) fn ledger_batches(
     entries: Vec<LedgerEntry<'_>>,
@@ -190,53 +171,6 @@ pub(super) fn view_batches(views: &[ViewChange], batch_bytes: usize) -> Vec<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rust_decimal::Decimal;
-
-    fn row(id: &str, state: usize) -> DebtorRow {
-        DebtorRow {
-            debtor_id: id.into(),
-            state: vec![0; state],
-            bucket: "1-30".into(),
-            stage: "administrative",
-            segment: "early".into(),
-            outstanding_base: Decimal::ONE,
-            overdue_base: Decimal::ONE,
-            dpd: 10,
-            priority: 100,
-        }
-    }
-
-    #[test]
-    fn rows_batch_by_cql_partition_within_the_byte_bound() {
-        let rows: Vec<DebtorRow> = (0..1000).map(|i| row(&format!("D{i:06}"), 400)).collect();
-        let batches = row_batches(&rows, 8, 16 * 1024);
-        assert_eq!(
-            batches.iter().map(Vec::len).sum::<usize>(),
-            1000,
-            "every row once"
-        );
-        for b in &batches {
-            let shard = shard_of(&b[0].debtor_id, 8);
-            assert!(
-                b.iter().all(|r| shard_of(&r.debtor_id, 8) == shard),
-                "one partition per batch"
-            );
-            assert!(b.iter().map(|r| row_bytes(r)).sum::<usize>() <= 16 * 1024);
-        }
-        // 8 partitions of ~125 rows of ~530 bytes: 5 batches each at 16 KiB, not 1 000 requests.
-        assert!(batches.len() <= 8 * 5, "{} batches", batches.len());
-    }
-
-    #[test]
-    fn a_row_larger_than_the_bound_goes_alone() {
-        let rows = vec![row("A", 10), row("B", 100_000), row("C", 10)];
-        let batches = row_batches(&rows, 1, 4096);
-        assert_eq!(
-            batches.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![1, 1, 1],
-            "the big row is cut off from its neighbours on both sides"
-        );
-    }
 
     fn entry(id: &str, at: i64, record: &[u8]) -> LedgerEntry<'static> {
         let id: &'static str = Box::leak(id.to_string().into_boxed_str());

@@ -3,9 +3,13 @@
 //! `concurrency`.
 
 mod batches;
+mod log;
 mod read;
 mod schema;
 mod write;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
@@ -14,6 +18,7 @@ use crate::config::StateConfig;
 use crate::error::StateError;
 use schema::{session, stored_shards};
 
+pub use log::ChunkError;
 pub use read::LedgerRecord;
 pub use schema::{SCHEMA, migrate, schema_statements};
 pub use write::Written;
@@ -25,14 +30,21 @@ pub struct Store {
     shards: u16,
     concurrency: usize,
     batch_bytes: usize,
-    put_state: PreparedStatement,
+    /// The write time of the flush each running sweep started in, by Kafka partition and sweep.
+    sweeps: Mutex<HashMap<(i32, u64), i64>>,
+    /// Kafka partitions whose rows of earlier versions (`debtor_state`) a sweep of this process deleted: nothing
+    /// writes them any more, so later sweeps leave that table alone.
+    rows_dropped: Mutex<HashSet<i32>>,
+    put_log: PreparedStatement,
+    drop_log: PreparedStatement,
+    drop_rows: PreparedStatement,
+    scan_log: PreparedStatement,
     put_ledger: PreparedStatement,
     join_view: PreparedStatement,
     leave_view: PreparedStatement,
     put_checkpoint: PreparedStatement,
     get_checkpoint: PreparedStatement,
     scan_shard: PreparedStatement,
-    get_debtor: PreparedStatement,
     put_kpi_day: PreparedStatement,
     get_kpi_days: PreparedStatement,
     put_summary: PreparedStatement,
@@ -40,6 +52,9 @@ pub struct Store {
     get_ledger: PreparedStatement,
     scan_ledger: PreparedStatement,
 }
+
+/// Chunks per page of a restore's read of the debtor log (a chunk is up to `batch_bytes`, 64 KiB by default).
+const LOG_PAGE_CHUNKS: i32 = 64;
 
 /// The CQL partition (within its Kafka partition) a debtor's row lives in.
 pub fn shard_of(debtor: &str, shards: u16) -> i16 {
@@ -67,20 +82,37 @@ impl Store {
             }
         };
         let mut scan_shard = prep(format!(
-            "SELECT debtor_id, format, state, applied FROM {ks}.debtor_state WHERE kafka_partition = ? AND shard = ?"
+            "SELECT debtor_id, format, state, applied, WRITETIME(state) FROM {ks}.debtor_state \
+             WHERE kafka_partition = ? AND shard = ?"
         ))
         .await?;
         scan_shard.set_page_size(i32::try_from(cfg.restore_page_rows).unwrap_or(i32::MAX));
+        let mut scan_log = prep(format!(
+            "SELECT written, format, states, applied FROM {ks}.debtor_log WHERE kafka_partition = ? AND shard = ?"
+        ))
+        .await?;
+        scan_log.set_page_size(LOG_PAGE_CHUNKS);
         Ok(Self {
             shards,
             concurrency: cfg.concurrency,
             batch_bytes: cfg.batch_bytes,
-            put_state: prep(format!(
-                "INSERT INTO {ks}.debtor_state (kafka_partition, shard, debtor_id, format, state, bucket, stage, segment, \
-                 outstanding_base, overdue_base, dpd, priority, applied, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            sweeps: Mutex::new(HashMap::new()),
+            rows_dropped: Mutex::new(HashSet::new()),
+            put_log: prep(format!(
+                "INSERT INTO {ks}.debtor_log (kafka_partition, shard, written, chunk, format, states, applied) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             ))
             .await?,
+            drop_log: prep(format!(
+                "DELETE FROM {ks}.debtor_log USING TIMESTAMP ? WHERE kafka_partition = ? AND shard = ? \
+                 AND written < ?"
+            ))
+            .await?,
+            drop_rows: prep(format!(
+                "DELETE FROM {ks}.debtor_state USING TIMESTAMP ? WHERE kafka_partition = ? AND shard = ?"
+            ))
+            .await?,
+            scan_log,
             put_ledger: prep(format!(
                 "INSERT INTO {ks}.ledger (kafka_partition, shard, day, debtor_id, at, entry, kind, record) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
@@ -102,10 +134,6 @@ impl Store {
             .await?,
             get_checkpoint: prep(format!(
                 "SELECT topic, next_offset, clock FROM {ks}.partition_checkpoint WHERE kafka_partition = ?"
-            ))
-            .await?,
-            get_debtor: prep(format!(
-                "SELECT format, state FROM {ks}.debtor_state WHERE kafka_partition = ? AND shard = ? AND debtor_id = ?"
             ))
             .await?,
             put_kpi_day: prep(format!(

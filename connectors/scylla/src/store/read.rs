@@ -14,12 +14,15 @@ use scylla::value::CqlTimestamp;
 use tracing::info;
 
 use super::batches::ACTION;
+use super::log::{self, Latest};
 use super::{Store, shard_of};
 use crate::error::StateError;
 
 /// How far back a debtor's recent decisions are looked for in the ledger, and how many days one query asks.
 const LOOKBACK_DAYS: i64 = 91;
 const DAYS_PER_QUERY: i64 = 7;
+/// Shards a restore reads at once: each holds its whole log in memory while it picks the latest entries.
+const RESTORE_SHARDS: usize = 16;
 
 /// A ledger entry read back.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,16 +66,27 @@ impl Store {
     pub async fn restore(self: &Arc<Self>, partition: i32) -> Result<Restored, StateError> {
         let started = std::time::Instant::now();
         let checkpoint = self.checkpoint(partition).await?;
+        let cut = Arc::new(
+            checkpoint
+                .as_ref()
+                .map(|c| c.offsets.clone())
+                .unwrap_or_default(),
+        );
         let parts: Vec<Vec<(Debtor, Option<Offsets>)>> = stream::iter(0..self.shards as i16)
             .map(|shard| {
-                let store = Arc::clone(self);
+                let (store, cut) = (Arc::clone(self), Arc::clone(&cut));
                 async move {
-                    tokio::spawn(async move { store.scan(partition, shard).await })
+                    tokio::spawn(async move { store.scan(partition, shard, None, &cut).await })
                         .await
                         .map_err(StateError::db)?
                 }
             })
-            .buffer_unordered(self.concurrency.min(self.shards as usize).max(1))
+            .buffer_unordered(
+                RESTORE_SHARDS
+                    .min(self.concurrency)
+                    .min(self.shards as usize)
+                    .max(1),
+            )
             .try_collect()
             .await?;
         let mut all: Vec<(Debtor, Option<Offsets>)> = parts.into_iter().flatten().collect();
@@ -88,15 +102,10 @@ impl Store {
             kpi_days,
             ..Restored::default()
         };
-        for (d, applied) in all {
-            if let Some(applied) = applied {
-                let cp = out.checkpoint.as_ref();
-                let ahead = applied
-                    .iter()
-                    .any(|(t, o)| *o > cp.and_then(|c| c.offsets.get(t)).copied().unwrap_or(0));
-                if ahead {
-                    out.ahead.push((d.id.clone(), applied));
-                }
+        out.debtors.reserve(all.len());
+        for (d, ahead) in all {
+            if let Some(applied) = ahead {
+                out.ahead.push((d.id.clone(), applied));
             }
             out.debtors.push(d);
         }
@@ -110,28 +119,16 @@ impl Store {
         Ok(out)
     }
 
-    /// One stored debtor of Kafka partition `partition` (for queries about a partition another instance owns).
+    /// One stored debtor of Kafka partition `partition` (for queries about a partition another instance owns). Reads
+    /// its shard's log (a few times the shard's live states at most) and decodes only this debtor's latest entry.
     pub async fn debtor(&self, partition: i32, id: &str) -> Result<Option<Debtor>, StateError> {
         let shard = shard_of(id, self.shards);
-        let rows = self
-            .session
-            .execute_unpaged(&self.get_debtor, (partition, shard, id))
-            .await
-            .map_err(StateError::db)?
-            .into_rows_result()
-            .map_err(StateError::db)?;
-        let row = rows
-            .maybe_first_row::<(Option<i16>, Option<Vec<u8>>)>()
-            .map_err(StateError::db)?;
-        row.map(|(format, state)| {
-            codec::decode(
-                id,
-                format.unwrap_or(0),
-                state.as_deref().unwrap_or_default(),
-            )
-        })
-        .transpose()
-        .map_err(StateError::from)
+        Ok(self
+            .scan(partition, shard, Some(id), &Offsets::new())
+            .await?
+            .into_iter()
+            .next()
+            .map(|(d, _)| d))
     }
 
     /// The stored KPI days of `partition` from `from_day` on (days since the epoch), newest first.
@@ -283,28 +280,95 @@ impl Store {
         .map_err(StateError::from)
     }
 
+    /// The latest stored state of each debtor of one shard (only `only`'s, if given): the rows of versions before
+    /// the debtor log and the log's entries, the latest by write time; with what it reflects when that is ahead of
+    /// `cut` (the partition's checkpoint) in some topic.
     async fn scan(
         &self,
         partition: i32,
         shard: i16,
+        only: Option<&str>,
+        cut: &Offsets,
     ) -> Result<Vec<(Debtor, Option<Offsets>)>, StateError> {
+        // Whether a stored cut is ahead of the checkpoint: worked out once per row or chunk, not per debtor.
+        let ahead = |applied: &Option<Offsets>| {
+            applied
+                .as_ref()
+                .is_some_and(|a| a.iter().any(|(t, o)| *o > cut.get(t).copied().unwrap_or(0)))
+        };
+        type Row = (
+            String,
+            Option<i16>,
+            Option<Vec<u8>>,
+            Option<Offsets>,
+            Option<i64>,
+        );
         let mut rows = self
             .session
             .execute_iter(self.scan_shard.clone(), (partition, shard))
             .await
             .map_err(StateError::db)?
-            .rows_stream::<(String, Option<i16>, Option<Vec<u8>>, Option<Offsets>)>()
+            .rows_stream::<Row>()
             .map_err(StateError::db)?;
-        let mut out = Vec::new();
+        let mut earlier: Vec<Row> = Vec::new();
         while let Some(row) = rows.next().await {
-            let (id, format, state, applied) = row.map_err(StateError::db)?;
-            let d = codec::decode(
-                &id,
+            let row = row.map_err(StateError::db)?;
+            if only.is_none_or(|id| id == row.0) {
+                earlier.push(row);
+            }
+        }
+        type Chunk = (i64, Option<i16>, Option<Vec<u8>>, Option<Offsets>);
+        let mut pages = self
+            .session
+            .execute_iter(self.scan_log.clone(), (partition, shard))
+            .await
+            .map_err(StateError::db)?
+            .rows_stream::<Chunk>()
+            .map_err(StateError::db)?;
+        let mut chunks: Vec<Chunk> = Vec::new();
+        while let Some(chunk) = pages.next().await {
+            chunks.push(chunk.map_err(StateError::db)?);
+        }
+        let earlier_ahead: Vec<bool> = earlier.iter().map(|r| ahead(&r.3)).collect();
+        let chunks_ahead: Vec<bool> = chunks.iter().map(|c| ahead(&c.3)).collect();
+        let mut latest = Latest::default();
+        for ((id, format, state, applied, written), is_ahead) in earlier.iter().zip(&earlier_ahead)
+        {
+            latest.offer(
+                id,
+                written.unwrap_or(i64::MIN),
                 format.unwrap_or(0),
                 state.as_deref().unwrap_or_default(),
-            )?;
-            out.push((d, applied));
+                (applied, *is_ahead),
+            );
         }
-        Ok(out)
+        for ((written, format, states, applied), is_ahead) in chunks.iter().zip(&chunks_ahead) {
+            let entries =
+                log::entries(states.as_deref().unwrap_or_default()).map_err(|source| {
+                    StateError::Chunk {
+                        partition,
+                        shard,
+                        source,
+                    }
+                })?;
+            for (id, state) in entries {
+                if only.is_none_or(|o| o == id) {
+                    latest.offer(
+                        id,
+                        *written,
+                        format.unwrap_or(0),
+                        state,
+                        (applied, *is_ahead),
+                    );
+                }
+            }
+        }
+        latest
+            .into_entries()
+            .map(|(id, format, state, (applied, is_ahead))| {
+                let ahead = if is_ahead { applied.clone() } else { None };
+                Ok((codec::decode(id, format, state)?, ahead))
+            })
+            .collect()
     }
 }

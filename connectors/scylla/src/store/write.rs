@@ -1,19 +1,20 @@
-//! Writing one partition's flush: batches of rows, ledger entries and membership changes with bounded concurrency,
-//! then the checkpoint.
+//! Writing one partition's flush: batches of ledger entries and membership changes, then chunks of debtor states,
+//! with bounded concurrency; then the checkpoint; then, when a sweep ended, the deletion of what it superseded.
 
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use mora_runtime::PartitionFlush;
 use mora_runtime::durable::codec;
-use mora_runtime::{DebtorRow, PartitionFlush};
-use rust_decimal::Decimal;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
-use scylla::value::{CqlDecimal, CqlTimestamp};
+use scylla::value::CqlTimestamp;
+use tracing::{info, warn};
 
-use super::batches::{LedgerEntry, Membership, ledger_batches, row_batches, view_batches};
-use super::{Store, shard_of};
+use super::Store;
+use super::batches::{LedgerEntry, Membership, ledger_batches, view_batches};
+use super::log::chunks;
 use crate::error::StateError;
 
 /// Encoded KPI days above this size are written before the checkpoint's batch rather than in it (the database
@@ -23,19 +24,14 @@ const KPI_BATCH_BYTES: usize = 32 * 1024;
 /// What one flush wrote.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Written {
-    /// Debtor rows.
+    /// Debtor states.
     pub rows: u64,
-    /// Every statement (rows, views, ledger, checkpoints).
+    /// Of those, states a sweep rewrote.
+    pub swept: u64,
+    /// Every statement (chunks of states, views, ledger entries, checkpoints, deletions).
     pub statements: u64,
     /// Requests sent (a batch is one): what the database's cost follows.
     pub requests: u64,
-}
-
-fn decimal(d: Decimal) -> CqlDecimal {
-    CqlDecimal::from_signed_be_bytes_slice_and_exponent(
-        &d.mantissa().to_be_bytes(),
-        d.scale() as i32,
-    )
 }
 
 /// The values of one `partition_kpis` insert.
@@ -80,8 +76,8 @@ impl<A: SerializeRow, B: SerializeRow> SerializeRow for EitherRow<A, B> {
 }
 
 enum Op<'a> {
-    /// Debtor rows of one CQL partition.
-    Rows(Vec<&'a DebtorRow>),
+    /// A chunk of debtor states: shard, chunk number, bytes.
+    Chunk(i16, i32, Vec<u8>),
     /// Ledger entries of one CQL partition.
     Ledger(Vec<LedgerEntry<'a>>),
     /// Membership changes of one view.
@@ -89,10 +85,18 @@ enum Op<'a> {
 }
 
 impl Store {
-    /// Writes one partition's flush: ledger entries and views, then rows (bounded concurrency), then the checkpoint.
-    /// Every statement carries `write_time` (microseconds) so a late write from an instance that lost the
-    /// partition never overwrites a newer one from its next owner. Idempotent: a failed flush is retried whole.
+    /// Writes one partition's flush: ledger entries and views, then chunks of states (bounded concurrency), then
+    /// the checkpoint, then, if a sweep ended with it, the deletion of what the sweep superseded. Every statement
+    /// carries `write_time` (microseconds), which also keys the flush's chunks, so a late write from an instance
+    /// that lost the partition never overwrites or outranks a newer one from its next owner. Idempotent: a failed
+    /// flush is retried whole.
     pub async fn write(&self, f: &PartitionFlush, write_time: i64) -> Result<Written, StateError> {
+        if let Some(m) = f.sweep.filter(|m| m.starts) {
+            self.sweeps
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert((f.partition, m.id), write_time);
+        }
         let mut entries = Vec::with_capacity(f.actions.len() + f.audits.len());
         let refused = |debtor: &str, e: mora_schemas::EncodeError| StateError::Ledger {
             debtor: debtor.to_string(),
@@ -118,10 +122,11 @@ impl Store {
                     .map(Op::Views),
             )
             .collect();
-        let rows: Vec<Op<'_>> = row_batches(&f.rows, self.shards, self.batch_bytes)
+        let rows: Vec<Op<'_>> = chunks(&f.rows, self.shards, self.batch_bytes)
             .into_iter()
-            .map(Op::Rows)
+            .map(|(shard, n, bytes, _)| Op::Chunk(shard, n, bytes))
             .collect();
+        let chunk_count = rows.len();
         let requests = first.len() + rows.len();
         let applied: &BTreeMap<String, i64> = &f.checkpoint.offsets;
         for phase in [first, rows] {
@@ -208,14 +213,91 @@ impl Store {
         let checkpoint_requests = usize::from(checkpoint_batch)
             + if kpis_in_batch { 0 } else { f.kpi_days.len() }
             + usize::from(f.summary.is_some());
+        let deletions = self.drop_superseded(f, write_time).await?;
         Ok(Written {
             rows: f.rows.len() as u64,
-            statements: f.statements() as u64
+            swept: f.sweep.map_or(0, |m| m.rows) as u64,
+            statements: (chunk_count + f.views.len() + f.actions.len() + f.audits.len()) as u64
                 + cp.offsets.len() as u64
                 + f.kpi_days.len() as u64
-                + u64::from(f.summary.is_some()),
-            requests: (requests + checkpoint_requests) as u64,
+                + u64::from(f.summary.is_some())
+                + deletions,
+            requests: (requests + checkpoint_requests) as u64 + deletions,
         })
+    }
+
+    /// When a sweep ended with `f` (every debtor of the partition written since the flush it started in), deletes
+    /// from each shard the log entries and the rows of earlier versions written before that flush. Returns the
+    /// statements sent. A sweep whose start this process did not see (it began under another owner) deletes nothing.
+    async fn drop_superseded(
+        &self,
+        f: &PartitionFlush,
+        write_time: i64,
+    ) -> Result<u64, StateError> {
+        let Some(m) = f.sweep.filter(|m| m.ends) else {
+            return Ok(0);
+        };
+        let key = (f.partition, m.id);
+        let started = self
+            .sweeps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .copied();
+        let Some(started) = started else {
+            warn!(
+                partition = f.partition,
+                "A sweep ended whose start is unknown here; the debtor log keeps its older entries."
+            );
+            return Ok(0);
+        };
+        // Everything older than the sweep's first flush: cells written before it, and none of its own or later.
+        let before = started - 1;
+        let rows_too = !self
+            .rows_dropped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&f.partition);
+        let mut pending = FuturesUnordered::new();
+        for shard in 0..self.shards as i16 {
+            if pending.len() >= self.concurrency
+                && let Some(r) = pending.next().await
+            {
+                r?;
+            }
+            pending.push(async move {
+                self.session
+                    .execute_unpaged(&self.drop_log, (before, f.partition, shard, started))
+                    .await
+                    .map_err(StateError::db)?;
+                if rows_too {
+                    self.session
+                        .execute_unpaged(&self.drop_rows, (before, f.partition, shard))
+                        .await
+                        .map_err(StateError::db)?;
+                }
+                Ok::<_, StateError>(())
+            });
+        }
+        while let Some(r) = pending.next().await {
+            r?;
+        }
+        self.sweeps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key);
+        if rows_too {
+            self.rows_dropped
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(f.partition);
+        }
+        info!(
+            partition = f.partition,
+            sweep_ms = (write_time - started) / 1000,
+            "A sweep of the partition's debtors ended; the debtor log's entries before it were deleted."
+        );
+        Ok((1 + u64::from(rows_too)) * u64::from(self.shards))
     }
 
     async fn exec(
@@ -227,31 +309,12 @@ impl Store {
     ) -> Result<(), StateError> {
         let s = &self.session;
         let r = match op {
-            Op::Rows(rows) => {
-                let mut batch = Batch::new(BatchType::Unlogged);
-                batch.set_is_idempotent(true);
-                let mut values = Vec::with_capacity(rows.len());
-                for r in rows {
-                    batch.append_statement(self.put_state.clone());
-                    values.push((
-                        p,
-                        shard_of(&r.debtor_id, self.shards),
-                        r.debtor_id.as_str(),
-                        codec::FORMAT,
-                        r.state.as_slice(),
-                        r.bucket.as_str(),
-                        r.stage,
-                        r.segment.as_str(),
-                        decimal(r.outstanding_base),
-                        decimal(r.overdue_base),
-                        r.dpd,
-                        r.priority,
-                        applied,
-                        CqlTimestamp(t / 1000),
-                        t,
-                    ));
-                }
-                s.batch(&batch, values).await
+            Op::Chunk(shard, n, bytes) => {
+                s.execute_unpaged(
+                    &self.put_log,
+                    (p, shard, t, n, codec::FORMAT, bytes.as_slice(), applied, t),
+                )
+                .await
             }
             Op::Ledger(entries) => {
                 let mut batch = Batch::new(BatchType::Unlogged);
@@ -291,26 +354,5 @@ impl Store {
             }
         };
         r.map(|_| ()).map_err(StateError::db)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimals_keep_their_scale() {
-        let d: Decimal = "1234.50".parse().unwrap();
-        let c = decimal(d);
-        let (bytes, scale) = c.as_signed_be_bytes_slice_and_exponent();
-        assert_eq!(scale, 2);
-        assert_eq!(
-            i128::from_be_bytes({
-                let mut b = [if bytes[0] & 0x80 != 0 { 0xff } else { 0 }; 16];
-                b[16 - bytes.len()..].copy_from_slice(bytes);
-                b
-            }),
-            123450
-        );
     }
 }

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use mora_domain::action::{Action, AuditRecord};
 use mora_domain::debtor::Debtor;
 use mora_domain::engine::Engine;
 use mora_domain::time::Ts;
-use rust_decimal::Decimal;
 
 use super::codec::{self, CodecError};
 use crate::changes::ViewKeys;
@@ -26,27 +26,57 @@ pub struct Checkpoint {
     pub clock: Ts,
 }
 
-/// One debtor's row.
+/// One debtor's stored state.
 #[derive(Clone, Debug)]
 pub struct DebtorRow {
     /// Debtor id.
     pub debtor_id: String,
     /// Encoded state ([`codec::FORMAT`]).
     pub state: Vec<u8>,
-    /// Aging bucket name.
-    pub bucket: String,
-    /// Stage name.
-    pub stage: &'static str,
-    /// Segment name.
-    pub segment: String,
-    /// Outstanding, base currency.
-    pub outstanding_base: Decimal,
-    /// Overdue, base currency.
-    pub overdue_base: Decimal,
-    /// Days past due.
-    pub dpd: i32,
-    /// Priority (hundredths).
-    pub priority: i64,
+}
+
+/// A pass over every debtor of a partition in slot order, a few slots per flush, which rewrites each one's state:
+/// once a pass ends, everything the store holds for the partition from before the flush the pass started in is
+/// superseded, so a store that keeps states as a log can drop it.
+///
+/// The first pass starts with the first flush that writes; each later one once the partition has written
+/// [`Sweep::REST_FACTOR`] times its debtors since the previous pass started (and at least [`Sweep::REST_FLOOR`]
+/// states). So a log holds at most about `REST_FACTOR + 2` states per debtor, the sweep adds at most one write in
+/// `REST_FACTOR / 2 + 1`, and a small partition does not end a pass (a deletion per shard) every few flushes.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    /// The next slot to write, while a pass runs.
+    next: Option<usize>,
+    /// The running or last pass (0 before the first).
+    id: u64,
+    /// States written for the partition since the running or last pass started.
+    grown: usize,
+}
+
+impl Sweep {
+    /// A new pass starts once the partition has written this many times its debtors since the last one started.
+    pub const REST_FACTOR: usize = 4;
+    /// ... and at least this many states.
+    pub const REST_FLOOR: usize = 16_384;
+
+    /// Whether a pass should start now over a partition of `debtors`.
+    fn due(&self, debtors: usize) -> bool {
+        self.id == 0 || self.grown >= (Self::REST_FACTOR * debtors).max(Self::REST_FLOOR)
+    }
+}
+
+/// What a flush carries of a [`Sweep`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SweepMark {
+    /// Tells passes apart (unique in the process).
+    pub id: u64,
+    /// The pass starts with this flush: it covers what the store held before this flush.
+    pub starts: bool,
+    /// The pass ends with this flush: once it lands, every debtor of the partition has been written since the
+    /// pass started.
+    pub ends: bool,
+    /// Rows of this flush that the pass wrote (after the changed debtors' rows).
+    pub rows: usize,
 }
 
 /// A membership view entry to add or remove.
@@ -82,14 +112,11 @@ pub struct PartitionFlush {
     pub kpi_days: Vec<(i64, Vec<u8>)>,
     /// The partition's summary for other instances (encoded), when one is due.
     pub summary: Option<Vec<u8>>,
+    /// The sweep's part in this flush, if it wrote any.
+    pub sweep: Option<SweepMark>,
 }
 
 impl PartitionFlush {
-    /// Statements this flush issues (rows, views, ledger entries), checkpoint excluded.
-    pub fn statements(&self) -> usize {
-        self.rows.len() + self.views.len() + self.actions.len() + self.audits.len()
-    }
-
     /// Adds the KPI days a worker counted into since the last flush, and its summary when `summary_depth` is given.
     pub fn add_aggregates(
         &mut self,
@@ -121,22 +148,9 @@ impl PartitionFlush {
                 .cloned()
                 .unwrap_or_default()
         };
-        let segment = segment_name(dv.segment);
         self.rows.push(DebtorRow {
             debtor_id: d.id.to_string(),
             state: codec::encode(d)?,
-            bucket: engine
-                .aging
-                .bucket_names()
-                .get(dv.bucket as usize)
-                .cloned()
-                .unwrap_or_default(),
-            stage: dv.stage.as_str(),
-            segment: segment.clone(),
-            outstanding_base: dv.outstanding_base.get(),
-            overdue_base: dv.overdue_base.get(),
-            dpd: i32::from(dv.dpd),
-            priority: dv.priority,
         });
         let id = || d.id.to_string();
         let (old_segment, old_queues) = before.map_or((None, 0), |k| (Some(k.segment), k.queues));
@@ -145,7 +159,8 @@ impl PartitionFlush {
                 self.views
                     .push(ViewChange::LeaveSegment(segment_name(s), id()));
             }
-            self.views.push(ViewChange::JoinSegment(segment, id()));
+            self.views
+                .push(ViewChange::JoinSegment(segment_name(dv.segment), id()));
         }
         let names = engine.queues.names();
         for (i, name) in names.iter().enumerate().take(32) {
@@ -157,5 +172,148 @@ impl PartitionFlush {
             }
         }
         Ok(())
+    }
+
+    /// Adds the next `n` debtors of `sweep`'s pass over `worker` (starting a pass if none runs and one is due),
+    /// where `n` is the flush's changed rows. Nothing while the worker holds debtors back after a restore: their
+    /// states claim a later cut than this flush's.
+    pub fn add_sweep(
+        &mut self,
+        worker: &PartitionWorker,
+        sweep: &mut Sweep,
+        n: usize,
+    ) -> Result<(), CodecError> {
+        sweep.grown += n;
+        if n == 0 || worker.is_empty() || worker.fenced() {
+            return Ok(());
+        }
+        let starts = sweep.next.is_none();
+        if starts {
+            if !sweep.due(worker.len()) {
+                return Ok(());
+            }
+            static PASSES: AtomicU64 = AtomicU64::new(1);
+            sweep.id = PASSES.fetch_add(1, Ordering::Relaxed);
+            sweep.grown = n;
+        }
+        let from = sweep.next.unwrap_or(0);
+        let before = self.rows.len();
+        for d in worker.debtors_from(from, n) {
+            self.rows.push(DebtorRow {
+                debtor_id: d.id.to_string(),
+                state: codec::encode(d)?,
+            });
+        }
+        let rows = self.rows.len() - before;
+        sweep.grown += rows;
+        let ends = from + rows >= worker.len();
+        sweep.next = (!ends).then_some(from + rows);
+        self.sweep = Some(SweepMark {
+            id: sweep.id,
+            starts,
+            ends,
+            rows,
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use mora_domain::testkit::{self, ts};
+
+    use super::*;
+    use crate::CollectingSink;
+
+    fn worker(debtors: usize) -> PartitionWorker {
+        let mut w = PartitionWorker::new(0, Arc::new(testkit::engine()));
+        let mut sink = CollectingSink::default();
+        let at = ts("2026-03-02T14:00:00Z");
+        for i in 0..debtors {
+            let ev = testkit::debtor_upserted(&format!("D-{i}"), "CO", "America/Bogota", at);
+            w.on_event(&ev, &mut sink).unwrap();
+        }
+        w
+    }
+
+    fn ids(f: &PartitionFlush) -> Vec<String> {
+        f.rows.iter().map(|r| r.debtor_id.clone()).collect()
+    }
+
+    #[test]
+    fn a_sweep_writes_every_debtor_once_a_few_per_flush_and_marks_its_first_and_last() {
+        let w = worker(10);
+        let mut sweep = Sweep::default();
+        let mut seen = Vec::new();
+        let mut marks = Vec::new();
+        for _ in 0..3 {
+            let mut f = PartitionFlush::default();
+            f.add_sweep(&w, &mut sweep, 4).unwrap();
+            seen.extend(ids(&f));
+            marks.push(f.sweep.unwrap());
+        }
+        let flags: Vec<(bool, bool, usize)> =
+            marks.iter().map(|m| (m.starts, m.ends, m.rows)).collect();
+        assert_eq!(
+            flags,
+            [(true, false, 4), (false, false, 4), (false, true, 2)],
+            "10 debtors by 4: a pass of three flushes"
+        );
+        assert_eq!(marks[0].id, marks[2].id, "one pass, one id");
+        let first_pass: BTreeSet<&String> = seen[..10].iter().collect();
+        assert_eq!(first_pass.len(), 10, "every debtor, each once");
+        let state = codec::encode(w.debtor("D-0").unwrap()).unwrap();
+        let mut f = PartitionFlush::default();
+        f.add_sweep(&w, &mut Sweep::default(), 1).unwrap();
+        assert_eq!(f.rows[0].state, state, "the state as stored");
+    }
+
+    #[test]
+    fn the_next_pass_waits_until_the_partition_has_written_its_rest_since_the_last_one_started() {
+        let w = worker(10);
+        let mut sweep = Sweep::default();
+        let mut flush = |n: usize| {
+            let mut f = PartitionFlush::default();
+            f.add_sweep(&w, &mut sweep, n).unwrap();
+            f.sweep
+        };
+        // A pass of 10 debtors by 5 changed rows a flush: 10 changed and 10 swept since it started.
+        assert!(flush(5).unwrap().starts);
+        assert!(flush(5).unwrap().ends);
+        // The floor dominates 4 x 10 debtors: the rest is 16 384 states since the start, 20 of them written.
+        let rest = Sweep::REST_FLOOR - 20;
+        assert_eq!(flush(rest - 1), None, "one state short of the rest");
+        let next = flush(1).expect("the rest reached: a pass starts");
+        assert!(next.starts && next.rows == 1);
+        assert_ne!(next.id, 0);
+    }
+
+    #[test]
+    fn no_sweep_without_rows_to_pace_it_or_debtors_to_write() {
+        let mut sweep = Sweep::default();
+        let mut f = PartitionFlush::default();
+        f.add_sweep(&worker(3), &mut sweep, 0).unwrap();
+        f.add_sweep(&worker(0), &mut sweep, 5).unwrap();
+        assert!(f.rows.is_empty() && f.sweep.is_none());
+        // Starting from the first slot again: nothing was begun.
+        f.add_sweep(&worker(3), &mut sweep, 5).unwrap();
+        assert_eq!(f.sweep.map(|m| (m.starts, m.ends)), Some((true, true)));
+    }
+
+    #[test]
+    fn debtors_held_back_after_a_restore_stop_the_sweep() {
+        let w = worker(3);
+        let debtors: Vec<_> = w.debtors().cloned().collect();
+        let mut fences = crate::Fences::new();
+        fences.insert(debtors[1].id.clone(), vec![]);
+        let restored =
+            PartitionWorker::restore(0, Arc::new(testkit::engine()), w.clock(), debtors, fences);
+        assert!(restored.fenced());
+        let mut f = PartitionFlush::default();
+        f.add_sweep(&restored, &mut Sweep::default(), 5).unwrap();
+        assert!(f.rows.is_empty() && f.sweep.is_none());
     }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use mora_domain::debtor::Debtor;
 use mora_domain::ids::DebtorId;
 
-pub use flush::{Checkpoint, DebtorRow, Offsets, PartitionFlush, ViewChange};
+pub use flush::{Checkpoint, DebtorRow, Offsets, PartitionFlush, Sweep, SweepMark, ViewChange};
 
 use crate::error::{BoxError, Classify, ErrorClass};
 use crate::kpis::LabelledDay;
@@ -54,6 +54,9 @@ pub struct StoreSettings {
     pub summary_interval: Duration,
     /// Work-queue entries per queue in a published summary.
     pub summary_queue_depth: usize,
+    /// Whether the store keeps states as a log it compacts after each [`Sweep`]: then every flush also rewrites as
+    /// many debtors of the partition, in slot order, as it has changed rows.
+    pub sweep: bool,
 }
 
 /// Counters of the write-behind.
@@ -61,8 +64,10 @@ pub struct StoreSettings {
 pub struct StoreStats {
     /// Flushes written.
     pub flushes: u64,
-    /// Debtor rows written.
+    /// Debtor rows written (changed debtors and those a sweep rewrote).
     pub rows: u64,
+    /// Of those, rows a sweep rewrote.
+    pub swept: u64,
     /// Statements written (rows, views, ledger, checkpoints).
     pub statements: u64,
     /// Requests sent to the store (a batch of statements is one).
@@ -80,6 +85,7 @@ impl StoreStats {
     pub fn add(&mut self, other: &StoreStats) {
         self.flushes += other.flushes;
         self.rows += other.rows;
+        self.swept += other.swept;
         self.statements += other.statements;
         self.requests += other.requests;
         self.failed_attempts += other.failed_attempts;
