@@ -41,8 +41,8 @@ pub struct DebtorRow {
 ///
 /// The first pass starts with the first flush that writes; each later one once the partition has written
 /// [`Sweep::REST_FACTOR`] times its debtors since the previous pass started (and at least [`Sweep::REST_FLOOR`]
-/// states). So a log holds at most about `REST_FACTOR + 2` states per debtor, the sweep adds at most one write in
-/// `REST_FACTOR / 2 + 1`, and a small partition does not end a pass (a deletion per shard) every few flushes.
+/// states). So a log holds at most about `REST_FACTOR + 2` states per debtor, at most one state in `REST_FACTOR`
+/// written is the sweep's, and a small partition does not end a pass (a deletion per shard) every few flushes.
 #[derive(Debug, Default)]
 pub struct Sweep {
     /// The next slot to write, while a pass runs.
@@ -281,14 +281,15 @@ mod tests {
             f.sweep
         };
         // A pass of 10 debtors by 5 changed rows a flush: 10 changed and 10 swept since it started.
-        assert!(flush(5).unwrap().starts);
+        let first = flush(5).unwrap();
+        assert!(first.starts);
         assert!(flush(5).unwrap().ends);
         // The floor dominates 4 x 10 debtors: the rest is 16 384 states since the start, 20 of them written.
         let rest = Sweep::REST_FLOOR - 20;
         assert_eq!(flush(rest - 1), None, "one state short of the rest");
         let next = flush(1).expect("the rest reached: a pass starts");
         assert!(next.starts && next.rows == 1);
-        assert_ne!(next.id, 0);
+        assert_ne!(next.id, first.id, "a new pass, a new id");
     }
 
     #[test]
