@@ -5,7 +5,7 @@
 //! A chunk's bytes: a layout byte ([`CHUNK_LAYOUT`]), the entry count (u32, little-endian), then per entry the
 //! debtor id's length (u16) and bytes (UTF-8), and the state's length (u32) and bytes (in the row's `format`).
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use mora_runtime::DebtorRow;
 
@@ -115,7 +115,8 @@ pub(super) fn entries(chunk: &[u8]) -> Result<Vec<(&str, &[u8])>, ChunkError> {
     Ok(out)
 }
 
-/// Each debtor's latest entry among those offered, by write time; of equal times the one offered last.
+/// Each debtor's latest entry among those offered, by write time; of equal times the one offered last. (Keyed with
+/// hashbrown's default hasher: the ids are the store's own, and a restore hashes every entry of a shard's log.)
 #[derive(Debug)]
 pub(super) struct Latest<'a, A> {
     by_id: HashMap<&'a str, (i64, i16, &'a [u8], A)>,

@@ -60,9 +60,9 @@ impl Store {
     }
 
     /// Reads every stored debtor of `partition` and its checkpoint. Its shards are read in parallel, each as a task
-    /// of the store's runtime that decodes its rows as they arrive: the caller (the engine thread, blocked on the
-    /// restore) only sorts. Debtors come back sorted by id, so a restored worker is the same whatever order the
-    /// shards answered in.
+    /// of the store's runtime that keeps each debtor's latest state and decodes those in id order: the caller only
+    /// merges the shards' sorted runs. Debtors come back sorted by id, so a restored worker is the same whatever
+    /// order the shards answered in.
     pub async fn restore(self: &Arc<Self>, partition: i32) -> Result<Restored, StateError> {
         let started = std::time::Instant::now();
         let checkpoint = self.checkpoint(partition).await?;
@@ -89,8 +89,6 @@ impl Store {
             )
             .try_collect()
             .await?;
-        let mut all: Vec<(Debtor, Option<Offsets>)> = parts.into_iter().flatten().collect();
-        all.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         let today = checkpoint
             .as_ref()
             .map_or(0, |c| c.clock.0.div_euclid(mora_domain::time::DAY_MS));
@@ -102,8 +100,8 @@ impl Store {
             kpi_days,
             ..Restored::default()
         };
-        out.debtors.reserve(all.len());
-        for (d, ahead) in all {
+        out.debtors.reserve(parts.iter().map(Vec::len).sum());
+        for (d, ahead) in merge_sorted(parts, |(d, _)| d.id.clone()) {
             if let Some(applied) = ahead {
                 out.ahead.push((d.id.clone(), applied));
             }
@@ -280,7 +278,7 @@ impl Store {
         .map_err(StateError::from)
     }
 
-    /// The latest stored state of each debtor of one shard (only `only`'s, if given): the rows of versions before
+    /// The latest stored state of each debtor of one shard (only `only`'s, if given), in id order: the rows of versions before
     /// the debtor log and the log's entries, the latest by write time; with what it reflects when that is ahead of
     /// `cut` (the partition's checkpoint) in some topic.
     async fn scan(
@@ -363,12 +361,68 @@ impl Store {
                 }
             }
         }
-        latest
-            .into_entries()
+        let mut entries: Vec<_> = latest.into_entries().collect();
+        // Sorted here, on the store's threads, where an entry is a few words: the caller merges sorted runs.
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        entries
+            .into_iter()
             .map(|(id, format, state, (applied, is_ahead))| {
                 let ahead = if is_ahead { applied.clone() } else { None };
                 Ok((codec::decode(id, format, state)?, ahead))
             })
             .collect()
+    }
+}
+
+/// The items of runs each sorted by `key`, in `key` order (of equal keys, the earlier run's first): each item moves
+/// once, where sorting debtors (a few hundred bytes each) where they lie would move each many times.
+fn merge_sorted<T, K: Ord>(runs: Vec<Vec<T>>, key: impl Fn(&T) -> K) -> impl Iterator<Item = T> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut runs: Vec<std::iter::Peekable<std::vec::IntoIter<T>>> =
+        runs.into_iter().map(|r| r.into_iter().peekable()).collect();
+    // The heap holds each run's next key and the run's index.
+    let mut heads: BinaryHeap<Reverse<(K, usize)>> = runs
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, r)| r.peek().map(|t| Reverse((key(t), i))))
+        .collect();
+    std::iter::from_fn(move || {
+        let Reverse((_, i)) = heads.pop()?;
+        let item = runs[i].next()?;
+        if let Some(t) = runs[i].peek() {
+            heads.push(Reverse((key(t), i)));
+        }
+        Some(item)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_sorted;
+
+    #[test]
+    fn sorted_runs_merge_into_one_order_each_item_once() {
+        let runs = vec![
+            vec![(1, 'a'), (4, 'a'), (9, 'a')],
+            vec![],
+            vec![(2, 'c'), (3, 'c'), (4, 'c'), (10, 'c')],
+            vec![(0, 'd')],
+        ];
+        let merged: Vec<_> = merge_sorted(runs, |t| t.0).collect();
+        assert_eq!(
+            merged,
+            vec![
+                (0, 'd'),
+                (1, 'a'),
+                (2, 'c'),
+                (3, 'c'),
+                (4, 'a'),
+                (4, 'c'),
+                (9, 'a'),
+                (10, 'c')
+            ]
+        );
+        assert_eq!(merge_sorted(Vec::<Vec<u8>>::new(), |t| *t).count(), 0);
     }
 }
