@@ -71,6 +71,15 @@ impl DebtorStore {
         self.chunks.iter_mut().flatten()
     }
 
+    /// The slab's chunks, mutably, each with the slot of its first debtor: disjoint parts that threads can work on
+    /// side by side (a reload's re-derivation).
+    pub fn chunks_mut(&mut self) -> impl Iterator<Item = (u32, &mut [Debtor])> {
+        self.chunks
+            .iter_mut()
+            .enumerate()
+            .map(|(i, c)| ((i * CHUNK) as u32, c.as_mut_slice()))
+    }
+
     /// Number of debtors.
     pub fn len(&self) -> usize {
         self.len

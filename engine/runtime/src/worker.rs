@@ -287,29 +287,47 @@ impl PartitionWorker {
     /// (nothing is decided; strategy changes take effect at each debtor's next event or timer). Debtors whose
     /// derived figures changed are marked for the state store. Returns how many changed.
     pub fn set_engine(&mut self, engine: Arc<Engine>) -> usize {
+        let threads = reload_threads(self.store.len());
+        self.set_engine_on(engine, threads)
+    }
+
+    /// [`PartitionWorker::set_engine`] on up to `threads` threads. The re-derivation of each debtor is independent
+    /// of the others': the slab's chunks are shared out among threads (the engine thread waits for the reload
+    /// either way), and their results joined in slot order, so the outcome is the same whatever the number.
+    fn set_engine_on(&mut self, engine: Arc<Engine>, threads: usize) -> usize {
         self.engine = engine;
-        let now = self.clock;
-        let mut changed = 0;
-        let mut entries = Vec::new();
-        for slot in 0..self.store.len() as u32 {
-            let d = self.store.get_mut(slot);
-            let before = (
-                d.derived.segment,
-                d.derived.priority,
-                d.derived.queues,
-                d.derived.stage,
-                d.derived.bucket,
-            );
-            self.engine.reclassify(d, now);
-            let dv = &d.derived;
-            if before != (dv.segment, dv.priority, dv.queues, dv.stage, dv.bucket) {
-                changed += 1;
-                self.changes.mark(slot);
-            }
-            if dv.queues != 0 {
-                entries.push((dv.queues, self.engine.priority.queue_rank(d), slot));
-            }
+        let (engine, now) = (&*self.engine, self.clock);
+        // Runs of consecutive chunks, one per thread: joined in order, slots stay in order.
+        let mut chunks: Vec<(u32, &mut [Debtor])> = self.store.chunks_mut().collect();
+        let per = chunks.len().div_ceil(threads.max(1)).max(1);
+        let mut groups = Vec::with_capacity(threads);
+        while !chunks.is_empty() {
+            let rest = chunks.split_off(per.min(chunks.len()));
+            groups.push(std::mem::replace(&mut chunks, rest));
         }
+        let mut parts: Vec<Rederived> = if groups.len() <= 1 {
+            groups
+                .into_iter()
+                .map(|g| rederive(engine, now, g))
+                .collect()
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = groups
+                    .into_iter()
+                    .map(|g| scope.spawn(move || rederive(engine, now, g)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
+        };
+        let mut changed = 0;
+        for slot in parts.iter_mut().flat_map(|p| p.changed.drain(..)) {
+            self.changes.mark(slot);
+            changed += 1;
+        }
+        let entries = parts.into_iter().flat_map(|p| p.entries);
         self.queues = QueueBook::rebuild(&self.engine.queues, entries);
         changed
     }
@@ -623,6 +641,51 @@ impl Operator for PartitionWorker {
     }
 }
 
+/// What a reload found in some of a partition's debtors: the slots whose segment, priority, queues, stage or bucket
+/// changed, and the queue entries of those in a queue.
+struct Rederived {
+    changed: Vec<u32>,
+    entries: Vec<(u32, i64, u32)>,
+}
+
+/// Debtors per thread below which a reload stays on the engine thread (a thread costs tens of microseconds).
+const RELOAD_DEBTORS_PER_THREAD: usize = 250_000;
+
+/// Threads a reload of `debtors` debtors uses: one per [`RELOAD_DEBTORS_PER_THREAD`], at most one per core.
+fn reload_threads(debtors: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (debtors / RELOAD_DEBTORS_PER_THREAD).clamp(1, cores)
+}
+
+/// Re-derives the debtors of `chunks` (each with the slot of its first debtor) with `engine` at `now`.
+fn rederive(engine: &Engine, now: Ts, chunks: Vec<(u32, &mut [Debtor])>) -> Rederived {
+    let mut out = Rederived {
+        changed: Vec::new(),
+        entries: Vec::new(),
+    };
+    for (first, chunk) in chunks {
+        for (slot, d) in (first..).zip(chunk.iter_mut()) {
+            let before = (
+                d.derived.segment,
+                d.derived.priority,
+                d.derived.queues,
+                d.derived.stage,
+                d.derived.bucket,
+            );
+            engine.reclassify(d, now);
+            let dv = &d.derived;
+            if before != (dv.segment, dv.priority, dv.queues, dv.stage, dv.bucket) {
+                out.changed.push(slot);
+            }
+            if dv.queues != 0 {
+                out.entries
+                    .push((dv.queues, engine.priority.queue_rank(d), slot));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use mora_domain::testkit::{self, ts};
@@ -719,6 +782,48 @@ mod tests {
         assert!(w.is_empty());
         assert_eq!(sink.dead_letters[0].error_kind, "rejected");
         assert!(sink.dead_letters[0].reason.contains("never-paid"));
+    }
+
+    #[test]
+    fn a_reload_shared_among_threads_changes_the_same_debtors_and_queues_as_one() {
+        // Past two chunks of the slab, so the threads get several runs of chunks each.
+        let build = || {
+            let (mut w, mut sink) = (worker(), CollectingSink::default());
+            let at = ts("2026-03-02T14:00:00Z");
+            for i in 0..9_000 {
+                let id = format!("D-{i:05}");
+                let due = ["2026-02-01", "2026-02-20", "2026-03-01"][i % 3];
+                let amount = format!("{}", 50 + i % 700);
+                for ev in [
+                    testkit::debtor_upserted(&id, "CO", "America/Bogota", at),
+                    testkit::obligation(&id, &format!("{id}-L"), "USD", &amount, due, at),
+                ] {
+                    w.on_event(&ev, &mut sink).unwrap();
+                }
+            }
+            let _ = w.take_changed();
+            w
+        };
+        let mut cfg = testkit::engine_config();
+        cfg.priority.dpd *= 3.0;
+        let other =
+            Arc::new(Engine::new(&cfg, &testkit::policies(), &testkit::calendars()).unwrap());
+        let (mut one, mut three) = (build(), build());
+        let changed = one.set_engine_on(other.clone(), 1);
+        assert!(changed > 0, "the new weights move some debtors");
+        assert_eq!(three.set_engine_on(other, 3), changed);
+        let ids = |w: &mut PartitionWorker| -> Vec<String> {
+            w.take_changed()
+                .iter()
+                .map(|(d, _)| d.id.to_string())
+                .collect()
+        };
+        assert_eq!(ids(&mut one), ids(&mut three));
+        assert_eq!(
+            one.queue_top("dialer", usize::MAX),
+            three.queue_top("dialer", usize::MAX)
+        );
+        assert!(!one.queue_top("dialer", usize::MAX).is_empty());
     }
 
     #[test]
