@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use mora_schemas::Family;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -31,28 +32,14 @@ pub(super) fn create_topics(
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
         .collect();
-    // A broker just started may time out the first requests (its controller still electing itself): retried
-    // until a minute has passed, then the last error is the answer.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
-    loop {
-        let failed = match rt.block_on(admin.create_topics(&new, &options)) {
-            Ok(results) => results
-                .into_iter()
-                .filter_map(Result::err)
-                .find(|(_, code)| *code != RDKafkaErrorCode::TopicAlreadyExists)
-                .map(|(topic, code)| anyhow::anyhow!("creating {topic}: {code}")),
-            Err(e) => Some(anyhow::Error::new(e)),
-        };
-        match failed {
-            None => break,
-            Some(e) if Instant::now() >= deadline => {
-                return Err(e.context("creating topics (is the broker up? deploy/services.sh up)"));
-            }
-            Some(e) => {
-                eprintln!("e2e: creating topics: {e:#}; trying again");
-                std::thread::sleep(Duration::from_secs(1));
-            }
+    let results = rt
+        .block_on(admin.create_topics(&new, &AdminOptions::new()))
+        .context("creating topics (is the broker up? deploy/services.sh up)")?;
+    for r in results {
+        if let Err((topic, code)) = r
+            && code != RDKafkaErrorCode::TopicAlreadyExists
+        {
+            anyhow::bail!("creating {topic}: {code}");
         }
     }
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -7,26 +7,12 @@ use mora_schemas::Family;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::types::RDKafkaErrorCode;
 
 use crate::client;
 use crate::config::{KafkaConfig, TopicsConfig};
 use crate::error::PipelineError;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long topic creation keeps asking a broker that times it out.
-const CREATE_PATIENCE: Duration = Duration::from_secs(60);
-
-/// Whether a creation refused with `code` may succeed when asked again (the broker or its controller was busy).
-fn transient(code: RDKafkaErrorCode) -> bool {
-    matches!(
-        code,
-        RDKafkaErrorCode::OperationTimedOut
-            | RDKafkaErrorCode::RequestTimedOut
-            | RDKafkaErrorCode::NotController
-            | RDKafkaErrorCode::BrokerTransportFailure
-    )
-}
 
 impl TopicsConfig {
     /// The input topic of `family`.
@@ -110,53 +96,29 @@ pub fn create_topics(
             }
         })
         .collect();
-    // A broker that has just started can time a creation out while its controller settles: such an answer is
-    // asked again, for up to CREATE_PATIENCE in all; any other refusal is final.
-    let deadline = std::time::Instant::now() + CREATE_PATIENCE;
-    let mut created = Vec::new();
-    loop {
-        let attempt = std::thread::scope(|s| {
-            s.spawn(|| {
-                // AdminClient is future-based; a minimal executor on a scoped thread drives it without an async
-                // runtime.
-                futures_lite_block_on(admin.create_topics(
-                    &new,
-                    &AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT)),
-                ))
-            })
-            .join()
+    let runtime = std::thread::scope(|s| {
+        s.spawn(|| {
+            // AdminClient is future-based; a minimal executor on a scoped thread drives it without an async runtime.
+            futures_lite_block_on(admin.create_topics(
+                &new,
+                &AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT)),
+            ))
         })
-        .map_err(|_| PipelineError::Topics("topic creation panicked".into()))?;
-        let timed_out = match attempt {
-            Ok(results) => {
-                let mut timed_out = false;
-                for r in results {
-                    match r {
-                        Ok(name) => created.push(name),
-                        Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                        Err((_, code)) if transient(code) => timed_out = true,
-                        Err((name, code)) => {
-                            return Err(PipelineError::Topics(format!(
-                                "cannot create {name}: {code}"
-                            )));
-                        }
-                    }
-                }
-                timed_out
+        .join()
+    });
+    let results =
+        runtime.map_err(|_| PipelineError::Topics("topic creation panicked".into()))??;
+    let mut created = Vec::new();
+    for r in results {
+        match r {
+            Ok(name) => created.push(name),
+            Err((name, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => drop(name),
+            Err((name, code)) => {
+                return Err(PipelineError::Topics(format!(
+                    "cannot create {name}: {code}"
+                )));
             }
-            Err(rdkafka::error::KafkaError::AdminOp(code)) if transient(code) => true,
-            Err(e) => return Err(e.into()),
-        };
-        if !timed_out {
-            break;
         }
-        if std::time::Instant::now() >= deadline {
-            return Err(PipelineError::Topics(format!(
-                "the broker kept timing out topic creation for {CREATE_PATIENCE:?}"
-            )));
-        }
-        tracing::warn!("Topic creation timed out at the broker; asking again.");
-        std::thread::sleep(Duration::from_secs(1));
     }
     wait_visible(cfg, &names)?;
     Ok(created)

@@ -278,9 +278,9 @@ impl Store {
         .map_err(StateError::from)
     }
 
-    /// The latest stored state of each debtor of one shard (only `only`'s, if given), in id order: the rows of versions before
-    /// the debtor log and the log's entries, the latest by write time; with what it reflects when that is ahead of
-    /// `cut` (the partition's checkpoint) in some topic.
+    /// The latest stored state of each debtor of one shard (only `only`'s, if given), in id order: the rows of
+    /// versions before the debtor log and the log's entries, the latest by write time; with what it reflects when
+    /// that is ahead of `cut` (the partition's checkpoint) in some topic.
     async fn scan(
         &self,
         partition: i32,
