@@ -31,6 +31,8 @@ mod fenced;
 #[cfg(feature = "services")]
 mod kafka;
 #[cfg(feature = "services")]
+mod ledger;
+#[cfg(feature = "services")]
 mod pipeline;
 #[cfg(feature = "services")]
 mod registry;

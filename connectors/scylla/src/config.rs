@@ -38,6 +38,12 @@ pub struct StateConfig {
     /// storing them too is most of the database's write volume (about one audit record per event).
     #[serde(default = "default_true")]
     pub audit_ledger: bool,
+    /// Whether each change of a debtor's segment or work queues is also written to the `view_members` table, for
+    /// readers of the database outside mora (mora itself answers segments and queues from memory and the partition
+    /// summaries). Off by default: it costs a statement per change, about a third of one per event in the
+    /// end-to-end run, more than everything else the store writes.
+    #[serde(default)]
+    pub membership_views: bool,
     /// How often each partition's owner publishes its summary (portfolio, KPI populations, work queue heads) for
     /// the other instances' queries. Each one walks the partition's debtors once.
     #[serde(default = "default_summary_interval", with = "humantime_serde")]
@@ -121,6 +127,7 @@ impl StateConfig {
             shards: default_shards(),
             max_lag: default_max_lag(),
             audit_ledger: true,
+            membership_views: false,
             summary_interval: default_summary_interval(),
             summary_queue_depth: default_summary_queue_depth(),
             batch_bytes: default_batch_bytes(),

@@ -49,6 +49,18 @@ pub enum StateError {
         /// What is wrong with the chunk.
         source: crate::store::ChunkError,
     },
+    /// A chunk of the ledger could not be read.
+    #[error("ledger of partition {partition}, shard {shard}, day {day}: {source}")]
+    LedgerChunk {
+        /// Kafka partition.
+        partition: i32,
+        /// Shard.
+        shard: i16,
+        /// Day (since the epoch).
+        day: i32,
+        /// What is wrong with the chunk.
+        source: crate::store::LedgerChunkError,
+    },
     /// A ledger entry could not be encoded for writing or decoded when read.
     #[error("ledger entry of debtor `{debtor}`: {reason}")]
     Ledger {
@@ -87,6 +99,7 @@ impl Classify for StateError {
             | StateError::NotMigrated(_)
             | StateError::Corrupt(_)
             | StateError::Chunk { .. }
+            | StateError::LedgerChunk { .. }
             | StateError::Ledger { .. } => ErrorClass::Fatal,
         }
     }

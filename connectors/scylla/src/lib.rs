@@ -22,6 +22,7 @@ mod writer;
 pub use config::{ConsistencyLevel, Replication, StateConfig};
 pub use error::StateError;
 pub use store::{
-    ChunkError, LedgerRecord, SCHEMA, Store, Written, migrate, schema_statements, shard_of,
+    ChunkError, LedgerChunkError, LedgerRecord, SCHEMA, Store, Written, migrate, schema_statements,
+    shard_of,
 };
 pub use writer::StateHandle;

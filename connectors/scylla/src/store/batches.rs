@@ -1,6 +1,7 @@
-//! How a flush's ledger entries and membership changes become requests: grouped by the CQL partition they
-//! land in and cut into batches bounded by bytes. Every batch touches one partition, so the database applies it as
-//! one mutation; the number of requests follows the partitions a flush touches, not its rows.
+//! A flush's ledger entries and membership changes as the tables key them, and how they become requests: grouped
+//! by the CQL partition they land in and cut by bytes (ledger entries into chunks, `ledger.rs`; membership changes
+//! into UNLOGGED batches). Every request touches one partition, so the database applies it as one mutation; the
+//! number of requests follows the partitions a flush touches, not its rows.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use mora_schemas::{EncodeError, Wire, encode_action, encode_audit};
 
 use super::shard_of;
 
-/// One ledger row: an action or an audit record, as the `ledger` table keys it.
+/// One ledger entry: an action or an audit record, keyed by Kafka partition, shard and day.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct LedgerEntry<'a> {
     /// CQL shard of the debtor (the same as its state row's).
@@ -22,7 +23,7 @@ pub(super) struct LedgerEntry<'a> {
     pub debtor_id: &'a str,
     /// When the action was decided or the decision taken (milliseconds).
     pub at: i64,
-    /// A hash of the kind and the record: the same decision replayed is the same row.
+    /// A hash of the kind and the record: the same decision replayed is the same entry.
     pub entry: i64,
     /// `action`, or the decision's kind.
     pub kind: &'static str,
@@ -34,7 +35,13 @@ pub(super) struct LedgerEntry<'a> {
 pub(super) const ACTION: &str = "action";
 
 impl<'a> LedgerEntry<'a> {
-    fn new(shards: u16, debtor_id: &'a str, at: i64, kind: &'static str, record: Vec<u8>) -> Self {
+    pub(super) fn new(
+        shards: u16,
+        debtor_id: &'a str,
+        at: i64,
+        kind: &'static str,
+        record: Vec<u8>,
+    ) -> Self {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         h.update(kind.as_bytes());
         h.update(&[0]);
@@ -70,11 +77,6 @@ impl<'a> LedgerEntry<'a> {
             r.kind.as_str(),
             encode_audit(r, Wire::Raw)?,
         ))
-    }
-
-    /// Its size as the byte bound of a batch counts it.
-    fn bytes(&self) -> usize {
-        self.record.len() + self.debtor_id.len() + 48
     }
 }
 
@@ -145,19 +147,6 @@ pub(super) fn group<T, K: Ord>(
     out
 }
 
-/// Ledger rows in batches, one CQL partition (shard and day) each.
-pub(super) fn ledger_batches(
-    entries: Vec<LedgerEntry<'_>>,
-    batch_bytes: usize,
-) -> Vec<Vec<LedgerEntry<'_>>> {
-    group(
-        entries,
-        |e| (e.shard, e.day),
-        LedgerEntry::bytes,
-        batch_bytes,
-    )
-}
-
 /// Membership changes in batches, one CQL partition (view) each.
 pub(super) fn view_batches(views: &[ViewChange], batch_bytes: usize) -> Vec<Vec<Membership<'_>>> {
     group(
@@ -175,23 +164,6 @@ mod tests {
     fn entry(id: &str, at: i64, record: &[u8]) -> LedgerEntry<'static> {
         let id: &'static str = Box::leak(id.to_string().into_boxed_str());
         LedgerEntry::new(8, id, at, "issued", record.to_vec())
-    }
-
-    #[test]
-    fn ledger_entries_batch_by_shard_and_day() {
-        let day = 20_000 * DAY_MS;
-        let mut entries = Vec::new();
-        for i in 0..400 {
-            // Two days: a flush that crosses midnight.
-            entries.push(entry(&format!("D{i:05}"), day - 1 + (i % 2), &[7; 100]));
-        }
-        let batches = ledger_batches(entries, 64 * 1024);
-        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 400);
-        for b in &batches {
-            assert!(b.iter().all(|e| (e.shard, e.day) == (b[0].shard, b[0].day)));
-        }
-        // 8 shards × 2 days, every group within one batch.
-        assert_eq!(batches.len(), 16);
     }
 
     #[test]

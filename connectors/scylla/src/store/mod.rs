@@ -3,6 +3,8 @@
 //! `concurrency`.
 
 mod batches;
+mod history;
+mod ledger;
 mod log;
 mod read;
 mod schema;
@@ -18,8 +20,9 @@ use crate::config::StateConfig;
 use crate::error::StateError;
 use schema::{session, stored_shards};
 
+pub use history::LedgerRecord;
+pub use ledger::LedgerChunkError;
 pub use log::ChunkError;
-pub use read::LedgerRecord;
 pub use schema::{SCHEMA, migrate, schema_statements};
 pub use write::Written;
 
@@ -30,6 +33,8 @@ pub struct Store {
     shards: u16,
     concurrency: usize,
     batch_bytes: usize,
+    /// Whether membership changes are written (`membership_views`).
+    views: bool,
     /// The write time of the flush each running sweep started in, by Kafka partition and sweep.
     sweeps: Mutex<HashMap<(i32, u64), i64>>,
     /// Kafka partitions whose rows of earlier versions (`debtor_state`) a sweep of this process deleted: nothing
@@ -39,7 +44,7 @@ pub struct Store {
     drop_log: PreparedStatement,
     drop_rows: PreparedStatement,
     scan_log: PreparedStatement,
-    put_ledger: PreparedStatement,
+    put_ledger_log: PreparedStatement,
     join_view: PreparedStatement,
     leave_view: PreparedStatement,
     put_checkpoint: PreparedStatement,
@@ -51,9 +56,10 @@ pub struct Store {
     get_summary: PreparedStatement,
     get_ledger: PreparedStatement,
     scan_ledger: PreparedStatement,
+    get_ledger_log: PreparedStatement,
 }
 
-/// Chunks per page of a restore's read of the debtor log (a chunk is up to `batch_bytes`, 64 KiB by default).
+/// Chunks per page of a read of the debtor log or the ledger (a chunk is up to `batch_bytes`, 64 KiB by default).
 const LOG_PAGE_CHUNKS: i32 = 64;
 
 /// The CQL partition (within its Kafka partition) a debtor's row lives in.
@@ -92,10 +98,16 @@ impl Store {
         ))
         .await?;
         scan_log.set_page_size(LOG_PAGE_CHUNKS);
+        let mut get_ledger_log = prep(format!(
+            "SELECT day, records FROM {ks}.ledger_log WHERE kafka_partition = ? AND shard = ? AND day IN ?"
+        ))
+        .await?;
+        get_ledger_log.set_page_size(LOG_PAGE_CHUNKS);
         Ok(Self {
             shards,
             concurrency: cfg.concurrency,
             batch_bytes: cfg.batch_bytes,
+            views: cfg.membership_views,
             sweeps: Mutex::new(HashMap::new()),
             rows_dropped: Mutex::new(HashSet::new()),
             put_log: prep(format!(
@@ -113,9 +125,9 @@ impl Store {
             ))
             .await?,
             scan_log,
-            put_ledger: prep(format!(
-                "INSERT INTO {ks}.ledger (kafka_partition, shard, day, debtor_id, at, entry, kind, record) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            put_ledger_log: prep(format!(
+                "INSERT INTO {ks}.ledger_log (kafka_partition, shard, day, written, chunk, records) \
+                 VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             ))
             .await?,
             join_view: prep(format!(
@@ -155,14 +167,16 @@ impl Store {
             ))
             .await?,
             get_ledger: prep(format!(
-                "SELECT at, kind, record FROM {ks}.ledger WHERE kafka_partition = ? AND shard = ? AND day IN ? \
-                 AND debtor_id = ?"
+                "SELECT debtor_id, at, entry, kind, record FROM {ks}.ledger WHERE kafka_partition = ? AND shard = ? \
+                 AND day IN ? AND debtor_id = ?"
             ))
             .await?,
             scan_ledger: prep(format!(
-                "SELECT debtor_id, kind, record FROM {ks}.ledger WHERE kafka_partition = ? AND shard = ? AND day = ?"
+                "SELECT debtor_id, at, entry, kind, record FROM {ks}.ledger WHERE kafka_partition = ? AND shard = ? \
+                 AND day IN ?"
             ))
             .await?,
+            get_ledger_log,
             scan_shard,
             session: s,
         })

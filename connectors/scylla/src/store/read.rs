@@ -1,37 +1,22 @@
-//! Reading back: a partition's checkpoint and debtors for a restore, and single debtors, KPI days, decisions and
-//! summaries for the API's answers about partitions another instance owns.
+//! Reading back: a partition's checkpoint and debtors for a restore, and single debtors, KPI days and summaries for
+//! the API's answers about partitions another instance owns (the ledger: `history.rs`).
 
 use std::sync::Arc;
 
 use futures::stream::{self};
 use futures::{StreamExt, TryStreamExt};
-use mora_domain::action::{Action, AuditRecord};
 use mora_domain::debtor::Debtor;
 use mora_domain::time::Ts;
 use mora_runtime::durable::codec;
 use mora_runtime::{Checkpoint, LabelledDay, Offsets, PartitionSummary, Restored};
-use scylla::value::CqlTimestamp;
 use tracing::info;
 
-use super::batches::ACTION;
 use super::log::{self, Latest};
 use super::{Store, shard_of};
 use crate::error::StateError;
 
-/// How far back a debtor's recent decisions are looked for in the ledger, and how many days one query asks.
-const LOOKBACK_DAYS: i64 = 91;
-const DAYS_PER_QUERY: i64 = 7;
 /// Shards a restore reads at once: each holds its whole log in memory while it picks the latest entries.
 const RESTORE_SHARDS: usize = 16;
-
-/// A ledger entry read back.
-#[derive(Clone, Debug, PartialEq)]
-pub enum LedgerRecord {
-    /// A contact action, as its channel topic carried it.
-    Action(Action),
-    /// A decision, as the audit topic carried it.
-    Decision(AuditRecord),
-}
 
 impl Store {
     /// The stored cut of `partition`, if it was ever flushed.
@@ -154,107 +139,6 @@ impl Store {
                 counters.as_deref().unwrap_or_default(),
             )?;
             out.push((i64::from(day), counters));
-        }
-        Ok(out)
-    }
-
-    /// A debtor's latest `n` stored decisions (audit records), newest first, from the ledger's days up to `now`'s
-    /// and at most [`LOOKBACK_DAYS`] back: one query per week asked, newest week first, until `n` are found.
-    pub async fn recent_decisions(
-        &self,
-        partition: i32,
-        debtor: &str,
-        now: Ts,
-        n: usize,
-    ) -> Result<Vec<AuditRecord>, StateError> {
-        let shard = shard_of(debtor, self.shards);
-        let today = now.0.div_euclid(mora_domain::time::DAY_MS);
-        let mut out: Vec<AuditRecord> = Vec::new();
-        let mut newest = today;
-        while out.len() < n && newest > today - LOOKBACK_DAYS {
-            let days: Vec<i32> = (0..DAYS_PER_QUERY)
-                .map(|k| i32::try_from(newest - k).unwrap_or(i32::MIN))
-                .collect();
-            newest -= DAYS_PER_QUERY;
-            let rows = self
-                .session
-                .execute_unpaged(&self.get_ledger, (partition, shard, days, debtor))
-                .await
-                .map_err(StateError::db)?
-                .into_rows_result()
-                .map_err(StateError::db)?;
-            let mut week = Vec::new();
-            for row in rows
-                .rows::<(CqlTimestamp, Option<String>, Option<Vec<u8>>)>()
-                .map_err(StateError::db)?
-            {
-                let (_, kind, record) = row.map_err(StateError::db)?;
-                if kind.as_deref() == Some(ACTION) {
-                    continue;
-                }
-                let record = record.unwrap_or_default();
-                week.push(
-                    mora_schemas::decode_audit(&record).map_err(|e| StateError::Ledger {
-                        debtor: debtor.to_string(),
-                        reason: e.to_string(),
-                    })?,
-                );
-            }
-            // Newest first; decisions of one instant in the order the engine took them is not kept by the ledger,
-            // so ties are ordered by kind and rule for a stable answer.
-            week.sort_by(|a, b| {
-                b.at.cmp(&a.at)
-                    .then_with(|| a.kind.as_str().cmp(b.kind.as_str()))
-                    .then_with(|| a.rule.cmp(&b.rule))
-            });
-            out.extend(week);
-        }
-        out.truncate(n);
-        Ok(out)
-    }
-
-    /// Every ledger entry of `partition` on `day` (days since the epoch, UTC), shard by shard, each shard's debtors
-    /// in id order and a debtor's entries newest first.
-    pub async fn ledger_day(
-        &self,
-        partition: i32,
-        day: i64,
-    ) -> Result<Vec<LedgerRecord>, StateError> {
-        let day = i32::try_from(day).unwrap_or(i32::MIN);
-        let shards: Vec<Vec<LedgerRecord>> = stream::iter(0..self.shards as i16)
-            .map(|shard| self.ledger_shard(partition, shard, day))
-            .buffered(self.concurrency.min(self.shards as usize).max(1))
-            .try_collect()
-            .await?;
-        Ok(shards.into_iter().flatten().collect())
-    }
-
-    async fn ledger_shard(
-        &self,
-        partition: i32,
-        shard: i16,
-        day: i32,
-    ) -> Result<Vec<LedgerRecord>, StateError> {
-        let mut rows = self
-            .session
-            .execute_iter(self.scan_ledger.clone(), (partition, shard, day))
-            .await
-            .map_err(StateError::db)?
-            .rows_stream::<(String, Option<String>, Option<Vec<u8>>)>()
-            .map_err(StateError::db)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().await {
-            let (debtor, kind, record) = row.map_err(StateError::db)?;
-            let record = record.unwrap_or_default();
-            let bad = |e: mora_schemas::DecodeError| StateError::Ledger {
-                debtor: debtor.clone(),
-                reason: e.to_string(),
-            };
-            out.push(if kind.as_deref() == Some(ACTION) {
-                LedgerRecord::Action(mora_schemas::decode_action(&record).map_err(bad)?)
-            } else {
-                LedgerRecord::Decision(mora_schemas::decode_audit(&record).map_err(bad)?)
-            });
         }
         Ok(out)
     }

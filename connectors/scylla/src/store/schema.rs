@@ -128,6 +128,6 @@ mod tests {
                 .iter()
                 .all(|s| !s.contains('{') || s.starts_with("CREATE KEYSPACE"))
         );
-        assert_eq!(stmts.len(), 9);
+        assert_eq!(stmts.len(), 10);
     }
 }

@@ -1,4 +1,5 @@
-//! Writing one partition's flush: batches of ledger entries and membership changes, then chunks of debtor states,
+//! Writing one partition's flush: chunks of ledger entries and batches of membership changes, then chunks of debtor
+//! states,
 //! with bounded concurrency; then the checkpoint; then, when a sweep ended, the deletion of what it superseded.
 
 use std::collections::BTreeMap;
@@ -13,7 +14,8 @@ use scylla::value::CqlTimestamp;
 use tracing::{info, warn};
 
 use super::Store;
-use super::batches::{LedgerEntry, Membership, ledger_batches, view_batches};
+use super::batches::{LedgerEntry, Membership, view_batches};
+use super::ledger::{LedgerChunk, ledger_chunks};
 use super::log::chunks;
 use crate::error::StateError;
 
@@ -78,8 +80,8 @@ impl<A: SerializeRow, B: SerializeRow> SerializeRow for EitherRow<A, B> {
 enum Op<'a> {
     /// A chunk of debtor states: shard, chunk number, bytes.
     Chunk(i16, i32, Vec<u8>),
-    /// Ledger entries of one CQL partition.
-    Ledger(Vec<LedgerEntry<'a>>),
+    /// A chunk of ledger entries.
+    Ledger(LedgerChunk),
     /// Membership changes of one view.
     Views(Vec<Membership<'a>>),
 }
@@ -113,11 +115,14 @@ impl Store {
         // next owner skips on replay (its `applied` cut is ahead of the checkpoint), so what those records decided
         // must be stored before the row is. A crash between the phases only means the replay writes the same
         // entries again (idempotent).
-        let first: Vec<Op<'_>> = ledger_batches(entries, self.batch_bytes)
+        let views: &[mora_runtime::ViewChange] = if self.views { &f.views } else { &[] };
+        let ledger = ledger_chunks(entries, self.batch_bytes);
+        let ledger_chunk_count = ledger.len();
+        let first: Vec<Op<'_>> = ledger
             .into_iter()
             .map(Op::Ledger)
             .chain(
-                view_batches(&f.views, self.batch_bytes)
+                view_batches(views, self.batch_bytes)
                     .into_iter()
                     .map(Op::Views),
             )
@@ -217,7 +222,7 @@ impl Store {
         Ok(Written {
             rows: f.rows.len() as u64,
             swept: f.sweep.map_or(0, |m| m.rows) as u64,
-            statements: (chunk_count + f.views.len() + f.actions.len() + f.audits.len()) as u64
+            statements: (chunk_count + views.len() + ledger_chunk_count) as u64
                 + cp.offsets.len() as u64
                 + f.kpi_days.len() as u64
                 + u64::from(f.summary.is_some())
@@ -316,25 +321,12 @@ impl Store {
                 )
                 .await
             }
-            Op::Ledger(entries) => {
-                let mut batch = Batch::new(BatchType::Unlogged);
-                batch.set_is_idempotent(true);
-                let mut values = Vec::with_capacity(entries.len());
-                for e in &entries {
-                    batch.append_statement(self.put_ledger.clone());
-                    values.push((
-                        p,
-                        e.shard,
-                        e.day,
-                        e.debtor_id,
-                        CqlTimestamp(e.at),
-                        e.entry,
-                        e.kind,
-                        e.record.as_slice(),
-                        t,
-                    ));
-                }
-                s.batch(&batch, values).await
+            Op::Ledger(c) => {
+                s.execute_unpaged(
+                    &self.put_ledger_log,
+                    (p, c.shard, c.day, t, c.n, c.bytes.as_slice(), t),
+                )
+                .await
             }
             Op::Views(changes) => {
                 let view = changes.first().map(Membership::view).unwrap_or_default();
