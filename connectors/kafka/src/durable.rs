@@ -182,7 +182,11 @@ impl Durable {
                 ..PartitionFlush::default()
             };
             for (d, before) in s.worker.take_changed() {
-                f.add(engine, d, before)?;
+                if self.settings.membership_views {
+                    f.add(engine, d, before)?;
+                } else {
+                    f.add_row(d)?;
+                }
             }
             if self.settings.sweep {
                 let changed = f.rows.len();
@@ -272,6 +276,8 @@ mod tests {
         submitted: Arc<Mutex<Vec<PartitionFlush>>>,
         lag: Arc<Mutex<Duration>>,
         busy: Arc<Mutex<bool>>,
+        /// `membership_views = false`.
+        no_views: bool,
     }
 
     impl StateStore for FakeStore {
@@ -280,6 +286,7 @@ mod tests {
                 flush_interval: Duration::ZERO,
                 max_lag: Duration::from_secs(1),
                 audit_ledger: true,
+                membership_views: !self.no_views,
                 summary_interval: Duration::from_secs(3600),
                 summary_queue_depth: 10,
                 sweep: false,
@@ -314,6 +321,7 @@ mod tests {
                 submitted: self.submitted.clone(),
                 lag: self.lag.clone(),
                 busy: self.busy.clone(),
+                no_views: self.no_views,
             })
         }
     }
@@ -363,6 +371,45 @@ mod tests {
         assert_eq!(got[0].rows[0].debtor_id, "D-1");
         assert_eq!(got[0].checkpoint.offsets, applied[0]);
         assert_eq!(flushed[0], applied[0], "the cut flushed is remembered");
+        assert!(
+            !got[0].views.is_empty(),
+            "a new debtor joins its segment's view"
+        );
+    }
+
+    #[test]
+    fn without_membership_views_a_flush_carries_the_rows_and_no_view_changes() {
+        let store = FakeStore {
+            no_views: true,
+            ..FakeStore::default()
+        };
+        let submitted = store.submitted.clone();
+        let mut durable = Durable::new(Box::new(store));
+        let engine = Arc::new(testkit::engine());
+        let mut worker = PartitionWorker::new(0, engine.clone());
+        let at = ts("2026-03-02T14:00:00Z");
+        worker
+            .on_event(
+                &testkit::debtor_upserted("D-1", "CO", "America/Bogota", at),
+                &mut CollectingSink::default(),
+            )
+            .unwrap();
+        let mut ledger = durable.ledger();
+        let applied = BTreeMap::from([("in.account".to_string(), 1)]);
+        let mut flushed = BTreeMap::new();
+        let source = FlushSource {
+            partition: 0,
+            worker: &mut worker,
+            ledger: &mut ledger,
+            applied: &applied,
+            flushed: &mut flushed,
+        };
+        durable
+            .flush(&engine, false, std::iter::once(source))
+            .unwrap();
+        let got = submitted.lock().unwrap();
+        assert_eq!(got[0].rows.len(), 1);
+        assert!(got[0].views.is_empty(), "{:?}", got[0].views);
     }
 
     #[test]

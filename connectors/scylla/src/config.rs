@@ -41,7 +41,8 @@ pub struct StateConfig {
     /// Whether each change of a debtor's segment or work queues is also written to the `view_members` table, for
     /// readers of the database outside mora (mora itself answers segments and queues from memory and the partition
     /// summaries). Off by default: it costs a statement per change, about a third of one per event in the
-    /// end-to-end run, more than everything else the store writes.
+    /// end-to-end run, more than everything else the store writes. Turned on later, the table follows the changes
+    /// from then on; it is not filled with the members of the moment.
     #[serde(default)]
     pub membership_views: bool,
     /// How often each partition's owner publishes its summary (portfolio, KPI populations, work queue heads) for

@@ -331,6 +331,7 @@ impl StateStore for StateHandle {
             flush_interval: c.flush_interval,
             max_lag: c.max_lag,
             audit_ledger: c.audit_ledger,
+            membership_views: c.membership_views,
             summary_interval: c.summary_interval,
             summary_queue_depth: c.summary_queue_depth,
             sweep: true,

@@ -132,6 +132,15 @@ impl PartitionFlush {
         Ok(())
     }
 
+    /// Adds a changed debtor's row only (no membership changes).
+    pub fn add_row(&mut self, d: &Debtor) -> Result<(), CodecError> {
+        self.rows.push(DebtorRow {
+            debtor_id: d.id.to_string(),
+            state: codec::encode(d)?,
+        });
+        Ok(())
+    }
+
     /// Adds a changed debtor: its row, and view changes against the keys it was last stored under.
     pub fn add(
         &mut self,
@@ -148,10 +157,7 @@ impl PartitionFlush {
                 .cloned()
                 .unwrap_or_default()
         };
-        self.rows.push(DebtorRow {
-            debtor_id: d.id.to_string(),
-            state: codec::encode(d)?,
-        });
+        self.add_row(d)?;
         let id = || d.id.to_string();
         let (old_segment, old_queues) = before.map_or((None, 0), |k| (Some(k.segment), k.queues));
         if old_segment != Some(dv.segment) {

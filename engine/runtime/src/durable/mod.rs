@@ -50,6 +50,8 @@ pub struct StoreSettings {
     pub max_lag: Duration,
     /// Whether audit records are kept in the store's ledger.
     pub audit_ledger: bool,
+    /// Whether flushes carry membership changes ([`ViewChange`]s) for the store to write.
+    pub membership_views: bool,
     /// How often a changed partition publishes its summary for other instances.
     pub summary_interval: Duration,
     /// Work-queue entries per queue in a published summary.
