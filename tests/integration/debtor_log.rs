@@ -145,21 +145,46 @@ async fn a_restore_keeps_each_debtors_latest_state_and_a_sweep_deletes_what_it_s
         .write(&flush(&engine, &late[10..], None), 3000)
         .await
         .unwrap();
+    // Debtor 5's late state in a chunk as versions before packed chunks wrote it (layout 1, plain), at 2 600.
+    let (id, state) = (late[5].id.as_bytes(), codec::encode(&late[5]).unwrap());
+    let mut plain = vec![1u8];
+    plain.extend_from_slice(&1u32.to_le_bytes());
+    plain.extend_from_slice(&(id.len() as u16).to_le_bytes());
+    plain.extend_from_slice(id);
+    plain.extend_from_slice(&(state.len() as u32).to_le_bytes());
+    plain.extend_from_slice(&state);
+    session
+        .query_unpaged(
+            format!(
+                "INSERT INTO {ks}.debtor_log (kafka_partition, shard, written, chunk, format, states) \
+                 VALUES (0, ?, 2600, 0, ?, ?) USING TIMESTAMP 2600"
+            ),
+            (shard_of(&late[5].id, cfg.shards), codec::FORMAT, plain),
+        )
+        .await
+        .expect("a plain chunk of an earlier version");
     let mut expected: Vec<Debtor> = late[..2].to_vec();
-    expected.extend_from_slice(&early[2..10]);
+    expected.extend_from_slice(&early[2..5]);
+    expected.push(late[5].clone());
+    expected.extend_from_slice(&early[6..10]);
     expected.extend_from_slice(&late[10..]);
     let restored = store.restore(0).await.expect("restore");
     assert_eq!(
         restored.debtors, expected,
-        "each debtor's latest: rows at 2 500 over the log at 2 000, the log at 3 000 over rows at 1 000"
+        "each debtor's latest: rows at 2 500 over the log at 2 000, the log at 3 000 over rows at 1 000, a plain \
+         chunk at 2 600 over packed ones at 2 000"
     );
     assert_eq!(
         store.debtor(0, &late[0].id).await.unwrap().as_ref(),
         Some(&late[0])
     );
     assert_eq!(
-        store.debtor(0, &early[5].id).await.unwrap().as_ref(),
-        Some(&early[5])
+        store.debtor(0, &early[6].id).await.unwrap().as_ref(),
+        Some(&early[6])
+    );
+    assert_eq!(
+        store.debtor(0, &late[5].id).await.unwrap().as_ref(),
+        Some(&late[5])
     );
     assert_eq!(store.debtor(0, "nobody").await.unwrap(), None);
 

@@ -9,6 +9,7 @@ use scylla::value::CqlTimestamp;
 
 use super::batches::ACTION;
 use super::ledger::{self, StoredEntry};
+use super::packed;
 use super::{Store, shard_of};
 use crate::error::StateError;
 
@@ -199,7 +200,15 @@ impl Store {
             .map_err(StateError::db)?;
         while let Some(chunk) = chunks.next().await {
             let (day, bytes) = chunk.map_err(StateError::db)?;
-            read.chunks.push((day, bytes.unwrap_or_default()));
+            let plain = packed::unpack_owned(bytes.unwrap_or_default()).map_err(|e| {
+                StateError::LedgerChunk {
+                    partition,
+                    shard,
+                    day,
+                    source: ledger::LedgerChunkError(e),
+                }
+            })?;
+            read.chunks.push((day, plain));
         }
         Ok(read)
     }

@@ -4,12 +4,14 @@
 //!
 //! A chunk's bytes: a layout byte ([`LEDGER_LAYOUT`]), the entry count (u32, little-endian), then per entry the
 //! debtor id's length (u16) and bytes (UTF-8), `at` (i64, milliseconds), the entry's key (i64: a hash of kind and
-//! record), the kind's length (u8) and bytes, and the record's length (u32) and bytes (the Avro record, unframed).
+//! record), the kind's length (u8) and bytes, and the record's length (u32) and bytes (the Avro record, unframed);
+//! stored packed when that is smaller (`packed.rs`).
 //!
 //! A flush written again (a retry, or a replay by the partition's next owner after a crash) appends the same entries
 //! under a later write time, so readers keep one entry per debtor, `at` and key.
 
 use super::batches::{LedgerEntry, group};
+use super::packed::pack;
 
 /// The chunk layout this version writes and reads.
 pub(super) const LEDGER_LAYOUT: u8 = 1;
@@ -29,6 +31,7 @@ pub(super) struct LedgerChunk {
     pub day: i32,
     /// Chunk number within the flush's shard and day.
     pub n: i32,
+    /// As stored: packed when smaller (`packed.rs`).
     pub bytes: Vec<u8>,
 }
 
@@ -67,7 +70,7 @@ pub(super) fn ledger_chunks(entries: Vec<LedgerEntry<'_>>, chunk_bytes: usize) -
             shard,
             day,
             n,
-            bytes: encode(&group),
+            bytes: pack(encode(&group)),
         });
     }
     out
@@ -218,7 +221,8 @@ mod tests {
         assert_eq!(chunks.len(), 16, "one chunk for each shard and day");
         let mut all = 0;
         for c in &chunks {
-            let back = decode(&c.bytes).unwrap();
+            let plain = super::super::packed::unpack(&c.bytes).unwrap();
+            let back = decode(&plain).unwrap();
             all += back.len();
             assert!(back.iter().all(|e| {
                 super::super::shard_of(e.debtor_id, 8) == c.shard
@@ -228,6 +232,12 @@ mod tests {
         assert_eq!(all, 2000, "every entry once");
         let small = ledger_chunks(entries, 4096);
         assert!(small.iter().all(|c| c.bytes.len() <= 4096 + 5));
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.bytes[0] == super::super::packed::PACKED),
+            "repetitive entries are stored packed"
+        );
         assert!(
             small.iter().any(|c| c.n > 0),
             "a shard's day cut into numbered chunks"

@@ -3,12 +3,14 @@
 //! bytes, so a chunk of a few hundred states costs about what one debtor's row used to.
 //!
 //! A chunk's bytes: a layout byte ([`CHUNK_LAYOUT`]), the entry count (u32, little-endian), then per entry the
-//! debtor id's length (u16) and bytes (UTF-8), and the state's length (u32) and bytes (in the row's `format`).
+//! debtor id's length (u16) and bytes (UTF-8), and the state's length (u32) and bytes (in the row's `format`);
+//! stored packed when that is smaller (`packed.rs`).
 
 use hashbrown::HashMap;
 
 use mora_runtime::DebtorRow;
 
+use super::packed::pack;
 use super::shard_of;
 
 /// The chunk layout this version writes and reads.
@@ -23,7 +25,8 @@ const ENTRY_OVERHEAD: usize = 6;
 pub struct ChunkError(pub String);
 
 /// The chunks of one flush for one partition: rows grouped by shard, in the order given, cut at `chunk_bytes`
-/// (a state larger than that goes alone). Each item: shard, chunk number within the shard, bytes, entries.
+/// (a state larger than that goes alone). Each item: shard, chunk number within the shard, bytes as stored (packed
+/// when smaller), entries.
 pub(super) fn chunks(
     rows: &[DebtorRow],
     shards: u16,
@@ -44,7 +47,7 @@ pub(super) fn chunks(
         for r in rows {
             let size = r.debtor_id.len() + r.state.len() + ENTRY_OVERHEAD;
             if !chunk.is_empty() && bytes + size > chunk_bytes {
-                out.push((shard, n, encode(&chunk), chunk.len()));
+                out.push((shard, n, pack(encode(&chunk)), chunk.len()));
                 n += 1;
                 chunk.clear();
                 bytes = 0;
@@ -53,7 +56,7 @@ pub(super) fn chunks(
             chunk.push(r);
         }
         if !chunk.is_empty() {
-            out.push((shard, n, encode(&chunk), chunk.len()));
+            out.push((shard, n, pack(encode(&chunk)), chunk.len()));
         }
     }
     out
@@ -221,7 +224,8 @@ mod tests {
             "every row once"
         );
         for (shard, n, bytes, count) in &out {
-            let e = entries(bytes).unwrap();
+            let plain = super::super::packed::unpack(bytes).unwrap();
+            let e = entries(&plain).unwrap();
             assert_eq!(e.len(), *count);
             assert!(e.iter().all(|(id, _)| shard_of(id, 8) == *shard));
             assert!(

@@ -6,6 +6,7 @@ mod batches;
 mod history;
 mod ledger;
 mod log;
+mod packed;
 mod read;
 mod schema;
 mod write;

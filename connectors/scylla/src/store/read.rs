@@ -12,6 +12,7 @@ use mora_runtime::{Checkpoint, LabelledDay, Offsets, PartitionSummary, Restored}
 use tracing::info;
 
 use super::log::{self, Latest};
+use super::packed;
 use super::{Store, shard_of};
 use crate::error::StateError;
 
@@ -209,7 +210,15 @@ impl Store {
             .map_err(StateError::db)?;
         let mut chunks: Vec<Chunk> = Vec::new();
         while let Some(chunk) = pages.next().await {
-            chunks.push(chunk.map_err(StateError::db)?);
+            let mut chunk = chunk.map_err(StateError::db)?;
+            if let Some(stored) = chunk.2.take() {
+                chunk.2 = Some(packed::unpack_owned(stored).map_err(|e| StateError::Chunk {
+                    partition,
+                    shard,
+                    source: log::ChunkError(e),
+                })?);
+            }
+            chunks.push(chunk);
         }
         let earlier_ahead: Vec<bool> = earlier.iter().map(|r| ahead(&r.3)).collect();
         let chunks_ahead: Vec<bool> = chunks.iter().map(|c| ahead(&c.3)).collect();
