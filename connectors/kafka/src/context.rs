@@ -52,6 +52,8 @@ impl ConsumerContext for EngineContext {
                         return;
                     }
                 };
+                // Statistics about these partitions from an earlier assignment must not pass for their ends.
+                crate::ends::assigned(&self.ends, &starts);
                 if let Err(e) = consumer.assign(&starts) {
                     error!(error = %e, "Assigning partitions failed.");
                     self.fail(e.into());

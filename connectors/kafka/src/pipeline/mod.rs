@@ -368,7 +368,7 @@ impl Pipeline {
         // every topic, including those with records buffered now: draining can empty a buffer, and the topic then
         // holds the partition back only if more of it is on the way (an unknown status would make it wait long).
         let mut lagging: BTreeMap<i32, HashMap<String, bool>> = BTreeMap::new();
-        let ends = ends.lock().map(|e| e.clone()).unwrap_or_default();
+        let ends = ends.lock().map(|e| e.bounds.clone()).unwrap_or_default();
         for (p, slot) in &self.slots {
             if slot.buffered() == 0 {
                 continue;
@@ -528,7 +528,7 @@ impl Pipeline {
 
     /// Sets the gauges: consumer lag per input topic-partition, debtors, state-store lag.
     pub(crate) fn export_gauges(&self, ends: &crate::ends::EndOffsets) {
-        let ends = ends.lock().map(|e| e.clone()).unwrap_or_default();
+        let ends = ends.lock().map(|e| e.bounds.clone()).unwrap_or_default();
         for (p, slot) in &self.slots {
             for (t, received) in &slot.received {
                 if let Some((_, end)) = ends.get(&(t.clone(), *p)) {
