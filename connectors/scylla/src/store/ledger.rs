@@ -11,6 +11,7 @@
 //! under a later write time, so readers keep one entry per debtor, `at` and key.
 
 use super::batches::{LedgerEntry, group};
+use super::chunk::ChunkReader;
 use super::packed::pack;
 
 /// The chunk layout this version writes and reads.
@@ -96,52 +97,31 @@ pub(super) fn encode(entries: &[LedgerEntry<'_>]) -> Vec<u8> {
 
 /// The entries of a chunk, in the order written.
 pub(super) fn decode(chunk: &[u8]) -> Result<Vec<StoredEntry<'_>>, LedgerChunkError> {
-    let bad = |what: &str| LedgerChunkError(what.to_string());
-    let (&layout, mut rest) = chunk.split_first().ok_or_else(|| bad("empty"))?;
-    if layout != LEDGER_LAYOUT {
-        return Err(LedgerChunkError(format!(
-            "layout {layout}, this version reads {LEDGER_LAYOUT}"
-        )));
-    }
-    let mut take = |n: usize, what: &str| -> Result<&[u8], LedgerChunkError> {
-        if rest.len() < n {
-            return Err(LedgerChunkError(format!("cut short in {what}")));
+    let read = || {
+        // Each entry takes at least its fixed fields.
+        let (mut r, count) = ChunkReader::open(chunk, LEDGER_LAYOUT, ENTRY_OVERHEAD)?;
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            let n = r.u16("an id's length")? as usize;
+            let debtor_id = r.text(n, "an id")?;
+            let at = r.i64("a time")?;
+            let entry = r.i64("an entry key")?;
+            let n = r.u8("a kind's length")? as usize;
+            let kind = r.text(n, "a kind")?;
+            let n = r.u32("a record's length")? as usize;
+            let record = r.take(n, "a record")?;
+            out.push(StoredEntry {
+                debtor_id,
+                at,
+                entry,
+                kind,
+                record,
+            });
         }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Ok(head)
+        r.finish()?;
+        Ok(out)
     };
-    let count = u32::from_le_bytes(take(4, "the count")?.try_into().expect("4 bytes")) as usize;
-    // Each entry takes at least its fixed fields: a count past that is damage, not a reason to allocate.
-    if count > chunk.len() / ENTRY_OVERHEAD {
-        return Err(bad("the count exceeds what the bytes can hold"));
-    }
-    let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        let n = u16::from_le_bytes(take(2, "an id's length")?.try_into().expect("2 bytes"));
-        let debtor_id = text(take(n as usize, "an id")?, "an id")?;
-        let at = i64::from_le_bytes(take(8, "a time")?.try_into().expect("8 bytes"));
-        let entry = i64::from_le_bytes(take(8, "an entry key")?.try_into().expect("8 bytes"));
-        let n = take(1, "a kind's length")?[0] as usize;
-        let kind = text(take(n, "a kind")?, "a kind")?;
-        let n = u32::from_le_bytes(take(4, "a record's length")?.try_into().expect("4 bytes"));
-        let record = take(n as usize, "a record")?;
-        out.push(StoredEntry {
-            debtor_id,
-            at,
-            entry,
-            kind,
-            record,
-        });
-    }
-    if !rest.is_empty() {
-        return Err(bad("bytes past the last entry"));
-    }
-    Ok(out)
-}
-
-fn text<'a>(b: &'a [u8], what: &str) -> Result<&'a str, LedgerChunkError> {
-    std::str::from_utf8(b).map_err(|_| LedgerChunkError(format!("{what} is not UTF-8")))
+    read().map_err(LedgerChunkError)
 }
 
 /// `entries` in history order (debtors by id, each newest first, then by key), each entry once however often it

@@ -10,6 +10,7 @@ use hashbrown::HashMap;
 
 use mora_runtime::DebtorRow;
 
+use super::chunk::ChunkReader;
 use super::packed::pack;
 use super::shard_of;
 
@@ -83,39 +84,20 @@ pub(super) fn encode(rows: &[&DebtorRow]) -> Vec<u8> {
 
 /// The entries of a chunk, in the order written: (debtor id, state bytes).
 pub(super) fn entries(chunk: &[u8]) -> Result<Vec<(&str, &[u8])>, ChunkError> {
-    let bad = |what: &str| ChunkError(what.to_string());
-    let (&layout, mut rest) = chunk.split_first().ok_or_else(|| bad("empty"))?;
-    if layout != CHUNK_LAYOUT {
-        return Err(ChunkError(format!(
-            "layout {layout}, this version reads {CHUNK_LAYOUT}"
-        )));
-    }
-    let mut take = |n: usize, what: &str| -> Result<&[u8], ChunkError> {
-        if rest.len() < n {
-            return Err(ChunkError(format!("cut short in {what}")));
+    let read = || {
+        // Each entry takes at least its two lengths.
+        let (mut r, count) = ChunkReader::open(chunk, CHUNK_LAYOUT, ENTRY_OVERHEAD)?;
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            let n = r.u16("an id's length")? as usize;
+            let id = r.text(n, "an id")?;
+            let n = r.u32("a state's length")? as usize;
+            out.push((id, r.take(n, "a state")?));
         }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Ok(head)
+        r.finish()?;
+        Ok(out)
     };
-    let count = u32::from_le_bytes(take(4, "the count")?.try_into().expect("4 bytes")) as usize;
-    // Each entry takes at least its two lengths: a count past that is damage, not a reason to allocate.
-    if count > chunk.len() / ENTRY_OVERHEAD {
-        return Err(bad("the count exceeds what the bytes can hold"));
-    }
-    let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        let n =
-            u16::from_le_bytes(take(2, "an id's length")?.try_into().expect("2 bytes")) as usize;
-        let id = std::str::from_utf8(take(n, "an id")?).map_err(|_| bad("an id is not UTF-8"))?;
-        let n =
-            u32::from_le_bytes(take(4, "a state's length")?.try_into().expect("4 bytes")) as usize;
-        out.push((id, take(n, "a state")?));
-    }
-    if !rest.is_empty() {
-        return Err(bad("bytes past the last entry"));
-    }
-    Ok(out)
+    read().map_err(ChunkError)
 }
 
 /// Each debtor's latest entry among those offered, by write time; of equal times the one offered last. (Keyed with

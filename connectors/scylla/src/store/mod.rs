@@ -3,6 +3,7 @@
 //! `concurrency`.
 
 mod batches;
+mod chunk;
 mod history;
 mod ledger;
 mod log;
