@@ -169,6 +169,7 @@ impl Debtor {
 
     /// A debtor from every part of its state, as a reader of stored state has them (an empty cold part is dropped).
     #[allow(clippy::too_many_arguments)] // one argument per part of the state, each named by its type
+    #[inline]
     pub fn from_parts(
         id: DebtorId,
         profile: Option<Profile>,
@@ -176,7 +177,7 @@ impl Debtor {
         obligations: Obligations,
         (cursor, derived, history): (StrategyCursor, Derived, History),
         next_wake: Ts,
-        cold: Option<Cold>,
+        cold: Option<Box<Cold>>,
     ) -> Self {
         Self {
             id,
@@ -187,7 +188,7 @@ impl Debtor {
             derived,
             history,
             next_wake,
-            cold: cold.filter(|c| !c.is_empty()).map(Box::new),
+            cold: cold.filter(|c| !c.is_empty()),
         }
     }
 

@@ -90,7 +90,7 @@ impl<'de> Deserialize<'de> for Debtor {
             Obligations::from_vec(r.obligations),
             (r.cursor, r.derived, r.history),
             r.next_wake,
-            Some(Cold {
+            Some(Box::new(Cold {
                 payments: r.payments.into(),
                 credit: r.credit,
                 promises: r.promises.into(),
@@ -99,7 +99,7 @@ impl<'de> Deserialize<'de> for Debtor {
                 pending: r.pending.into(),
                 issued: r.issued.into(),
                 status: r.status,
-            }),
+            })),
         ))
     }
 }

@@ -56,10 +56,31 @@ impl Sym {
     /// The symbol for `s`, interning it the first time it is seen.
     pub fn new(s: &str) -> Sym {
         let i = slot(s.as_bytes());
-        let hit = RECENT_SYMS.with_borrow(|r| r[i].filter(|sym| sym.as_str() == s));
-        if let Some(sym) = hit {
+        if let Some(sym) = Self::recent(i, s.as_bytes()) {
             return sym;
         }
+        Self::intern(i, s)
+    }
+
+    /// The symbol for the text in `bytes`, or `None` when they are not UTF-8. Bytes equal to those of a symbol
+    /// seen recently are that symbol's text, so they are taken without being validated again (decoding a stored
+    /// state reads a few such fields per debtor).
+    pub fn from_utf8(bytes: &[u8]) -> Option<Sym> {
+        let i = slot(bytes);
+        if let Some(sym) = Self::recent(i, bytes) {
+            return Some(sym);
+        }
+        let s = std::str::from_utf8(bytes).ok()?;
+        Some(Self::intern(i, s))
+    }
+
+    /// The symbol in cache slot `i` if its text is `bytes`.
+    fn recent(i: usize, bytes: &[u8]) -> Option<Sym> {
+        RECENT_SYMS.with_borrow(|r| r[i].filter(|sym| sym.as_str().as_bytes() == bytes))
+    }
+
+    /// Interns `s` and remembers it in cache slot `i`.
+    fn intern(i: usize, s: &str) -> Sym {
         let sym = Self::lookup_or_insert(s);
         RECENT_SYMS.with_borrow_mut(|r| r[i] = Some(sym));
         sym
@@ -245,6 +266,20 @@ mod tests {
             assert_eq!(Sym::new(t), *s);
             assert_eq!(s.as_str(), t);
         }
+    }
+
+    #[test]
+    fn from_bytes_the_same_symbol_seen_or_not_and_never_from_bad_text() {
+        let fresh = Sym::from_utf8("sym-bytes-Bogotá".as_bytes()).expect("UTF-8");
+        assert_eq!(fresh, Sym::new("sym-bytes-Bogotá"));
+        // Now cached: the same bytes give the same symbol.
+        assert_eq!(Sym::from_utf8("sym-bytes-Bogotá".as_bytes()), Some(fresh));
+        // Bytes that are not UTF-8 are refused, whatever shares their cache slot.
+        let mut bad = "sym-bytes-Bogotá".as_bytes().to_vec();
+        let at = bad.len() - 2;
+        bad[at] = 0xff;
+        assert_eq!(Sym::from_utf8(&bad), None);
+        assert_eq!(Sym::from_utf8(&[0xc3]), None);
     }
 
     #[test]

@@ -27,6 +27,7 @@
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
+use compact_str::CompactString;
 use mora_domain::amount::Amount;
 use mora_domain::debtor::{
     Allocations, Cold, ContactMark, Debtor, Derived, History, MarkKind, Obligation, Obligations,
@@ -36,6 +37,7 @@ use mora_domain::event::{CustomerType, DebtorFlags, Profile};
 use mora_domain::ids::{Channel, ChannelSet, Currency};
 use mora_domain::money::{Balances, CentAmount};
 use mora_domain::stage::Stage;
+use mora_domain::sym::Sym;
 use mora_domain::time::Ts;
 use rust_decimal::Decimal;
 
@@ -119,7 +121,7 @@ pub(super) fn read(bytes: &[u8]) -> Read<Debtor> {
         Ts::MAX
     };
     let cold = if present & COLD != 0 {
-        Some(r.cold()?)
+        Some(Box::new(r.cold()?))
     } else {
         None
     };
@@ -341,16 +343,11 @@ impl Writer<'_> {
     }
 }
 
-struct Reader<'a>(&'a [u8], LastDate);
-
-/// The last date read, by its day number: a debtor's dates repeat (the strategy's anchor is the oldest unpaid due
-/// date, the stage is often entered on it), and building a calendar date from a day number costs divisions.
-#[derive(Clone, Copy)]
-struct LastDate(i32, Option<NaiveDate>);
+struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn new(bytes: &'a [u8]) -> Self {
-        Reader(bytes, LastDate(0, None))
+        Reader(bytes)
     }
 
     #[inline]
@@ -425,14 +422,13 @@ impl<'a> Reader<'a> {
     }
 
     /// Text, as an inline string or an interned symbol.
-    fn str<T: for<'s> From<&'s str>>(&mut self) -> Read<T> {
+    fn str<T: Text>(&mut self) -> Read<T> {
         let n = self.len()?;
         let b = self.take(n)?;
-        let s = std::str::from_utf8(b).map_err(|_| LayoutError("text is not UTF-8"))?;
-        Ok(T::from(s))
+        T::from_utf8(b).ok_or(LayoutError("text is not UTF-8"))
     }
 
-    fn opt_str<T: for<'s> From<&'s str>>(&mut self) -> Read<Option<T>> {
+    fn opt_str<T: Text>(&mut self) -> Read<Option<T>> {
         Ok(if self.bool()? {
             Some(self.str()?)
         } else {
@@ -501,15 +497,18 @@ impl<'a> Reader<'a> {
 
     fn date(&mut self) -> Read<NaiveDate> {
         let days = i32::try_from(self.sv()?).map_err(|_| LayoutError("date out of range"))?;
-        if let LastDate(d, Some(date)) = self.1
-            && d == days
-        {
-            return Ok(date);
-        }
-        let date =
-            NaiveDate::from_num_days_from_ce_opt(days).ok_or(LayoutError("date out of range"))?;
-        self.1 = LastDate(days, Some(date));
-        Ok(date)
+        DATES.with(|cache| {
+            let slot = &cache[days as u32 as usize % DATE_CACHE];
+            if let (d, Some(date)) = slot.get()
+                && d == days
+            {
+                return Ok(date);
+            }
+            let date = NaiveDate::from_num_days_from_ce_opt(days)
+                .ok_or(LayoutError("date out of range"))?;
+            slot.set((days, Some(date)));
+            Ok(date)
+        })
     }
 
     fn opt_date(&mut self) -> Read<Option<NaiveDate>> {
@@ -713,8 +712,35 @@ impl<'a> Reader<'a> {
 /// Time zones remembered per thread by the reader.
 const ZONE_CACHE: usize = 8;
 
+/// Calendar dates remembered per thread by the reader, one per slot by day number (a power of two): the dates of a
+/// portfolio's states cluster in the last months (due dates, anchors, stage entries), and building a calendar date
+/// from a day number costs divisions.
+const DATE_CACHE: usize = 512;
+
+type DateSlot = std::cell::Cell<(i32, Option<NaiveDate>)>;
+
 thread_local! {
     static ZONES: std::cell::RefCell<Vec<(&'static str, Tz)>> = const { std::cell::RefCell::new(Vec::new()) };
+    static DATES: [DateSlot; DATE_CACHE] = const { [const { std::cell::Cell::new((0, None)) }; DATE_CACHE] };
+}
+
+/// Text a state holds, built from its bytes.
+trait Text: Sized {
+    /// `None` when the bytes are not UTF-8.
+    fn from_utf8(bytes: &[u8]) -> Option<Self>;
+}
+
+impl Text for CompactString {
+    fn from_utf8(bytes: &[u8]) -> Option<Self> {
+        CompactString::from_utf8(bytes).ok()
+    }
+}
+
+/// A symbol seen recently is found by its bytes before they are validated.
+impl Text for Sym {
+    fn from_utf8(bytes: &[u8]) -> Option<Self> {
+        Sym::from_utf8(bytes)
+    }
 }
 
 fn channel_code(c: Channel) -> u8 {
@@ -761,9 +787,14 @@ mod tests {
         };
         let a = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
         let b = NaiveDate::from_ymd_opt(1999, 12, 31).unwrap();
-        let bytes: Vec<u8> = [a, a, b, a].into_iter().flat_map(days).collect();
+        // Dates a whole number of cache sizes apart share a slot of the date cache, and one before the era has a
+        // negative day number: each must still read as itself, in any order.
+        let c = a + chrono::Days::new(DATE_CACHE as u64);
+        let d = NaiveDate::from_ymd_opt(-3, 7, 1).unwrap();
+        let dates = [a, a, b, a, c, a, c, d, d, a];
+        let bytes: Vec<u8> = dates.into_iter().flat_map(days).collect();
         let mut r = Reader::new(&bytes);
-        let read: Vec<NaiveDate> = (0..4).map(|_| r.date().unwrap()).collect();
-        assert_eq!(read, [a, a, b, a]);
+        let read: Vec<NaiveDate> = dates.iter().map(|_| r.date().unwrap()).collect();
+        assert_eq!(read, dates);
     }
 }
