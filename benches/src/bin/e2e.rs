@@ -143,15 +143,9 @@ fn main() -> anyhow::Result<()> {
             "{name}: backlog {:.0} events/s, capacity {:.0} events/s; {} actions, {} duplicates",
             r.warmup.max_rate, r.capacity.max_rate, r.actions, r.duplicates
         );
-        let cpu: Vec<String> = r
-            .capacity
-            .cpu_s_per_million_events
-            .iter()
-            .map(|(k, v)| format!("{k} {v:.1}"))
-            .collect();
         eprintln!(
             "  capacity stretch, CPU seconds per million events: {}",
-            cpu.join(", ")
+            cpu_line(&r.capacity.cpu_s_per_million_events)
         );
         if let Some(s) = &r.capacity.store {
             eprintln!(
@@ -186,6 +180,10 @@ fn main() -> anyhow::Result<()> {
                 b.drain_ms_p99,
                 b.drain_ms_max
             );
+            eprintln!(
+                "        CPU seconds per million events: {}",
+                cpu_line(&s.cpu_s_per_million_events)
+            );
         }
     }
     for ratio in &report.ratios {
@@ -198,4 +196,13 @@ fn main() -> anyhow::Result<()> {
     }
     eprintln!("report: {}", args.out.join("report.json").display());
     Ok(())
+}
+
+/// CPU seconds per million events by process, as one line.
+fn cpu_line(per_process: &std::collections::BTreeMap<String, f64>) -> String {
+    per_process
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

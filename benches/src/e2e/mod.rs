@@ -417,6 +417,7 @@ fn measure(
         bar.set_message(format!("{:.0}% load, {:.0} records/s", load * 100.0, rate));
         let step_start = Instant::now();
         let consumed_before = progress.committed();
+        let cpu_before = cpu::CpuSnapshot::take(started.running.peer_pid());
         let mut last_sample = Instant::now();
         let phase = format!("load {:.0}%", load * 100.0);
         let mut samples = Vec::new();
@@ -453,6 +454,8 @@ fn measure(
         }
         let consumed = progress.committed().saturating_sub(consumed_before);
         let elapsed = step_start.elapsed().as_secs_f64();
+        let cpu_s_per_million_events =
+            cpu::CpuSnapshot::take(started.running.peer_pid()).per_event_since(&cpu_before, events);
         // Let the reader catch the last actions of the step.
         std::thread::sleep(Duration::from_secs(2));
         let measured = probe.latency(i);
@@ -487,6 +490,7 @@ fn measure(
             by_event_ms: by_event,
             time_released_ms: by_time,
             time_released_batches: released,
+            cpu_s_per_million_events,
         });
         next += n;
     }

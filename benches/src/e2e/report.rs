@@ -165,6 +165,9 @@ pub struct Step {
     pub time_released_ms: Percentiles,
     /// The time-released actions as the batches they came in (one partition, one instant).
     pub time_released_batches: Batches,
+    /// CPU seconds per million events of each process over the step, from its first record produced until it was
+    /// drained (as the capacity stretch's figure: the paced step applies records in smaller batches).
+    pub cpu_s_per_million_events: std::collections::BTreeMap<String, f64>,
 }
 
 /// Actions released together, and how long each batch took to drain.
