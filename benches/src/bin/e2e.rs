@@ -38,6 +38,10 @@ struct Args {
     /// the broker before it is applied (default: the engine's).
     #[arg(long)]
     max_idle_ms: Option<u64>,
+    /// A raw librdkafka option for mora's Kafka clients, as `[kafka.librdkafka_options]` (repeatable), e.g.
+    /// `--librdkafka linger.ms=20`.
+    #[arg(long = "librdkafka", value_name = "KEY=VALUE", value_parser = key_value)]
+    librdkafka: Vec<(String, String)>,
     /// mora's engine threads (`[engine] threads`).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -76,6 +80,14 @@ struct Args {
     out: PathBuf,
 }
 
+/// `KEY=VALUE`, both non-empty.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // The engine's own logs (RUST_LOG, default warnings), on stderr with the progress display.
@@ -112,6 +124,7 @@ fn main() -> anyhow::Result<()> {
         state_nodes: (!args.no_state)
             .then(|| args.cql.split(',').map(|s| s.trim().to_string()).collect()),
         max_idle: args.max_idle_ms.map(std::time::Duration::from_millis),
+        librdkafka: args.librdkafka.clone(),
         state_flush: args.state_flush_ms.map(std::time::Duration::from_millis),
         audit_ledger: !args.no_audit_ledger,
         threads: args.threads,

@@ -41,6 +41,8 @@ pub struct Options {
     pub state_nodes: Option<Vec<String>>,
     /// mora's `kafka.max_idle` (`None`: the engine's default).
     pub max_idle: Option<Duration>,
+    /// Raw librdkafka options for mora's Kafka clients (`kafka.librdkafka_options`).
+    pub librdkafka: Vec<(String, String)>,
     /// mora's `state.flush_interval` (`None`: the engine's default).
     pub state_flush: Option<Duration>,
     /// mora's `state.audit_ledger`.

@@ -150,6 +150,8 @@ pub(super) fn start_mora(
         Mode::ExactlyOnce => DeliveryMode::ExactlyOnce,
         Mode::AtLeastOnce => DeliveryMode::AtLeastOnce,
     };
+    cfg.librdkafka_options
+        .extend(opts.librdkafka.iter().cloned());
     cfg.group_id = format!("{prefix}engine");
     cfg.topics.input_prefix = prefix.to_string();
     cfg.topics.actions_prefix = format!("{prefix}actions.");
