@@ -54,6 +54,25 @@ pub(crate) struct FlushSource<'a> {
     pub flushed: &'a mut BTreeMap<String, i64>,
 }
 
+impl FlushSource<'_> {
+    /// Whether anything changed since the last flush: debtors, ledger entries or the applied cut.
+    fn changed(&self) -> bool {
+        self.worker.changed_count() > 0
+            || !self.ledger.actions.is_empty()
+            || !self.ledger.audits.is_empty()
+            || self.applied != &*self.flushed
+    }
+
+    /// Whether the partition's summary should be published again after `interval`.
+    fn summary_wanted(&self, interval: Duration) -> bool {
+        (self.ledger.summary_stale || self.changed())
+            && self
+                .ledger
+                .summary_at
+                .is_none_or(|t| t.elapsed() >= interval)
+    }
+}
+
 /// The state store as the pipeline uses it.
 pub(crate) struct Durable {
     handle: Box<dyn StateStore>,
@@ -139,7 +158,10 @@ impl Durable {
 
     /// Builds and starts a flush of every partition's changes since the last one. Call right after a commit.
     /// Partitions changed since their summary was published publish it again every `state.summary_interval`, or now
-    /// with `final_flush` (partitions released, or the instance stopping).
+    /// with `final_flush` (partitions released, or the instance stopping). Outside a final flush one partition's
+    /// summary is taken per flush, the one published longest ago among those due: each walks the partition's debtors
+    /// while the engine thread waits (tens of milliseconds at a few hundred thousand debtors), and all of an
+    /// instance's partitions falling due at once made one pause of their sum.
     ///
     /// Does nothing while a flush is still out (a final flush after [`Durable::settle`] ran out of patience): two
     /// flushes side by side could land the second's checkpoint before the first's ledger, and a stop would then
@@ -160,14 +182,17 @@ impl Durable {
             self.settings.summary_queue_depth,
         );
         let mut flushes = Vec::new();
-        for s in sources {
-            let changed = s.worker.changed_count() > 0
-                || !s.ledger.actions.is_empty()
-                || !s.ledger.audits.is_empty()
-                || s.applied != s.flushed;
+        let sources: Vec<FlushSource<'a>> = sources.collect();
+        let summarised = sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.summary_wanted(interval))
+            .min_by_key(|(_, s)| s.ledger.summary_at)
+            .map(|(i, _)| i);
+        for (i, s) in sources.into_iter().enumerate() {
+            let changed = s.changed();
             s.ledger.summary_stale |= changed;
-            let summary_due = s.ledger.summary_stale
-                && (final_flush || s.ledger.summary_at.is_none_or(|t| t.elapsed() >= interval));
+            let summary_due = s.ledger.summary_stale && (final_flush || summarised == Some(i));
             if !changed && !summary_due {
                 continue;
             }
@@ -278,6 +303,8 @@ mod tests {
         busy: Arc<Mutex<bool>>,
         /// `membership_views = false`.
         no_views: bool,
+        /// `summary_interval` (`None`: an hour).
+        summary_interval: Option<Duration>,
     }
 
     impl StateStore for FakeStore {
@@ -287,7 +314,7 @@ mod tests {
                 max_lag: Duration::from_secs(1),
                 audit_ledger: true,
                 membership_views: !self.no_views,
-                summary_interval: Duration::from_secs(3600),
+                summary_interval: self.summary_interval.unwrap_or(Duration::from_secs(3600)),
                 summary_queue_depth: 10,
                 sweep: false,
             }
@@ -322,6 +349,7 @@ mod tests {
                 lag: self.lag.clone(),
                 busy: self.busy.clone(),
                 no_views: self.no_views,
+                summary_interval: self.summary_interval,
             })
         }
     }
@@ -374,6 +402,57 @@ mod tests {
         assert!(
             !got[0].views.is_empty(),
             "a new debtor joins its segment's view"
+        );
+    }
+
+    #[test]
+    fn one_summary_per_flush_the_oldest_due_first_and_every_one_in_a_final_flush() {
+        let store = FakeStore {
+            summary_interval: Some(Duration::ZERO),
+            ..FakeStore::default()
+        };
+        let submitted = store.submitted.clone();
+        let mut durable = Durable::new(Box::new(store));
+        let engine = Arc::new(testkit::engine());
+        let mut workers: Vec<PartitionWorker> = (0..3)
+            .map(|p| PartitionWorker::new(p, engine.clone()))
+            .collect();
+        let mut ledgers: Vec<Ledger> = (0..3).map(|_| durable.ledger()).collect();
+        let mut flushed = vec![BTreeMap::new(); 3];
+        let mut summarised = |round: i64, final_flush: bool| -> Vec<i32> {
+            // Every partition moved on since the last flush.
+            let applied = vec![BTreeMap::from([("in.account".to_string(), round)]); 3];
+            let sources = workers
+                .iter_mut()
+                .zip(ledgers.iter_mut())
+                .zip(applied.iter())
+                .zip(flushed.iter_mut())
+                .enumerate()
+                .map(|(p, (((worker, ledger), applied), flushed))| FlushSource {
+                    partition: p as i32,
+                    worker,
+                    ledger,
+                    applied,
+                    flushed,
+                });
+            durable.flush(&engine, final_flush, sources).unwrap();
+            let mut got = submitted.lock().unwrap();
+            assert_eq!(got.len(), 3, "every changed partition is flushed");
+            got.drain(..)
+                .filter(|f| f.summary.is_some())
+                .map(|f| f.partition)
+                .collect()
+        };
+        let taken: Vec<Vec<i32>> = (1..=6).map(|round| summarised(round, false)).collect();
+        assert_eq!(
+            taken,
+            [[0], [1], [2], [0], [1], [2]],
+            "one summary per flush, the one published longest ago, so none is left behind"
+        );
+        assert_eq!(
+            summarised(7, true),
+            [0, 1, 2],
+            "a final flush publishes them all"
         );
     }
 

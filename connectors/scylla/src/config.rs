@@ -46,7 +46,9 @@ pub struct StateConfig {
     #[serde(default)]
     pub membership_views: bool,
     /// How often each partition's owner publishes its summary (portfolio, KPI populations, work queue heads) for
-    /// the other instances' queries. Each one walks the partition's debtors once.
+    /// the other instances' queries. Each one walks the partition's debtors once while the engine thread waits, so
+    /// a flush takes one partition's, the one published longest ago: an instance owning P partitions publishes
+    /// each at most every `max(summary_interval, P × flush_interval)`.
     #[serde(default = "default_summary_interval", with = "humantime_serde")]
     pub summary_interval: Duration,
     /// Entries per work queue and partition in a summary: other instances page through a queue exactly up to this

@@ -70,6 +70,8 @@ pub(crate) struct Pipeline {
     schemas: Option<(TableView, Arc<RegistrySchemas>)>,
     /// Which partition `drain` starts with next (they take turns).
     drain_turn: usize,
+    /// How long the engine thread spends building each state flush (`mora_state_flush_build_seconds`).
+    flush_build: metrics::Histogram,
     /// Set while partitions are being revoked: a transaction failing then is aborted and the partitions' state
     /// dropped, not rebuilt (they are leaving, and the group is mid-rebalance).
     revoking: bool,
@@ -130,6 +132,7 @@ impl Pipeline {
             thread: thread.to_string(),
             schemas: schemas.map(|s| (s.view(), s)),
             drain_turn: 0,
+            flush_build: metrics::histogram!("mora_state_flush_build_seconds", "thread" => thread.to_string()),
             revoking: false,
             stop: Arc::new(AtomicBool::new(false)),
             stop_by: Cell::new(None),
