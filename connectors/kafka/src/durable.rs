@@ -354,6 +354,28 @@ mod tests {
         }
     }
 
+    /// Partition p's flush source from the p-th of each.
+    fn sources<'a>(
+        workers: &'a mut [PartitionWorker],
+        ledgers: &'a mut [Ledger],
+        applied: &'a [BTreeMap<String, i64>],
+        flushed: &'a mut [BTreeMap<String, i64>],
+    ) -> impl Iterator<Item = FlushSource<'a>> {
+        workers
+            .iter_mut()
+            .zip(ledgers.iter_mut())
+            .zip(applied.iter())
+            .zip(flushed.iter_mut())
+            .enumerate()
+            .map(|(p, (((worker, ledger), applied), flushed))| FlushSource {
+                partition: p as i32,
+                worker,
+                ledger,
+                applied,
+                flushed,
+            })
+    }
+
     #[test]
     fn a_flush_carries_the_changed_partitions_only_each_with_its_cut() {
         let store = FakeStore::default();
@@ -378,20 +400,13 @@ mod tests {
             BTreeMap::new(),
         ];
         let mut flushed = [BTreeMap::new(), BTreeMap::new()];
-        let sources = workers
-            .iter_mut()
-            .zip(ledgers.iter_mut())
-            .zip(applied.iter())
-            .zip(flushed.iter_mut())
-            .enumerate()
-            .map(|(p, (((worker, ledger), applied), flushed))| FlushSource {
-                partition: p as i32,
-                worker,
-                ledger,
-                applied,
-                flushed,
-            });
-        durable.flush(&engine, false, sources).unwrap();
+        durable
+            .flush(
+                &engine,
+                false,
+                sources(&mut workers, &mut ledgers, &applied, &mut flushed),
+            )
+            .unwrap();
         let got = submitted.lock().unwrap();
         assert_eq!(got.len(), 1, "the untouched partition is not flushed");
         assert_eq!(got[0].partition, 0);
@@ -422,19 +437,7 @@ mod tests {
         let mut summarised = |round: i64, final_flush: bool| -> Vec<i32> {
             // Every partition moved on since the last flush.
             let applied = vec![BTreeMap::from([("in.account".to_string(), round)]); 3];
-            let sources = workers
-                .iter_mut()
-                .zip(ledgers.iter_mut())
-                .zip(applied.iter())
-                .zip(flushed.iter_mut())
-                .enumerate()
-                .map(|(p, (((worker, ledger), applied), flushed))| FlushSource {
-                    partition: p as i32,
-                    worker,
-                    ledger,
-                    applied,
-                    flushed,
-                });
+            let sources = sources(&mut workers, &mut ledgers, &applied, &mut flushed);
             durable.flush(&engine, final_flush, sources).unwrap();
             let mut got = submitted.lock().unwrap();
             assert_eq!(got.len(), 3, "every changed partition is flushed");
