@@ -193,6 +193,15 @@ fn main() -> anyhow::Result<()> {
                 b.drain_ms_p99,
                 b.drain_ms_max
             );
+            if s.by_event_produced_ms.count > 0 {
+                eprintln!(
+                    "        produced by the engine after: by event p50 {:.1} ms p99 {:.1} ms; batches' last action p50 {:.1} ms p99 {:.1} ms",
+                    s.by_event_produced_ms.p50,
+                    s.by_event_produced_ms.p99,
+                    b.produced_ms_p50,
+                    b.produced_ms_p99
+                );
+            }
             eprintln!(
                 "        CPU seconds per million events: {}",
                 cpu_line(&s.cpu_s_per_million_events)

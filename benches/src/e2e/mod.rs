@@ -467,8 +467,12 @@ fn measure(
                 .map(|m| Percentiles::of(h(m)))
                 .unwrap_or_default()
         };
-        let (latency, by_event, by_time) =
-            (of(|m| &m.all), of(|m| &m.by_event), of(|m| &m.by_time));
+        let (latency, by_event, by_time, by_event_produced) = (
+            of(|m| &m.all),
+            of(|m| &m.by_event),
+            of(|m| &m.by_time),
+            of(|m| &m.by_event_produced),
+        );
         let released = measured
             .as_ref()
             .map(|m| report::Batches::of(&m.batches))
@@ -491,6 +495,7 @@ fn measure(
             latency_ms: latency,
             by_event_ms: by_event,
             time_released_ms: by_time,
+            by_event_produced_ms: by_event_produced,
             time_released_batches: released,
             cpu_s_per_million_events,
         });

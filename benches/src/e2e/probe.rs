@@ -46,6 +46,10 @@ pub(super) struct StepLatency {
     pub by_event: Histogram<u64>,
     /// Actions time released (timers, window openings, a day starting).
     pub by_time: Histogram<u64>,
+    /// mora's actions of `by_event`: from the trigger's produce time to the action's own, its record's create time
+    /// (set by the engine's producer; millisecond resolution). The engine's share: the rest is the commit and the
+    /// reader.
+    pub by_event_produced: Histogram<u64>,
     /// Time-released actions grouped by the instant (and partition) that released them: a batch.
     pub batches: HashMap<(usize, i64), Batch>,
 }
@@ -58,6 +62,8 @@ pub(super) struct Batch {
     /// When the first and the last of them became readable (µs).
     pub first_us: u64,
     pub last_us: u64,
+    /// When the engine produced the last of them (µs; mora only, from the records' create time).
+    pub last_produced_us: Option<u64>,
     pub actions: u64,
 }
 
@@ -72,6 +78,7 @@ impl StepLatency {
             all: histogram(),
             by_event: histogram(),
             by_time: histogram(),
+            by_event_produced: histogram(),
             batches: HashMap::new(),
         }
     }
@@ -141,6 +148,11 @@ impl Probe {
         origin: Instant,
     ) {
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        // The wall clock at `origin` (µs since the epoch), to place the engine's create times on the harness's clock.
+        let origin_wall_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64)
+            .saturating_sub(now_us(origin));
         // Every timed action as a CSV line (read µs, produced µs, step, debtor, decision instant, event or time), for
         // digging.
         let mut dump = std::env::var("E2E_DUMP")
@@ -152,6 +164,12 @@ impl Probe {
                 continue;
             };
             let read_at = now_us(origin);
+            let produced_at = match (format, m.timestamp()) {
+                (OutputFormat::MoraAction, rdkafka::Timestamp::CreateTime(ms)) if ms > 0 => {
+                    (ms as u64 * 1000).checked_sub(origin_wall_us)
+                }
+                _ => None,
+            };
             let Some(payload) = m.payload() else { continue };
             let Some((debtor, at, identity)) = parse(format, payload) else {
                 self.untimed.fetch_add(1, Ordering::Relaxed);
@@ -181,16 +199,23 @@ impl Probe {
                         let _ = h.all.record(us);
                         if t.by_event {
                             let _ = h.by_event.record(us);
+                            if let Some(p) = produced_at {
+                                let _ = h
+                                    .by_event_produced
+                                    .record(p.saturating_sub(t.sent_us).max(1));
+                            }
                         } else {
                             let _ = h.by_time.record(us);
                             let b = h.batches.entry((partition, at)).or_insert(Batch {
                                 sent_us: t.sent_us,
                                 first_us: read_at,
                                 last_us: read_at,
+                                last_produced_us: None,
                                 actions: 0,
                             });
                             b.first_us = b.first_us.min(read_at);
                             b.last_us = b.last_us.max(read_at);
+                            b.last_produced_us = b.last_produced_us.max(produced_at);
                             b.actions += 1;
                         }
                     }

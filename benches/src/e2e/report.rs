@@ -160,6 +160,10 @@ pub struct Step {
     pub latency_ms: Percentiles,
     /// Actions answering an event of their own debtor (a payment, a broken promise seen, a contact outcome...).
     pub by_event_ms: Percentiles,
+    /// mora only: the same actions from the trigger's produce time to the engine producing the action (its record's
+    /// create time, millisecond resolution): the engine's share, ordering waits included; the rest of `by_event_ms`
+    /// is the commit and the reader.
+    pub by_event_produced_ms: Percentiles,
     /// Actions time released: a timer, a contact window opening or a day starting released them, usually many at
     /// one instant; timed from the record that moved the partition's time past that instant.
     pub time_released_ms: Percentiles,
@@ -182,6 +186,9 @@ pub struct Batches {
     pub drain_ms_p50: f64,
     pub drain_ms_p99: f64,
     pub drain_ms_max: f64,
+    /// mora only: from the record that released the batch to its last action produced by the engine (ms).
+    pub produced_ms_p50: f64,
+    pub produced_ms_p99: f64,
     /// From the first action of a batch readable to its last (ms): the spread a dialer sees.
     pub spread_ms_p50: f64,
     pub spread_ms_max: f64,
@@ -203,6 +210,11 @@ impl Batches {
             .values()
             .map(|b| b.last_us.saturating_sub(b.first_us))
             .collect();
+        let mut produced: Vec<u64> = batches
+            .values()
+            .filter_map(|b| Some(b.last_produced_us?.saturating_sub(b.sent_us)))
+            .collect();
+        produced.sort_unstable();
         sizes.sort_unstable();
         drains.sort_unstable();
         spreads.sort_unstable();
@@ -216,6 +228,16 @@ impl Batches {
             drain_ms_p50: ms(at(&drains, 0.5)),
             drain_ms_p99: ms(at(&drains, 0.99)),
             drain_ms_max: ms(at(&drains, 1.0)),
+            produced_ms_p50: if produced.is_empty() {
+                0.0
+            } else {
+                ms(at(&produced, 0.5))
+            },
+            produced_ms_p99: if produced.is_empty() {
+                0.0
+            } else {
+                ms(at(&produced, 0.99))
+            },
             spread_ms_p50: ms(at(&spreads, 0.5)),
             spread_ms_max: ms(at(&spreads, 1.0)),
         }
