@@ -6,6 +6,7 @@ MORA_KAFKA_BROKERS / MORA_CQL_NODES at running servers";
 
 /// The Kafka bootstrap servers: `MORA_KAFKA_BROKERS`, else the services script's 127.0.0.1:9092.
 pub(crate) fn kafka_brokers() -> String {
+    capture_logs();
     let brokers = std::env::var("MORA_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     require_reachable("Kafka", &brokers);
     brokers
@@ -16,6 +17,21 @@ pub(crate) fn cql_nodes() -> Vec<String> {
     let nodes = std::env::var("MORA_CQL_NODES").unwrap_or_else(|_| "127.0.0.1:9042".into());
     require_reachable("CQL", &nodes);
     nodes.split(',').map(str::to_string).collect()
+}
+
+/// Sends the engine's log (tracing) to the test harness's output capture, so that a failing test prints what its
+/// instances logged (threads a test starts inherit its capture; the client library's own threads log nothing here).
+/// `RUST_LOG` filters it, `info` by default. Every test that talks to Kafka calls this through [`kafka_brokers`].
+fn capture_logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,apache_avro=error"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
 }
 
 /// Fails the test, saying how to start the server, when none of `endpoints` accepts a TCP connection.
