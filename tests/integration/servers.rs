@@ -29,6 +29,8 @@ fn capture_logs() {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,apache_avro=error"));
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_thread_names(true)
+            .with_ansi(false)
             .with_test_writer()
             .try_init();
     });
