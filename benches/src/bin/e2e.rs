@@ -202,6 +202,17 @@ fn main() -> anyhow::Result<()> {
                     b.produced_ms_p99
                 );
             }
+            if let Some(w) = s.engine_wait.as_ref().filter(|w| w.count > 0) {
+                let bound = |v: Option<f64>| {
+                    v.map_or("past the last bucket".into(), |ms| format!("<= {ms} ms"))
+                };
+                eprintln!(
+                    "        records' wait in the engine, arrival to applied ({} records): p50 {}, p99 {}",
+                    w.count,
+                    bound(w.p50_at_most_ms),
+                    bound(w.p99_at_most_ms)
+                );
+            }
             eprintln!(
                 "        CPU seconds per million events: {}",
                 cpu_line(&s.cpu_s_per_million_events)

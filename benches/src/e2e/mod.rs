@@ -8,6 +8,7 @@
 //! moment it became readable (HdrHistogram per step). Figures are reported, never asserted.
 
 mod cpu;
+mod engine_metrics;
 mod kafka;
 mod log;
 mod plot;
@@ -26,6 +27,7 @@ use mora_domain::engine::Engine;
 pub use report::Report;
 pub use systems::{Mode, System};
 
+use engine_metrics::EngineMetrics;
 use kafka::{GroupProgress, Sender, WARMUP};
 use log::Log;
 use probe::{Probe, ProbeSpec};
@@ -76,6 +78,8 @@ pub struct Options {
 /// Runs everything and writes `report.json`, `latency_by_load.png` and `throughput.png` into `out`.
 pub fn run(opts: &Options, engine: Arc<Engine>) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&opts.out)?;
+    // Before mora starts: its histograms bind to the recorder there when they are created.
+    EngineMetrics::install();
     let origin = Instant::now();
     let spinner = |msg: String| {
         let pb = ProgressBar::new_spinner();
@@ -256,6 +260,7 @@ fn measure(
     r: &mut RunReport,
 ) -> anyhow::Result<()> {
     let partitions = opts.partitions as i32;
+    let engine_metrics = EngineMetrics::install();
     let sender = Sender::new(&opts.brokers, prefix, opts.partitions as usize, origin)?;
     let probe = Probe::start(
         ProbeSpec {
@@ -420,6 +425,7 @@ fn measure(
         let step_start = Instant::now();
         let consumed_before = progress.committed();
         let cpu_before = cpu::CpuSnapshot::take(started.running.peer_pid());
+        let waits_before = engine_metrics.buckets(ENGINE_WAIT);
         let mut last_sample = Instant::now();
         let phase = format!("load {:.0}%", load * 100.0);
         let mut samples = Vec::new();
@@ -458,6 +464,12 @@ fn measure(
         let elapsed = step_start.elapsed().as_secs_f64();
         let cpu_s_per_million_events =
             cpu::CpuSnapshot::take(started.running.peer_pid()).per_event_since(&cpu_before, events);
+        let engine_wait = (started.running.peer_pid().is_none()).then(|| {
+            engine_metrics
+                .buckets(ENGINE_WAIT)
+                .since(&waits_before)
+                .quantiles()
+        });
         // Let the reader catch the last actions of the step.
         std::thread::sleep(Duration::from_secs(2));
         let measured = probe.latency(i);
@@ -496,6 +508,7 @@ fn measure(
             by_event_ms: by_event,
             time_released_ms: by_time,
             by_event_produced_ms: by_event_produced,
+            engine_wait,
             time_released_batches: released,
             cpu_s_per_million_events,
         });
@@ -508,6 +521,9 @@ fn measure(
     r.untimed = probe.untimed.load(ord);
     Ok(())
 }
+
+/// The engine's histogram of each record's wait from arrival to application.
+const ENGINE_WAIT: &str = "mora_processing_seconds";
 
 fn track_memory(started: &Started, r: &mut RunReport) {
     if let Some(rss) = started.running.resident_bytes() {

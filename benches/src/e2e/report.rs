@@ -164,6 +164,9 @@ pub struct Step {
     /// create time, millisecond resolution): the engine's share, ordering waits included; the rest of `by_event_ms`
     /// is the commit and the reader.
     pub by_event_produced_ms: Percentiles,
+    /// mora only: each input record's wait inside the engine, from its arrival from the client to its application
+    /// (ordering waits and the engine thread's other work included), from mora's `mora_processing_seconds`.
+    pub engine_wait: Option<super::engine_metrics::BucketQuantiles>,
     /// Actions time released: a timer, a contact window opening or a day starting released them, usually many at
     /// one instant; timed from the record that moved the partition's time past that instant.
     pub time_released_ms: Percentiles,
