@@ -26,8 +26,19 @@ impl ActionId {
             h.update(&(p.len() as u64).to_le_bytes());
             h.update(p);
         }
-        Self(compact_str::format_compact!("{:032x}", h.digest128()))
+        Self(hex128(h.digest128()))
     }
+}
+
+/// `v` as 32 lowercase hexadecimal digits (what `{:032x}` gives, without the formatting machinery: one per action).
+fn hex128(v: u128) -> CompactString {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = DIGITS[((v >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    // Every byte is an ASCII digit.
+    CompactString::from_utf8(out).unwrap_or_default()
 }
 
 /// Why an action exists: the rule and step that produced it.
@@ -173,4 +184,22 @@ pub struct DebtorAtDecision {
     pub segment: CompactString,
     /// Priority score.
     pub priority: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex128;
+
+    #[test]
+    fn ids_are_the_32_digit_lowercase_hex_of_their_hash() {
+        for v in [
+            0u128,
+            1,
+            0xabc,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
+            assert_eq!(hex128(v), format!("{v:032x}"));
+        }
+    }
 }

@@ -136,6 +136,14 @@ impl Cold {
 
 static EMPTY_COLD: Cold = Cold::EMPTY;
 
+thread_local! {
+    /// Whether [`Debtor::cold_mut`] or [`Debtor::cold_if_any`] ran on this thread since the last
+    /// [`Debtor::release_cold`]. Per thread rather than per debtor: a flag in the debtor would cost eight bytes
+    /// each (the record has no spare byte), and the engine releases the debtor it just decided on, on the thread
+    /// that decided. It only ever skips giving back spare room, never changes what a debtor holds.
+    static COLD_HANDED_OUT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Equal when every field is, an absent cold part being equal to an empty one.
 impl PartialEq for Debtor {
     fn eq(&self, other: &Self) -> bool {
@@ -199,17 +207,24 @@ impl Debtor {
 
     /// The debtor's cold part, to change it (allocated if it had none).
     pub fn cold_mut(&mut self) -> &mut Cold {
+        COLD_HANDED_OUT.set(true);
         self.cold.get_or_insert_with(Box::default)
     }
 
     /// The debtor's cold part if it has one, to change or prune it without allocating one.
     pub fn cold_if_any(&mut self) -> Option<&mut Cold> {
+        COLD_HANDED_OUT.set(true);
         self.cold.as_deref_mut()
     }
 
     /// Frees the cold part once everything in it is empty again, and otherwise the spare room its vectors were
-    /// left with (the engine calls it after each event and timer).
+    /// left with (the engine calls it after each event and timer, for the debtor it decided on). Nothing to do
+    /// unless a cold part was handed out to change on this thread since the last call: most events and timers
+    /// leave it alone, and reading its vectors' heap headers was a cache miss each on a large portfolio.
     pub fn release_cold(&mut self) {
+        if !COLD_HANDED_OUT.replace(false) {
+            return;
+        }
         if let Some(cold) = self.cold.as_deref_mut() {
             if cold.is_empty() {
                 self.cold = None;
