@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use mora_benches::{NullSink, Workload, record_partition, shipped_engine};
 use mora_domain::engine::Engine;
-use mora_runtime::{InputRecord, Operator, PartitionWorker};
+use mora_runtime::{InputRecord, Operator, PREPARE_AHEAD, PartitionWorker};
 use mora_schemas::{Family, Wire, encode_event, family_of};
 use mora_sim::SimConfig;
 
@@ -153,6 +153,13 @@ fn engine_thread(
         for (i, log) in mine.iter().enumerate() {
             let end = (cursors[i] + BATCH).min(log.measured.len());
             for (offset, e) in log.measured[cursors[i]..end].iter().enumerate() {
+                if offset % PREPARE_AHEAD == 0 {
+                    // As the Kafka pipeline does: the next few records' debtors are loaded together.
+                    let mut keys: [&[u8]; PREPARE_AHEAD] = [&[]; PREPARE_AHEAD];
+                    let next = &log.measured[cursors[i] + offset..end];
+                    let n = keys.iter_mut().zip(next).map(|(k, e)| *k = &e.key).count();
+                    workers[i].prepare(&keys[..n]);
+                }
                 let rec = InputRecord {
                     family: e.family,
                     topic: e.topic,

@@ -217,6 +217,33 @@ impl Debtor {
         self.cold.as_deref_mut()
     }
 
+    /// Reads a word from each cache line of the record an evaluation reads (obligations, strategy cursor, next wake
+    /// and cold pointer, id, derived figures, profile, history) and returns them folded together, for a caller that
+    /// loads several debtors side by side before deciding on them, so that their memory reads overlap instead of
+    /// each waiting for the one before (a prefetch in safe code). The value means nothing.
+    pub fn touch(&self) -> u64 {
+        (self.obligations.len() as u64)
+            ^ u64::from(self.cursor.strategy)
+            ^ (self.next_wake.0 as u64)
+            ^ (self.id.len() as u64)
+            ^ u64::from(self.derived.dpd)
+            ^ self.profile.as_ref().map_or(0, |p| u64::from(p.risk_score))
+            ^ u64::from(self.history.episodes)
+    }
+
+    /// Like [`Debtor::touch`], one level further: the cold part's vectors, read through their heap headers (each a
+    /// separate allocation). Zero for a debtor without a cold part; call it after `touch` on the same debtors, when
+    /// their records are already on their way.
+    pub fn touch_cold(&self) -> u64 {
+        self.cold.as_deref().map_or(0, |c| {
+            (c.payments.len()
+                ^ c.promises.len()
+                ^ c.contacts.len()
+                ^ c.pending.len()
+                ^ c.issued.len()) as u64
+        })
+    }
+
     /// Frees the cold part once everything in it is empty again, and otherwise the spare room its vectors were
     /// left with (the engine calls it after each event and timer, for the debtor it decided on). Nothing to do
     /// unless a cold part was handed out to change on this thread since the last call: most events and timers

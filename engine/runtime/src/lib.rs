@@ -43,7 +43,7 @@ pub use kpis::{
     Dim, KpiCounts, KpiRates, LabelledDay, RETENTION_DAYS as KPI_RETENTION_DAYS, Rate, dim_label,
     dim_of_label, label_dims, window_of_days,
 };
-pub use operator::Operator;
+pub use operator::{Operator, PREPARE_AHEAD};
 pub use partitioner::{murmur2, partition_for};
 pub use portfolio::{Portfolio, Tally};
 pub use schema_ids::{RegistrySchemas, SchemaFetchError, SchemaSource};

@@ -4,10 +4,18 @@ use mora_domain::time::Ts;
 
 use crate::sink::{InputRecord, Sink};
 
+/// How many upcoming records' keys a caller passes to [`Operator::prepare`] at a time: about as many cache misses
+/// as a core keeps in flight.
+pub const PREPARE_AHEAD: usize = 8;
+
 /// A stateful stage owned by one partition.
 pub trait Operator {
     /// Handles one input record. Bad records go to the sink's dead-letter port; they never stop the partition.
     fn process(&mut self, record: &InputRecord<'_>, sink: &mut dyn Sink);
+
+    /// A hint: records keyed by `keys` come next, in this order. An operator may load their state ahead so that
+    /// its memory reads overlap; what it decides does not change. The default does nothing.
+    fn prepare(&self, _keys: &[&[u8]]) {}
 
     /// The partition was assigned to this instance.
     fn on_assign(&mut self) {}

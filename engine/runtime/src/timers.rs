@@ -101,6 +101,16 @@ impl TimerIndex {
         }
     }
 
+    /// Up to `n` slots of the timers due at or before `now` that [`TimerIndex::pop_due`] returns next, in its
+    /// order (only those already in the ordered tree: a later bucket is not loaded).
+    pub fn due_ahead(&self, now: Ts, n: usize) -> impl Iterator<Item = u32> + '_ {
+        self.near
+            .iter()
+            .take_while(move |(at, _)| *at <= now)
+            .take(n)
+            .map(|&(_, slot)| slot)
+    }
+
     /// The earliest pending instant.
     pub fn next(&mut self, wake_of: impl Fn(u32) -> Ts) -> Option<Ts> {
         while self.near.is_empty() && !self.far.is_empty() {
@@ -197,6 +207,12 @@ mod tests {
         /// Pops everything due by `now` from both; they must agree one by one.
         fn advance(&mut self, now: Ts) {
             loop {
+                // What the index says is due next is what fires next, in order (a prefix: later buckets are not
+                // looked into).
+                let ahead: Vec<u32> = self.index.due_ahead(now, 4).collect();
+                let due = self.plain.iter().take_while(|(t, _)| *t <= now);
+                let want: Vec<u32> = due.take(ahead.len()).map(|&(_, s)| s).collect();
+                assert_eq!(ahead, want);
                 let wakes = &self.wakes;
                 let got = self.index.pop_due(now, |s| wakes[s as usize]);
                 let want = self.plain.first().copied().filter(|(t, _)| *t <= now);

@@ -14,7 +14,7 @@ use mora_schemas::{DeadLetter, Family, decode_clock, decode_event};
 
 use crate::changes::{ChangeSet, Fences, ViewKeys, fenced};
 use crate::kpis::{Before, Dim, KpiCounts, Kpis, LabelledDay, label_dims, populations};
-use crate::operator::Operator;
+use crate::operator::{Operator, PREPARE_AHEAD};
 use crate::portfolio::{Portfolio, Tally};
 use crate::sink::{InputRecord, Sink};
 use crate::stats::WorkerStats;
@@ -250,7 +250,20 @@ impl PartitionWorker {
 
     /// Fires every timer due up to and including `t`, each at its own instant, then moves the clock to `t`.
     pub fn advance_to(&mut self, t: Ts, sink: &mut dyn Sink) {
+        let mut ahead = [0u32; PREPARE_AHEAD];
+        let mut touched = 0;
         loop {
+            if touched == 0 {
+                // The next few debtors due are loaded together: their cache misses overlap.
+                let n = ahead
+                    .iter_mut()
+                    .zip(self.timers.due_ahead(t, PREPARE_AHEAD))
+                    .map(|(a, slot)| *a = slot)
+                    .count();
+                self.store.touch(&ahead[..n]);
+                touched = n.max(1);
+            }
+            touched -= 1;
             let store = &self.store;
             let Some((at, slot)) = self.timers.pop_due(t, |s| store.get(s).next_wake) else {
                 break;
@@ -639,6 +652,23 @@ impl Operator for PartitionWorker {
     fn on_tick(&mut self, now: Ts, sink: &mut dyn Sink) {
         self.advance_to(now, sink);
     }
+
+    /// Loads the debtors of up to [`PREPARE_AHEAD`] of `keys` side by side ([`DebtorStore::touch`]); debtors not yet
+    /// seen and keys that are not text are passed over (processing them refuses or creates them as usual).
+    fn prepare(&self, keys: &[&[u8]]) {
+        let mut slots = [0u32; PREPARE_AHEAD];
+        let mut n = 0;
+        for key in keys.iter().take(PREPARE_AHEAD) {
+            if let Some(slot) = std::str::from_utf8(key)
+                .ok()
+                .and_then(|id| self.store.find(id))
+            {
+                slots[n] = slot;
+                n += 1;
+            }
+        }
+        self.store.touch(&slots[..n]);
+    }
 }
 
 /// What a reload found in some of a partition's debtors: the slots whose segment, priority, queues, stage or bucket
@@ -824,6 +854,49 @@ mod tests {
             three.queue_top("dialer", usize::MAX)
         );
         assert!(!one.queue_top("dialer", usize::MAX).is_empty());
+    }
+
+    #[test]
+    fn loading_debtors_ahead_changes_no_decision() {
+        // Two workers given the same records, one told each time which debtors come next.
+        let (mut plain, mut hinted) = (worker(), worker());
+        let (mut a, mut b) = (CollectingSink::default(), CollectingSink::default());
+        let at = ts("2026-03-02T14:00:00Z");
+        let mut events = Vec::new();
+        for i in 0..12 {
+            let id = format!("D-{i}");
+            events.push(testkit::debtor_upserted(&id, "CO", "America/Bogota", at));
+            events.push(testkit::obligation(
+                &id,
+                "L1",
+                "COP",
+                "400000",
+                "2026-03-10",
+                at,
+            ));
+        }
+        let encoded: Vec<(Family, Vec<u8>, Vec<u8>)> = events
+            .iter()
+            .map(|ev| {
+                let family = mora_schemas::family_of(&ev.kind).0;
+                let key = ev.debtor_id.as_bytes().to_vec();
+                (family, key, encode_event(ev, Wire::Confluent).unwrap())
+            })
+            .collect();
+        for (i, (family, key, bytes)) in encoded.iter().enumerate() {
+            let keys: Vec<&[u8]> = encoded[i..].iter().map(|(_, k, _)| k.as_slice()).collect();
+            hinted.prepare(&keys);
+            plain.process(&record(*family, key, bytes, i as i64), &mut a);
+            hinted.process(&record(*family, key, bytes, i as i64), &mut b);
+        }
+        // Weeks later: every debtor's timers fire, loaded ahead in both.
+        plain.on_tick(ts("2026-04-30T00:00:00Z"), &mut a);
+        hinted.on_tick(ts("2026-04-30T00:00:00Z"), &mut b);
+        assert!(a.actions.len() > 12, "steps fired: {}", a.actions.len());
+        assert_eq!(a.actions, b.actions);
+        assert_eq!(a.audits, b.audits);
+        let states = |w: &PartitionWorker| w.debtors().cloned().collect::<Vec<_>>();
+        assert_eq!(states(&plain), states(&hinted));
     }
 
     #[test]

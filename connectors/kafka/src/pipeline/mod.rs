@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mora_domain::engine::Engine;
-use mora_runtime::{InputRecord, Operator, PartitionWorker, RegistrySchemas, StateStore};
+use mora_runtime::{
+    InputRecord, Operator, PREPARE_AHEAD, PartitionWorker, RegistrySchemas, StateStore,
+};
 use mora_schemas::{TableView, WriterSchema, schema_id};
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
@@ -394,30 +396,51 @@ impl Pipeline {
         }
         let none_lag = HashMap::new();
         let mut applied = 0u32;
+        let mut ahead: Vec<(Instant, OwnedMessage)> = Vec::with_capacity(PREPARE_AHEAD);
         for p in parts {
             let lag = lagging.get(&p).unwrap_or(&none_lag);
             let now = Instant::now();
             loop {
                 // The clock is read every few records only: applying one costs a few microseconds.
-                if applied % DEADLINE_EVERY == DEADLINE_EVERY - 1 && Instant::now() >= until {
-                    return Ok(());
+                if applied >= DEADLINE_EVERY {
+                    applied = 0;
+                    if Instant::now() >= until {
+                        return Ok(());
+                    }
                 }
                 if self.failed.is_some() {
-                    // The transaction is lost: the next commit aborts it and rebuilds from the committed offsets,
-                    // so applying more now is wasted work.
+                    // The transaction is lost: the next commit aborts it and rebuilds from the committed offsets
+                    // (the buffers with it), so applying more now is wasted work.
                     return Ok(());
                 }
-                let Some(Ok((arrived, msg))) = self
-                    .slots
-                    .get_mut(&p)
-                    .map(|s| s.next_ready(&inputs, waits, lag, now))
-                else {
+                // The next few ready records are taken together (the order is the same as one at a time: what
+                // makes a record ready does not depend on applying the ones before it) and the worker loads their
+                // debtors side by side before they are applied in turn.
+                let Some(slot) = self.slots.get_mut(&p) else {
                     break;
                 };
-                self.apply(&msg)?;
-                applied += 1;
-                if let Some(slot) = self.slots.get(&p) {
-                    slot.latency.record(arrived.elapsed().as_secs_f64());
+                while ahead.len() < PREPARE_AHEAD
+                    && let Ok(next) = slot.next_ready(&inputs, waits, lag, now)
+                {
+                    ahead.push(next);
+                }
+                if ahead.is_empty() {
+                    break;
+                }
+                let mut keys: [&[u8]; PREPARE_AHEAD] = [&[]; PREPARE_AHEAD];
+                for (k, (_, msg)) in keys.iter_mut().zip(&ahead) {
+                    *k = msg.key().unwrap_or_default();
+                }
+                slot.worker.prepare(&keys[..ahead.len()]);
+                for (arrived, msg) in ahead.drain(..) {
+                    if self.failed.is_some() {
+                        return Ok(()); // as above: the records taken with this one go with the buffers
+                    }
+                    self.apply(&msg)?;
+                    applied += 1;
+                    if let Some(slot) = self.slots.get(&p) {
+                        slot.latency.record(arrived.elapsed().as_secs_f64());
+                    }
                 }
             }
         }
