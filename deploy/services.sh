@@ -381,6 +381,9 @@ case "$cmd" in
       wait_ready cassandra-1 cql "127.0.0.1:$CQL_PORT" "$RUN/cassandra-1.pid" "$RUN/cassandra-1/logs/system.log"
       for i in 2 3; do start_cassandra_cluster_node "$i"; done
       for i in 2 3; do wait_ready "cassandra-$i" cql "127.0.0.$i:$CQL_PORT" "$RUN/cassandra-$i.pid" "$RUN/cassandra-$i/logs/system.log"; done
+      # Answering CQL is not enough: until every node sees the other two, a keyspace created on one node can be
+      # missing on another (the driver's schema agreement only asks the nodes the coordinator knows).
+      for i in 1 2 3; do wait_ready "cassandra-$i ring" cql "127.0.0.$i:$CQL_PORT 3" "$RUN/cassandra-$i.pid" "$RUN/cassandra-$i/logs/system.log"; done
       cat >"$RUN/cluster.env" <<ENV
 export MORA_KAFKA_BROKERS=$(cluster_brokers)
 export MORA_CQL_NODES=$(cluster_cql_nodes)
