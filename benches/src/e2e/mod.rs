@@ -464,7 +464,7 @@ fn measure(
         let elapsed = step_start.elapsed().as_secs_f64();
         let cpu_s_per_million_events =
             cpu::CpuSnapshot::take(started.running.peer_pid()).per_event_since(&cpu_before, events);
-        let engine_wait = (started.running.peer_pid().is_none()).then(|| {
+        let engine_wait = started.running.peer_pid().is_none().then(|| {
             engine_metrics
                 .buckets(ENGINE_WAIT)
                 .since(&waits_before)
