@@ -3,7 +3,9 @@
 use std::cell::Cell;
 use std::fmt;
 
-use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, LocalResult, NaiveDate, NaiveTime, TimeZone, Timelike, Utc, Weekday,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -16,11 +18,16 @@ pub const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// Slots of the per-thread memo of local dates.
 const LOCAL_DATE_SLOTS: usize = 16;
+/// Slots of the per-thread memo of local wall times resolved to instants.
+const LOCAL_INSTANT_SLOTS: usize = 256;
 
 thread_local! {
     /// (instant, zone, its local date) per slot; the zone `u32::MAX` marks an empty slot.
     static LOCAL_DATES: [Cell<(i64, u32, NaiveDate)>; LOCAL_DATE_SLOTS] =
         const { [const { Cell::new((0, u32::MAX, NaiveDate::MIN)) }; LOCAL_DATE_SLOTS] };
+    /// (zone, day number, second of the day, instant) per slot; the zone `u32::MAX` marks an empty slot.
+    static LOCAL_INSTANTS: [Cell<(u32, i32, u32, i64)>; LOCAL_INSTANT_SLOTS] =
+        const { [const { Cell::new((u32::MAX, 0, 0, 0)) }; LOCAL_INSTANT_SLOTS] };
 }
 
 /// An instant: milliseconds since the Unix epoch, UTC.
@@ -135,7 +142,37 @@ impl fmt::Display for Ts {
 ///
 /// Wall times skipped by a DST jump (Santiago moves from 00:00 to 01:00) resolve to the first instant after the
 /// gap; repeated wall times (clocks going back) resolve to the earlier of the two.
+///
+/// Each thread keeps recent answers by zone, date and second of the day: a guard's windows and a day's steps ask
+/// the same few wall times for every debtor of a zone, and the zone's rules are a search each.
 pub fn local_instant(date: NaiveDate, time: NaiveTime, tz: Tz) -> Ts {
+    if time.nanosecond() != 0 {
+        return resolve_local(date, time, tz);
+    }
+    let (zone, day, second) = (
+        tz as u32,
+        date.num_days_from_ce(),
+        time.num_seconds_from_midnight(),
+    );
+    let index = (zone as usize)
+        .wrapping_mul(37)
+        .wrapping_add((day as usize).wrapping_mul(13))
+        .wrapping_add(second as usize / 60)
+        % LOCAL_INSTANT_SLOTS;
+    LOCAL_INSTANTS.with(|memo| {
+        let slot = &memo[index];
+        let (in_zone, on_day, at_second, at) = slot.get();
+        if (in_zone, on_day, at_second) == (zone, day, second) {
+            return Ts(at);
+        }
+        let at = resolve_local(date, time, tz);
+        slot.set((zone, day, second, at.0));
+        at
+    })
+}
+
+/// [`local_instant`] without the memo.
+fn resolve_local(date: NaiveDate, time: NaiveTime, tz: Tz) -> Ts {
     let naive = date.and_time(time);
     match tz.from_local_datetime(&naive) {
         LocalResult::Single(dt) => Ts(dt.timestamp_millis()),
@@ -214,6 +251,48 @@ mod tests {
                     let want = at.in_tz(tz).date_naive();
                     assert_eq!(at.local_date(tz), want, "{at:?} in {tz}");
                     assert_eq!(at.local_date(tz), want, "asked again");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn remembered_local_instants_answer_as_the_zone_rules_do() {
+        // Zones sharing memo slots, wall times repeated and interleaved, across DST gaps and overlaps, a fraction of a
+        // second (not remembered) and a date before the era.
+        let zones: Vec<Tz> = [
+            "America/Santiago",
+            "America/New_York",
+            "Europe/Madrid",
+            "UTC",
+        ]
+        .iter()
+        .map(|z| z.parse().unwrap())
+        .chain((0..40u32).map(|i| chrono_tz::TZ_VARIANTS[(i * 11) as usize % 400]))
+        .collect();
+        let dates = [
+            d(2026, 9, 5),
+            d(2026, 9, 6),
+            d(2026, 11, 1),
+            d(2026, 3, 8),
+            d(-3, 1, 1),
+        ];
+        let times = [
+            NaiveTime::MIN,
+            NaiveTime::from_hms_opt(1, 30, 0).unwrap(),
+            NaiveTime::from_hms_opt(2, 30, 0).unwrap(),
+            NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            NaiveTime::from_hms_milli_opt(8, 0, 0, 250).unwrap(),
+            NaiveTime::from_hms_opt(21, 0, 0).unwrap(),
+        ];
+        for _round in 0..3 {
+            for &date in &dates {
+                for &time in &times {
+                    for &tz in zones.iter().chain(zones.iter().rev()) {
+                        let want = resolve_local(date, time, tz);
+                        assert_eq!(local_instant(date, time, tz), want, "{date} {time} in {tz}");
+                        assert_eq!(local_instant(date, time, tz), want, "asked again");
+                    }
                 }
             }
         }
