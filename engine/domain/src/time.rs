@@ -228,21 +228,29 @@ mod tests {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
     }
 
+    /// The `named` zones, then 40 more taken `stride` apart from the zone list (so that memo slots are shared).
+    fn zones(named: &[&str], stride: u32) -> Vec<Tz> {
+        named
+            .iter()
+            .map(|z| z.parse().unwrap())
+            .chain((0..40u32).map(|i| chrono_tz::TZ_VARIANTS[(i * stride) as usize % 400]))
+            .collect()
+    }
+
     #[test]
     fn remembered_local_dates_answer_as_the_zone_rules_do() {
         // Zones sharing memo slots, instants repeated and interleaved, around midnights and a DST change.
-        let zones: Vec<Tz> = [
-            "America/Santiago",
-            "America/Bogota",
-            "Europe/Madrid",
-            "Pacific/Kiritimati",
-            "America/Mexico_City",
-            "UTC",
-        ]
-        .iter()
-        .map(|z| z.parse().unwrap())
-        .chain((0..40u32).map(|i| chrono_tz::TZ_VARIANTS[(i * 13) as usize % 400]))
-        .collect();
+        let zones = zones(
+            &[
+                "America/Santiago",
+                "America/Bogota",
+                "Europe/Madrid",
+                "Pacific/Kiritimati",
+                "America/Mexico_City",
+                "UTC",
+            ],
+            13,
+        );
         let start = crate::testkit::ts("2026-09-05T20:00:00Z").0;
         for round in 0..3 {
             for step in 0..72 {
@@ -260,16 +268,15 @@ mod tests {
     fn remembered_local_instants_answer_as_the_zone_rules_do() {
         // Zones sharing memo slots, wall times repeated and interleaved, across DST gaps and overlaps, a fraction of a
         // second (not remembered) and a date before the era.
-        let zones: Vec<Tz> = [
-            "America/Santiago",
-            "America/New_York",
-            "Europe/Madrid",
-            "UTC",
-        ]
-        .iter()
-        .map(|z| z.parse().unwrap())
-        .chain((0..40u32).map(|i| chrono_tz::TZ_VARIANTS[(i * 11) as usize % 400]))
-        .collect();
+        let zones = zones(
+            &[
+                "America/Santiago",
+                "America/New_York",
+                "Europe/Madrid",
+                "UTC",
+            ],
+            11,
+        );
         let dates = [
             d(2026, 9, 5),
             d(2026, 9, 6),
