@@ -117,6 +117,19 @@ pub enum DecisionKind {
 }
 
 impl DecisionKind {
+    /// Every kind, in declaration order (`kind as usize` is its place here).
+    pub const ALL: [DecisionKind; 9] = [
+        DecisionKind::Emitted,
+        DecisionKind::Deferred,
+        DecisionKind::Dropped,
+        DecisionKind::Cancelled,
+        DecisionKind::Suppressed,
+        DecisionKind::PromiseKept,
+        DecisionKind::PromiseBroken,
+        DecisionKind::Reclassified,
+        DecisionKind::Noted,
+    ];
+
     /// The kind's name, as serialised.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -223,8 +223,8 @@ impl PartitionWorker {
     pub fn on_event(&mut self, ev: &Envelope, sink: &mut dyn Sink) -> Result<(), Rejected> {
         self.advance_to(ev.occurred_at, sink);
         let now = self.clock;
-        let result = match self.store.find(&ev.debtor_id) {
-            Some(slot) => self.apply(slot, Input::Event(ev), now),
+        let (result, slot) = match self.store.find(&ev.debtor_id) {
+            Some(slot) => (self.apply(slot, Input::Event(ev), now), Some(slot)),
             None => {
                 // Decide on a fresh state first: a refused event must not leave an empty debtor behind.
                 let mut d = Debtor::new(ev.debtor_id.clone());
@@ -236,15 +236,17 @@ impl PartitionWorker {
                         .evaluated(now, Before::of(None), &d, Some(&ev.kind));
                     let slot = self.store.insert(d);
                     self.sync(slot, ((0, 0), Ts::MAX));
+                    (r, Some(slot))
+                } else {
+                    (r, None)
                 }
-                r
             }
         };
         match &result {
             Ok(()) => *self.stats.events_by_kind.entry(ev.kind.name()).or_default() += 1,
             Err(_) => self.stats.rejected += 1,
         }
-        self.flush(sink);
+        self.flush(slot, sink);
         result
     }
 
@@ -275,7 +277,7 @@ impl PartitionWorker {
             // A wake never fails: it carries no input to refuse.
             let _ = self.apply(slot, Input::Wake, now);
             self.stats.wakes += 1;
-            self.flush(sink);
+            self.flush(Some(slot), sink);
         }
         self.clock = self.clock.max(t);
     }
@@ -449,11 +451,17 @@ impl PartitionWorker {
         }
     }
 
-    fn flush(&mut self, sink: &mut dyn Sink) {
+    /// Sends what deciding for the debtor at `slot` produced (`None`: a new debtor's refused event) and counts it.
+    fn flush(&mut self, slot: Option<u32>, sink: &mut dyn Sink) {
+        let debtor = slot.map(|s| self.store.get(s));
         for a in &self.out.actions {
             self.stats.count_action(a);
-            if let Some(slot) = self.store.find(&a.debtor_id) {
-                self.kpis.action(self.clock, self.store.get(slot), a);
+            debug_assert!(
+                debtor.is_none_or(|d| d.id == a.debtor_id),
+                "one debtor per flush"
+            );
+            if let Some(d) = debtor {
+                self.kpis.action(self.clock, d, a);
             }
             sink.action(self.partition, a);
         }
@@ -461,13 +469,17 @@ impl PartitionWorker {
         // The records move into the recent buffer once sent (no copy).
         for r in self.out.audits.drain(..) {
             self.stats.count_audit(&r);
+            debug_assert!(
+                debtor.is_none_or(|d| d.id == r.debtor_id),
+                "one debtor per flush"
+            );
             if matches!(
                 r.kind,
                 mora_domain::action::DecisionKind::PromiseKept
                     | mora_domain::action::DecisionKind::PromiseBroken
-            ) && let Some(slot) = self.store.find(&r.debtor_id)
+            ) && let Some(d) = debtor
             {
-                self.kpis.audit(self.clock, self.store.get(slot), &r);
+                self.kpis.audit(self.clock, d, &r);
             }
             sink.audit(self.partition, &r);
             if self.recent.len() == RECENT_DECISIONS {

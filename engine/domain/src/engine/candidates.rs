@@ -14,9 +14,10 @@ use crate::stage::Stage;
 use crate::strategy::{AnchorKind, CatchUp, Strategy};
 use crate::time::Ts;
 use chrono_tz::Tz;
-use compact_str::{CompactString, format_compact};
+use compact_str::CompactString;
 use rust_decimal::Decimal;
 
+use super::text::{joined, tagged};
 use super::{Decisions, Engine, audit};
 
 /// An action the strategy wants, before the guard has seen it.
@@ -237,7 +238,7 @@ impl Engine {
             None
         };
         if let Some(reason) = suppressed {
-            let rule = format_compact!("strategy/{}/{}", s.id, step.id);
+            let rule = joined(&["strategy/", &s.id, "/", &step.id]);
             out.audits.push(AuditRecord {
                 channel: Some(step.channel),
                 ..audit(d, now, DecisionKind::Suppressed, &rule, reason)
@@ -303,8 +304,7 @@ impl Engine {
 
     /// Passes an action through the compliance guard: the only way out of the engine.
     pub(super) fn route(&self, d: &mut Debtor, mut action: Action, now: Ts, out: &mut Decisions) {
-        let rule_for =
-            |a: &Action| format_compact!("strategy/{}/{}", a.reason.strategy, a.reason.step);
+        let rule_for = |a: &Action| joined(&["strategy/", &a.reason.strategy, "/", &a.reason.step]);
         let policy = d
             .profile
             .as_ref()
@@ -328,7 +328,7 @@ impl Engine {
             });
             return;
         };
-        let rule = format_compact!("policy/{}", policy.id);
+        let rule = joined(&["policy/", &policy.id]);
         let verdict = match policy.check(d, action.channel, now) {
             Verdict::Defer { until, reason }
                 if until.0 - action.created_at.0 > policy.max_defer_ms =>
@@ -393,7 +393,7 @@ impl Engine {
                 rec.kind = DecisionKind::Dropped;
                 rec.reason = reason.as_str().into();
                 if beyond_horizon {
-                    rec.rule = format_compact!("policy/{}/max_defer", policy.id);
+                    rec.rule = joined(&["policy/", &policy.id, "/max_defer"]);
                 }
                 out.audits.push(rec);
             }
@@ -422,10 +422,8 @@ fn step_cause(
 ) -> CompactString {
     use chrono::Datelike;
     match from {
-        AnchorKind::Due => format_compact!("due:{}", due.num_days_from_ce()),
-        AnchorKind::StageEntry => {
-            format_compact!("entered:{}", entered.map_or(0, |e| e.num_days_from_ce()))
-        }
+        AnchorKind::Due => tagged("due:", due.num_days_from_ce()),
+        AnchorKind::StageEntry => tagged("entered:", entered.map_or(0, |e| e.num_days_from_ce())),
     }
 }
 

@@ -20,8 +20,10 @@ use crate::strategy::{Strategies, StrategyConfig};
 use crate::time::{Ts, local_midnight};
 
 mod candidates;
+mod text;
 
 use candidates::{Candidate, cancel_pending, settle_promises, thank_for_payment};
+use text::joined;
 
 /// The engine's decision configuration (policies and holiday calendars come from their own files).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -333,15 +335,14 @@ impl Engine {
         if first || stage != dv.stage {
             dv.stage_entered = Some(today);
             if !first {
-                let before = format!("stage:{}", dv.stage.as_str());
                 out.audits.push(AuditRecord {
-                    previous: Some(before.into()),
+                    previous: Some(joined(&["stage:", dv.stage.as_str()])),
                     ..audit(
                         d,
                         now,
                         DecisionKind::Reclassified,
                         "aging",
-                        &format!("stage:{}", stage.as_str()),
+                        &joined(&["stage:", stage.as_str()]),
                     )
                 });
             }
@@ -362,17 +363,15 @@ impl Engine {
         let segment = self.segmentation.classify(d);
         if segment != d.derived.segment && !first {
             let names = self.segmentation.names();
-            let before = names
-                .get(usize::from(d.derived.segment))
-                .map_or_else(String::new, |n| format!("segment:{n}"));
+            let before = names.get(usize::from(d.derived.segment));
             out.audits.push(AuditRecord {
-                previous: (!before.is_empty()).then(|| before.into()),
+                previous: before.map(|n| joined(&["segment:", n])),
                 ..audit(
                     d,
                     now,
                     DecisionKind::Reclassified,
                     "segmentation",
-                    &format!("segment:{}", names[segment as usize]),
+                    &joined(&["segment:", &names[segment as usize]]),
                 )
             });
         }
