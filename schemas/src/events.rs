@@ -69,7 +69,7 @@ fn branch_index(family: Family, name: &str) -> Option<usize> {
 /// resolution ([`decode_event_generic`]).
 pub fn decode_event(family: Family, bytes: &[u8]) -> Result<Envelope, DecodeError> {
     if family != Family::Clock {
-        let current = Registry::global().current(SchemaKind::Event(family)).0;
+        let current = Registry::global().current_id(SchemaKind::Event(family));
         match bytes {
             [0, a, b, c, d, body @ ..] if u32::from_be_bytes([*a, *b, *c, *d]) == current => {
                 return crate::fast::decode_current(family, body);

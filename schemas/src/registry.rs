@@ -190,7 +190,9 @@ const MAX_ALLOCATION_BYTES: usize = 16 << 20;
 #[derive(Debug)]
 pub struct Registry {
     by_id: HashMap<u32, (SchemaKind, Schema)>,
-    current: HashMap<SchemaKind, u32>,
+    /// The current schema id of each kind: a dozen entries, searched in order (cheaper than hashing the kind, and
+    /// every input record asks).
+    current: Vec<(SchemaKind, u32)>,
 }
 
 impl Registry {
@@ -200,7 +202,7 @@ impl Registry {
         REGISTRY.get_or_init(|| {
             apache_avro::util::max_allocation_bytes(MAX_ALLOCATION_BYTES);
             let mut by_id = HashMap::new();
-            let mut current = HashMap::new();
+            let mut current = Vec::new();
             for (id, kind, is_current, text) in SCHEMAS {
                 // The schemas are compiled into the binary and covered by tests: a parse failure is a build defect.
                 let schema = Schema::parse_str(text).unwrap_or_else(|e| {
@@ -211,7 +213,7 @@ impl Registry {
                 });
                 by_id.insert(*id, (*kind, schema));
                 if *is_current {
-                    current.insert(*kind, *id);
+                    current.push((*kind, *id));
                 }
             }
             Registry { by_id, current }
@@ -220,8 +222,17 @@ impl Registry {
 
     /// The current schema of `kind` and its id.
     pub fn current(&self, kind: SchemaKind) -> (u32, &Schema) {
-        let id = self.current[&kind];
+        let id = self.current_id(kind);
         (id, &self.by_id[&id].1)
+    }
+
+    /// The id of the current schema of `kind`.
+    pub fn current_id(&self, kind: SchemaKind) -> u32 {
+        self.current
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, id)| *id)
+            .unwrap_or_else(|| panic!("no current schema of kind {}", kind.name()))
     }
 
     /// The schema with id `id`.
@@ -232,7 +243,7 @@ impl Registry {
     /// The `.avsc` text of the current schema of `kind`, as mora registers it with a schema registry (the canonical
     /// form drops logical types and defaults, which resolution needs).
     pub fn source(&self, kind: SchemaKind) -> &'static str {
-        let id = self.current[&kind];
+        let id = self.current_id(kind);
         SCHEMAS
             .iter()
             .find(|(i, ..)| *i == id)
@@ -243,5 +254,25 @@ impl Registry {
     /// The canonical text of the current schema of `kind` (Avro's Parsing Canonical Form).
     pub fn canonical(&self, kind: SchemaKind) -> String {
         self.current(kind).1.canonical_form()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_current_schema_of_its_own_kind() {
+        let kinds = Family::ALL.into_iter().map(SchemaKind::Event).chain([
+            SchemaKind::Action,
+            SchemaKind::Audit,
+            SchemaKind::DeadLetter,
+        ]);
+        for kind in kinds {
+            let current = SCHEMAS.iter().filter(|(_, k, c, _)| *k == kind && *c);
+            assert_eq!(current.count(), 1, "{}", kind.name());
+            let id = Registry::global().current_id(kind);
+            assert_eq!(Registry::global().by_id(id).map(|(k, _)| k), Some(kind));
+        }
     }
 }

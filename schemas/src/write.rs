@@ -19,7 +19,7 @@ impl Out {
         let mut out = Vec::with_capacity(capacity);
         if wire == Wire::Confluent {
             out.push(0);
-            out.extend_from_slice(&Registry::global().current(kind).0.to_be_bytes());
+            out.extend_from_slice(&Registry::global().current_id(kind).to_be_bytes());
         }
         Self(out)
     }

@@ -1,6 +1,10 @@
 //! Compiling policy files: validation, holiday calendars, and merging overlays most-restrictive-wins.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+// foldhash through hashbrown: the guard looks up a policy and a holiday for nearly every action, and SipHash cost
+// several times the lookup (these maps are never iterated in an order that matters).
+use hashbrown::{HashMap, HashSet};
 
 use chrono::{Datelike, NaiveDate};
 use compact_str::CompactString;
