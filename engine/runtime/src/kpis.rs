@@ -226,6 +226,8 @@ pub(crate) struct Kpis {
     days: BTreeMap<i64, BTreeMap<Dim, KpiCounts>>,
     /// Days counted into since the last [`Kpis::take_dirty`] (what the next state flush writes).
     dirty: BTreeSet<i64>,
+    /// The day last marked in `dirty` (nearly every count goes to the same day as the one before).
+    last_dirty: Option<i64>,
 }
 
 /// One day's counters keyed by dimension label (see [`dim_label`]): the form they are stored and exchanged in, which
@@ -268,12 +270,16 @@ impl Kpis {
             let keep_from = day - RETENTION_DAYS;
             self.days.retain(|d, _| *d >= keep_from);
         }
-        self.dirty.insert(day);
+        if self.last_dirty != Some(day) {
+            self.dirty.insert(day);
+            self.last_dirty = Some(day);
+        }
         self.days.entry(day).or_default()
     }
 
     /// The days counted into since the last call, with their whole counters, labelled with `engine`'s names.
     pub(crate) fn take_dirty(&mut self, engine: &Engine) -> Vec<(i64, LabelledDay)> {
+        self.last_dirty = None;
         std::mem::take(&mut self.dirty)
             .into_iter()
             .filter_map(|day| {
@@ -477,5 +483,37 @@ pub fn dim_label(engine: &Engine, dim: Dim) -> String {
             Some(s) => format!("arm:{}/{}", s.id, s.arm),
             None => "arm:(none)".to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mora_domain::testkit;
+
+    #[test]
+    fn every_day_counted_into_since_the_last_take_is_taken_once() {
+        let engine = testkit::engine();
+        let d = Debtor::new("D-1".into());
+        let day = |n: i64| Ts(n * DAY_MS + 3_600_000);
+        let taken = |k: &mut Kpis| {
+            k.take_dirty(&engine)
+                .into_iter()
+                .map(|(d, _)| d)
+                .collect::<Vec<_>>()
+        };
+        let mut k = Kpis::default();
+        k.each(day(20_000), &d, |c| c.cures += 1);
+        k.each(day(20_000), &d, |c| c.cures += 1);
+        assert_eq!(taken(&mut k), [20_000]);
+        assert_eq!(taken(&mut k), Vec::<i64>::new());
+        // The same day again after a take is dirty again.
+        k.each(day(20_000), &d, |c| c.cures += 1);
+        assert_eq!(taken(&mut k), [20_000]);
+        k.each(day(20_001), &d, |c| c.cures += 1);
+        k.each(day(20_000), &d, |c| c.cures += 1);
+        assert_eq!(taken(&mut k), [20_000, 20_001]);
+        assert_eq!(k.days[&20_000][&Dim::All].cures, 4);
+        assert_eq!(k.days[&20_001][&Dim::All].cures, 1);
     }
 }
