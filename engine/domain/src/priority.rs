@@ -1,7 +1,6 @@
 //! The priority score work queues are ordered by.
 
 use chrono::Datelike;
-use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
 use crate::config_error::ConfigError;
@@ -82,10 +81,7 @@ impl PriorityWeights {
                 (utilization(debt, p.credit_limit.to_f64()), risk_of(p))
             }
             Some(p) => {
-                let limit = fx
-                    .to_base(p.credit_currency, p.credit_limit.get())
-                    .to_f64()
-                    .unwrap_or(0.0);
+                let limit = fx.to_base_f64(p.credit_currency, p.credit_limit);
                 (utilization(debt, limit), risk_of(p))
             }
             None => (0.0, 0.0),
