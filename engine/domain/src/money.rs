@@ -233,8 +233,6 @@ impl FxTable {
         CentAmount::clamped(sum, scale)
     }
 
-    /// The rate of `c` as mantissa and scale; an unknown currency converts to a zero of scale 0, as
-    /// [`FxTable::to_base`] does.
     /// `to_base(c, amount.get())` as `f64`, to the bit the value `Decimal::to_f64` gives: taken on integers while
     /// the product is exact and its scale small (always, with amounts and rates of this world), through the decimals
     /// otherwise. The priority score asks it for every debtor with a credit limit in another currency.
@@ -250,6 +248,8 @@ impl FxTable {
         }
     }
 
+    /// The rate of `c` as mantissa and scale; an unknown currency converts to a zero of scale 0, as
+    /// [`FxTable::to_base`] does.
     fn rate_parts(&self, c: Currency) -> (i128, u32) {
         self.rates
             .get(&c)

@@ -328,7 +328,6 @@ impl Engine {
             });
             return;
         };
-        let rule = joined(&["policy/", &policy.id]);
         let verdict = match policy.check(d, action.channel, now) {
             Verdict::Defer { until, reason }
                 if until.0 - action.created_at.0 > policy.max_defer_ms =>
@@ -345,7 +344,8 @@ impl Engine {
             channel: Some(action.channel),
             strategy: Some(action.reason.strategy.clone()),
             arm: Some(action.arm.clone()),
-            ..audit(d, now, DecisionKind::Emitted, &rule, "")
+            // The rule is the step's when the action goes out, the policy's when it is held back.
+            ..audit(d, now, DecisionKind::Emitted, "", "")
         };
         match verdict {
             Verdict::Allow { not_after } => {
@@ -373,6 +373,7 @@ impl Engine {
             }
             Verdict::Defer { until, reason } => {
                 rec.kind = DecisionKind::Deferred;
+                rec.rule = joined(&["policy/", &policy.id]);
                 rec.reason = reason.as_str().into();
                 rec.until = Some(until);
                 out.audits.push(rec);
@@ -392,9 +393,11 @@ impl Engine {
             } => {
                 rec.kind = DecisionKind::Dropped;
                 rec.reason = reason.as_str().into();
-                if beyond_horizon {
-                    rec.rule = joined(&["policy/", &policy.id, "/max_defer"]);
-                }
+                rec.rule = if beyond_horizon {
+                    joined(&["policy/", &policy.id, "/max_defer"])
+                } else {
+                    joined(&["policy/", &policy.id])
+                };
                 out.audits.push(rec);
             }
         }
