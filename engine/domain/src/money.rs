@@ -477,15 +477,17 @@ mod tests {
         out
     }
 
+    /// Rates of every shape: below a cent, above one, ten places, a unit worth dozens of dollars.
+    const WORLD_RATES: [(&str, Decimal); 4] = [
+        ("COP", dec!(0.00025)),
+        ("EUR", dec!(1.0843)),
+        ("JPY", dec!(0.0067123456)),
+        ("CLF", dec!(41.7)),
+    ];
+
     #[test]
     fn sums_to_cents_on_integers_are_the_decimal_sums_rounded() {
-        let fx = usd_with(&[
-            ("COP", dec!(0.00025)),
-            ("EUR", dec!(1.0843)),
-            ("JPY", dec!(0.0067123456)),
-            ("CLF", dec!(41.7)),
-        ])
-        .unwrap();
+        let fx = usd_with(&WORLD_RATES).unwrap();
         let (usd, cop, eur, jpy, clf) =
             (cur("USD"), cur("COP"), cur("EUR"), cur("JPY"), cur("CLF"));
         let unknown = cur("ARS");
@@ -569,14 +571,8 @@ mod tests {
     #[test]
     fn floats_in_base_are_the_decimal_products_floats_to_the_bit() {
         use rust_decimal::prelude::ToPrimitive;
-        let fx = usd_with(&[
-            ("COP", dec!(0.00025)),
-            ("EUR", dec!(1.0843)),
-            ("JPY", dec!(0.0067123456)),
-            ("CLF", dec!(41.7)),
-            ("XAU", Decimal::new(1, 27)),
-        ])
-        .unwrap();
+        let fx =
+            usd_with(&[WORLD_RATES.as_slice(), &[("XAU", Decimal::new(1, 27))]].concat()).unwrap();
         let currencies = ["USD", "COP", "EUR", "JPY", "CLF", "XAU", "ARS"].map(cur);
         let huge = Amount::from_parts(9_999_999_999_999_999, 2).unwrap();
         for a in spread().into_iter().chain([huge]) {
