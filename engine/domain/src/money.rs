@@ -179,58 +179,60 @@ impl FxTable {
         &self,
         amounts: impl IntoIterator<Item = (Currency, Amount)>,
     ) -> CentAmount {
-        let (mut sum, mut scale) = (0i128, 0u32);
+        let mut sum = ExactSum::ZERO;
         let mut amounts = amounts.into_iter();
         while let Some((c, a)) = amounts.next() {
-            // Each term as the decimal product `amount × rate` gives it: a zero product is a zero of scale 0;
-            // otherwise the product of the mantissas at the sum of the scales, exact while it fits a decimal.
-            let term = match a.parts() {
-                (0, _) => Some((0, 0)),
-                (m, s) if c == self.base => Some((i128::from(m), s)),
-                (m, s) => {
-                    let (rm, rs) = self.rate_parts(c);
-                    match i128::from(m).checked_mul(rm) {
-                        Some(0) => Some((0, 0)),
-                        Some(p) => fits_decimal(p, s + rs).then_some((p, s + rs)),
-                        None => None,
-                    }
+            if !sum.add(self.term(c, a)) {
+                // Past what the integers replicate exactly (a product or a sum beyond a decimal's 96 bits
+                // or 28 places): the rest as decimals, from the exact sum so far.
+                let mut total = sum.decimal() + self.to_base(c, a.get());
+                for (c, a) in amounts {
+                    total += self.to_base(c, a.get());
                 }
-            };
-            // Added as decimals add: a zero operand gives back the other one, scale and all; otherwise the sum
-            // takes the larger scale, the other operand raised to it (exact while it fits a decimal).
-            let next = term.and_then(|(m, s)| match (sum, m) {
-                (0, _) => Some((m, s)),
-                (_, 0) => Some((sum, scale)),
-                _ => {
-                    let to = scale.max(s);
-                    let a = sum.checked_mul(10i128.checked_pow(to - scale)?)?;
-                    let b = m.checked_mul(10i128.checked_pow(to - s)?)?;
-                    let total = a.checked_add(b)?;
-                    [a, b, total]
-                        .iter()
-                        .all(|v| fits_decimal(*v, to))
-                        .then_some((total, to))
-                }
-            });
-            match next {
-                Some(n) => (sum, scale) = n,
-                None => {
-                    // Past what the integers replicate exactly (a product or a sum beyond a decimal's 96 bits
-                    // or 28 places): the rest as decimals, from the exact sum so far.
-                    let mut total =
-                        Decimal::from_i128_with_scale(sum, scale) + self.to_base(c, a.get());
-                    for (c, a) in amounts {
-                        total += self.to_base(c, a.get());
-                    }
-                    return CentAmount::new(total.round_dp(2));
+                return CentAmount::new(total.round_dp(2));
+            }
+        }
+        sum.cents()
+    }
+
+    /// Two sums in one pass: of every amount, and of those flagged `true`; each the very value
+    /// [`FxTable::sum_to_cents`] gives for them in the same order (a debtor's outstanding and overdue totals, whose
+    /// terms are converted once).
+    pub fn sum_and_part_to_cents<I>(&self, amounts: I) -> (CentAmount, CentAmount)
+    where
+        I: IntoIterator<Item = (Currency, Amount, bool)>,
+        I::IntoIter: Clone,
+    {
+        let amounts = amounts.into_iter();
+        let (mut all, mut part) = (ExactSum::ZERO, ExactSum::ZERO);
+        for (c, a, flagged) in amounts.clone() {
+            let term = self.term(c, a);
+            if !all.add(term) || (flagged && !part.add(term)) {
+                // Beyond the integers (never with amounts and rates of this world): each sum on its own.
+                return (
+                    self.sum_to_cents(amounts.clone().map(|(c, a, _)| (c, a))),
+                    self.sum_to_cents(amounts.filter(|t| t.2).map(|(c, a, _)| (c, a))),
+                );
+            }
+        }
+        (all.cents(), part.cents())
+    }
+
+    /// `amount × rate` as the decimal product gives it, as mantissa and scale: a zero product is a zero of scale 0;
+    /// otherwise the product of the mantissas at the sum of the scales. `None` past what a decimal holds exactly.
+    fn term(&self, c: Currency, a: Amount) -> Option<(i128, u32)> {
+        match a.parts() {
+            (0, _) => Some((0, 0)),
+            (m, s) if c == self.base => Some((i128::from(m), s)),
+            (m, s) => {
+                let (rm, rs) = self.rate_parts(c);
+                match i128::from(m).checked_mul(rm) {
+                    Some(0) => Some((0, 0)),
+                    Some(p) => fits_decimal(p, s + rs).then_some((p, s + rs)),
+                    None => None,
                 }
             }
         }
-        if scale > 2 {
-            sum = round_half_even(sum, 10i128.pow(scale - 2));
-            scale = 2;
-        }
-        CentAmount::clamped(sum, scale)
     }
 
     /// `to_base(c, amount.get())` as `f64`, to the bit the value `Decimal::to_f64` gives: taken on integers while
@@ -263,6 +265,65 @@ impl FxTable {
             .map(|(c, a)| self.to_base(c, a))
             .sum::<Decimal>()
             .round_dp(2)
+    }
+}
+
+/// A sum of decimal terms kept as one mantissa and scale, exactly as decimals add: a zero operand gives back the
+/// other one, scale and all; otherwise the sum takes the larger scale, the other operand raised to it.
+#[derive(Clone, Copy)]
+struct ExactSum {
+    sum: i128,
+    scale: u32,
+}
+
+impl ExactSum {
+    const ZERO: ExactSum = ExactSum { sum: 0, scale: 0 };
+
+    /// Adds `term`; false, leaving the sum as it was, when the term is `None` or the sum would outgrow what a
+    /// decimal holds exactly.
+    fn add(&mut self, term: Option<(i128, u32)>) -> bool {
+        let Some((m, s)) = term else {
+            return false;
+        };
+        let next = match (self.sum, m) {
+            (0, _) => Some((m, s)),
+            (_, 0) => Some((self.sum, self.scale)),
+            _ => self.plus(m, s),
+        };
+        match next {
+            Some((sum, scale)) => {
+                *self = ExactSum { sum, scale };
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The sum plus a nonzero `m × 10^-s`, both raised to the larger scale; `None` past a decimal's bounds.
+    fn plus(self, m: i128, s: u32) -> Option<(i128, u32)> {
+        let to = self.scale.max(s);
+        let a = self.sum.checked_mul(10i128.checked_pow(to - self.scale)?)?;
+        let b = m.checked_mul(10i128.checked_pow(to - s)?)?;
+        let total = a.checked_add(b)?;
+        [a, b, total]
+            .iter()
+            .all(|v| fits_decimal(*v, to))
+            .then_some((total, to))
+    }
+
+    /// The exact sum so far, as a decimal.
+    fn decimal(self) -> Decimal {
+        Decimal::from_i128_with_scale(self.sum, self.scale)
+    }
+
+    /// The sum rounded to cents (banker's rounding, as `round_dp(2)`).
+    fn cents(self) -> CentAmount {
+        let (mut sum, mut scale) = (self.sum, self.scale);
+        if scale > 2 {
+            sum = round_half_even(sum, 10i128.pow(scale - 2));
+            scale = 2;
+        }
+        CentAmount::clamped(sum, scale)
     }
 }
 
@@ -516,6 +577,19 @@ mod tests {
                 ] {
                     let fast = fx.sum_to_cents(items.iter().copied());
                     let slow = by_decimals(&items);
+                    // Flag every other term (from the first or the second): the part is the flagged ones' sum.
+                    for parity in [0, 1] {
+                        let flagged = items
+                            .iter()
+                            .enumerate()
+                            .map(|(k, (c, a))| (*c, *a, k % 2 == parity));
+                        let part: Vec<_> = items.iter().copied().skip(parity).step_by(2).collect();
+                        assert_eq!(
+                            fx.sum_and_part_to_cents(flagged),
+                            (fast, fx.sum_to_cents(part.iter().copied())),
+                            "{items:?}"
+                        );
+                    }
                     assert_eq!(fast, slow, "{items:?}");
                     assert_eq!(
                         fast.get().to_string(),
@@ -550,6 +624,16 @@ mod tests {
                     .round_dp(2),
             );
             assert_eq!(tiny.sum_to_cents(items.iter().copied()), slow, "{items:?}");
+            let last = items.len() - 1;
+            let flagged = items
+                .iter()
+                .enumerate()
+                .map(|(k, (c, a))| (*c, *a, k == last));
+            assert_eq!(
+                tiny.sum_and_part_to_cents(flagged),
+                (slow, tiny.sum_to_cents(items[last..].iter().copied())),
+                "{items:?}"
+            );
         }
     }
 

@@ -312,15 +312,12 @@ impl Engine {
         let today = now.local_date(tz);
         let oldest = d.oldest_unpaid_due();
         let dpd = d.days_past_due_on(today);
-        let open = || d.obligations.iter().filter(|o| o.is_open());
-        let overdue = self.fx.sum_to_cents(
-            open()
-                .filter(|o| o.due < today)
-                .map(|o| (o.currency, o.outstanding)),
+        let (outstanding, overdue) = self.fx.sum_and_part_to_cents(
+            d.obligations
+                .iter()
+                .filter(|o| o.is_open())
+                .map(|o| (o.currency, o.outstanding, o.due < today)),
         );
-        let outstanding = self
-            .fx
-            .sum_to_cents(open().map(|o| (o.currency, o.outstanding)));
         let charged_off = d.status().charged_off;
         let dv = &mut d.derived;
         dv.outstanding_base = outstanding;
