@@ -19,6 +19,11 @@ impl Currency {
         (b.len() == 3 && b.iter().all(u8::is_ascii_uppercase)).then(|| Self([b[0], b[1], b[2]]))
     }
 
+    /// The code's three letters.
+    pub fn bytes(self) -> [u8; 3] {
+        self.0
+    }
+
     /// The code as text.
     pub fn as_str(&self) -> &str {
         // Only ever built from three ASCII upper-case letters.

@@ -135,6 +135,15 @@ pub struct FxConfig {
 pub struct FxTable {
     base: Currency,
     rates: BTreeMap<Currency, Decimal>,
+    /// The same rates as mantissa and scale, by [`currency_key`] in ascending order: what the integer paths read
+    /// for every obligation a debtor's totals convert (a binary search on integers, no decimal unpacked).
+    parts: Vec<(u32, i128, u32)>,
+}
+
+/// A currency as an integer ordered as its code.
+fn currency_key(c: Currency) -> u32 {
+    let [a, b, d] = c.bytes();
+    u32::from_be_bytes([0, a, b, d])
 }
 
 impl FxTable {
@@ -150,9 +159,14 @@ impl FxTable {
             }
         }
         rates.insert(cfg.base, Decimal::ONE);
+        let parts = rates
+            .iter()
+            .map(|(c, r)| (currency_key(*c), r.mantissa(), r.scale()))
+            .collect();
         Ok(Self {
             base: cfg.base,
             rates,
+            parts,
         })
     }
 
@@ -253,9 +267,10 @@ impl FxTable {
     /// The rate of `c` as mantissa and scale; an unknown currency converts to a zero of scale 0, as
     /// [`FxTable::to_base`] does.
     fn rate_parts(&self, c: Currency) -> (i128, u32) {
-        self.rates
-            .get(&c)
-            .map_or((0, 0), |r| (r.mantissa(), r.scale()))
+        let key = currency_key(c);
+        self.parts
+            .binary_search_by_key(&key, |p| p.0)
+            .map_or((0, 0), |i| (self.parts[i].1, self.parts[i].2))
     }
 
     /// The sum of `balances` in the base currency, rounded to cents.
@@ -302,8 +317,8 @@ impl ExactSum {
     /// The sum plus a nonzero `m × 10^-s`, both raised to the larger scale; `None` past a decimal's bounds.
     fn plus(self, m: i128, s: u32) -> Option<(i128, u32)> {
         let to = self.scale.max(s);
-        let a = self.sum.checked_mul(10i128.checked_pow(to - self.scale)?)?;
-        let b = m.checked_mul(10i128.checked_pow(to - s)?)?;
+        let a = self.sum.checked_mul(pow10(to - self.scale)?)?;
+        let b = m.checked_mul(pow10(to - s)?)?;
         let total = a.checked_add(b)?;
         [a, b, total]
             .iter()
@@ -320,7 +335,7 @@ impl ExactSum {
     fn cents(self) -> CentAmount {
         let (mut sum, mut scale) = (self.sum, self.scale);
         if scale > 2 {
-            sum = round_half_even(sum, 10i128.pow(scale - 2));
+            sum = round_half_even(sum, pow10(scale - 2).unwrap_or(i128::MAX));
             scale = 2;
         }
         CentAmount::clamped(sum, scale)
@@ -395,8 +410,26 @@ fn fits_decimal(mantissa: i128, scale: u32) -> bool {
     scale <= 28 && mantissa.unsigned_abs() < 1 << 96
 }
 
+/// Ten to the `n`, for the scales a decimal spans (0 to 28); `None` past them.
+fn pow10(n: u32) -> Option<i128> {
+    const POW10: [i128; 29] = {
+        let mut t = [1i128; 29];
+        let mut i = 1;
+        while i < 29 {
+            t[i] = t[i - 1] * 10;
+            i += 1;
+        }
+        t
+    };
+    POW10.get(n as usize).copied()
+}
+
 fn round_half_even(value: i128, unit: i128) -> i128 {
-    let (q, r) = (value / unit, value % unit);
+    // Nearly always both fit 64 bits, where one machine division gives both (128 bits take two library calls).
+    let (q, r) = match (i64::try_from(value), i64::try_from(unit)) {
+        (Ok(v), Ok(u)) if u > 0 => (i128::from(v / u), i128::from(v % u)),
+        _ => (value / unit, value % unit),
+    };
     let twice = 2 * r.abs();
     let away = twice > unit || (twice == unit && q % 2 != 0);
     if !away {
@@ -635,6 +668,25 @@ mod tests {
                 "{items:?}"
             );
         }
+    }
+
+    #[test]
+    fn rounding_to_cents_is_the_decimals_round_dp_on_either_width() {
+        let big = i128::from(i64::MAX) * 1000;
+        for value in (-2_050i128..=2_050).chain([big + 5, -big - 5, big + 15, i128::from(i64::MIN)])
+        {
+            for scale in 3..=6u32 {
+                let unit = pow10(scale - 2).unwrap();
+                let by_decimal = Decimal::from_i128_with_scale(value, scale).round_dp(2);
+                assert_eq!(
+                    Decimal::from_i128_with_scale(round_half_even(value, unit), 2),
+                    by_decimal,
+                    "{value} at scale {scale}"
+                );
+            }
+        }
+        assert_eq!(pow10(28), Some(10i128.pow(28)));
+        assert_eq!(pow10(29), None);
     }
 
     #[test]
