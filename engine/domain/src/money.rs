@@ -134,10 +134,9 @@ pub struct FxConfig {
 #[derive(Clone, Debug)]
 pub struct FxTable {
     base: Currency,
-    rates: BTreeMap<Currency, Decimal>,
-    /// The same rates as mantissa and scale, by [`currency_key`] in ascending order: what the integer paths read
-    /// for every obligation a debtor's totals convert (a binary search on integers, no decimal unpacked).
-    parts: Vec<(u32, i128, u32)>,
+    /// Every rate, the base currency's (1) included, by [`currency_key`] in ascending order: a binary search on
+    /// integers for every obligation a debtor's totals convert.
+    rates: Vec<(u32, Decimal)>,
 }
 
 /// A currency as an integer ordered as its code.
@@ -159,14 +158,14 @@ impl FxTable {
             }
         }
         rates.insert(cfg.base, Decimal::ONE);
-        let parts = rates
-            .iter()
-            .map(|(c, r)| (currency_key(*c), r.mantissa(), r.scale()))
+        // The map's order by code is the keys' order.
+        let rates = rates
+            .into_iter()
+            .map(|(c, r)| (currency_key(c), r))
             .collect();
         Ok(Self {
             base: cfg.base,
             rates,
-            parts,
         })
     }
 
@@ -177,12 +176,21 @@ impl FxTable {
 
     /// Whether a rate is known for `c`.
     pub fn knows(&self, c: Currency) -> bool {
-        self.rates.contains_key(&c)
+        self.rate(c).is_some()
     }
 
     /// `amount` of `c` in the base currency; unknown currencies convert to zero (callers validate first).
     pub fn to_base(&self, c: Currency, amount: Decimal) -> Decimal {
-        self.rates.get(&c).map(|r| amount * r).unwrap_or_default()
+        self.rate(c).map(|r| amount * r).unwrap_or_default()
+    }
+
+    /// The rate of `c`, if known.
+    fn rate(&self, c: Currency) -> Option<Decimal> {
+        let key = currency_key(c);
+        self.rates
+            .binary_search_by_key(&key, |r| r.0)
+            .ok()
+            .map(|i| self.rates[i].1)
     }
 
     /// The sum in the base currency of `amounts`, rounded to cents: the very value and scale of summing their
@@ -267,10 +275,7 @@ impl FxTable {
     /// The rate of `c` as mantissa and scale; an unknown currency converts to a zero of scale 0, as
     /// [`FxTable::to_base`] does.
     fn rate_parts(&self, c: Currency) -> (i128, u32) {
-        let key = currency_key(c);
-        self.parts
-            .binary_search_by_key(&key, |p| p.0)
-            .map_or((0, 0), |i| (self.parts[i].1, self.parts[i].2))
+        self.rate(c).map_or((0, 0), |r| (r.mantissa(), r.scale()))
     }
 
     /// The sum of `balances` in the base currency, rounded to cents.
