@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use compact_str::CompactString;
 use mora_domain::event::{
     CustomerType, DebtorFlags, DisputeOutcome, Envelope, EventKind, Installment, ObligationOpened,
-    Profile,
+    Outcome, Profile,
 };
 use mora_domain::ids::{Channel, ChannelSet, Currency};
 use mora_domain::time::Ts;
@@ -18,21 +18,27 @@ use crate::codec;
 use crate::error::DecodeError;
 use crate::registry::Family;
 
-/// Symbols of the `Channel` enum, in schema order.
-const CHANNELS: [&str; 7] = [
-    "DIALER", "SMS", "WHATSAPP", "EMAIL", "LETTER", "AGENCY", "LEGAL",
+/// The `Channel` enum's symbols in schema order, with the channel each names (read by index, no text compared).
+const CHANNELS: [(Channel, &str); 7] = [
+    (Channel::Dialer, "DIALER"),
+    (Channel::Sms, "SMS"),
+    (Channel::Whatsapp, "WHATSAPP"),
+    (Channel::Email, "EMAIL"),
+    (Channel::Letter, "LETTER"),
+    (Channel::Agency, "AGENCY"),
+    (Channel::Legal, "LEGAL"),
 ];
-/// Symbols of the `Outcome` enum, in schema order.
-const OUTCOMES: [&str; 9] = [
-    "DELIVERED",
-    "FAILED",
-    "READ",
-    "REPLIED",
-    "ANSWERED",
-    "RIGHT_PARTY_CONTACT",
-    "NO_ANSWER",
-    "WRONG_NUMBER",
-    "OPT_OUT",
+/// The `Outcome` enum's symbols in schema order, with the outcome each names.
+const OUTCOMES: [(Outcome, &str); 9] = [
+    (Outcome::Delivered, "DELIVERED"),
+    (Outcome::Failed, "FAILED"),
+    (Outcome::Read, "READ"),
+    (Outcome::Replied, "REPLIED"),
+    (Outcome::Answered, "ANSWERED"),
+    (Outcome::RightPartyContact, "RIGHT_PARTY_CONTACT"),
+    (Outcome::NoAnswer, "NO_ANSWER"),
+    (Outcome::WrongNumber, "WRONG_NUMBER"),
+    (Outcome::OptOut, "OPT_OUT"),
 ];
 /// Branches of each family's payload union in the current schemas.
 const BRANCH_COUNT: [(Family, u64); 6] = [
@@ -133,20 +139,22 @@ impl<'a> Body<'a> {
         self.present()?.then(|| self.string()).transpose()
     }
 
-    fn symbol(&mut self, symbols: &'static [&'static str]) -> Result<&'static str, DecodeError> {
+    fn symbol<T: Copy>(&mut self, symbols: &[(T, &str)]) -> Result<T, DecodeError> {
         let i = self.int()?;
         usize::try_from(i)
             .ok()
-            .and_then(|i| symbols.get(i).copied())
+            .and_then(|i| symbols.get(i))
+            .map(|(v, _)| *v)
             .ok_or_else(|| DecodeError::Malformed(format!("enum index {i} out of range")))
     }
 
-    fn channel(&mut self, field: &'static str) -> Result<Channel, DecodeError> {
-        codec::channel_of(self.symbol(&CHANNELS)?, field)
-    }
-
+    /// A currency code, read from its bytes: three upper-case ASCII letters are valid UTF-8 without a check.
     fn currency(&mut self, field: &'static str) -> Result<Currency, DecodeError> {
-        codec::currency_of(self.str()?, field)
+        let raw = self.raw()?;
+        Currency::from_bytes(raw).ok_or_else(|| DecodeError::Invalid {
+            field,
+            reason: format!("`{}` is not an ISO 4217 code", String::from_utf8_lossy(raw)),
+        })
     }
 
     fn money(&mut self, field: &'static str) -> Result<Decimal, DecodeError> {
@@ -227,7 +235,7 @@ fn payload(family: Family, branch: i64, b: &mut Body<'_>) -> Result<EventKind, D
     Ok(match (family, branch) {
         (Family::Account, 0) => EventKind::DebtorUpserted(profile(b)?),
         (Family::Account, 1) => EventKind::ConsentChanged {
-            channel: b.channel("channel")?,
+            channel: b.symbol(&CHANNELS)?,
             granted: b.boolean()?,
         },
         (Family::Account, 2) => EventKind::ChargedOff {
@@ -291,11 +299,11 @@ fn payload(family: Family, branch: i64, b: &mut Body<'_>) -> Result<EventKind, D
         },
         (Family::Dispute, 1) => {
             let dispute_id = b.id("dispute_id")?;
-            let outcome = match b.symbol(&["UPHELD", "REJECTED", "WITHDRAWN"])? {
-                "UPHELD" => DisputeOutcome::Upheld,
-                "REJECTED" => DisputeOutcome::Rejected,
-                _ => DisputeOutcome::Withdrawn,
-            };
+            let outcome = b.symbol(&[
+                (DisputeOutcome::Upheld, "UPHELD"),
+                (DisputeOutcome::Rejected, "REJECTED"),
+                (DisputeOutcome::Withdrawn, "WITHDRAWN"),
+            ])?;
             EventKind::DisputeResolved {
                 dispute_id,
                 outcome,
@@ -303,8 +311,8 @@ fn payload(family: Family, branch: i64, b: &mut Body<'_>) -> Result<EventKind, D
         }
         (Family::ContactOutcome, 0) => {
             let action_id = b.id("action_id")?;
-            let channel = b.channel("channel")?;
-            let outcome = codec::outcome_of(b.symbol(&OUTCOMES)?)?;
+            let channel = b.symbol(&CHANNELS)?;
+            let outcome = b.symbol(&OUTCOMES)?;
             EventKind::ContactOutcome {
                 action_id,
                 channel,
@@ -320,20 +328,17 @@ fn profile(b: &mut Body<'_>) -> Result<Profile, DecodeError> {
     let region = b.opt_string()?;
     let time_zone = codec::time_zone_of(b.str()?)?;
     let zone = b.string()?;
-    let customer_type = match b.symbol(&["INDIVIDUAL", "SMALL_BUSINESS", "CORPORATE"])? {
-        "INDIVIDUAL" => CustomerType::Individual,
-        "SMALL_BUSINESS" => CustomerType::SmallBusiness,
-        _ => CustomerType::Corporate,
-    };
+    let customer_type = b.symbol(&[
+        (CustomerType::Individual, "INDIVIDUAL"),
+        (CustomerType::SmallBusiness, "SMALL_BUSINESS"),
+        (CustomerType::Corporate, "CORPORATE"),
+    ])?;
     let credit_limit = codec::bounded(b.money("credit_limit")?, "credit_limit")?;
     let credit_currency = b.currency("credit_currency")?;
     let risk_score = codec::risk_score_of(b.int()?)?;
-    let preferred_channel = b
-        .present()?
-        .then(|| b.channel("preferred_channel"))
-        .transpose()?;
+    let preferred_channel = b.present()?.then(|| b.symbol(&CHANNELS)).transpose()?;
     let consent = b
-        .array(|b| b.channel("consent"))?
+        .array(|b| b.symbol(&CHANNELS))?
         .into_iter()
         .collect::<ChannelSet>();
     let flags = DebtorFlags {

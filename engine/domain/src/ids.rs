@@ -15,8 +15,15 @@ pub struct Currency([u8; 3]);
 impl Currency {
     /// Parses a three-letter upper-case ISO 4217 code.
     pub fn parse(code: &str) -> Option<Self> {
-        let b = code.as_bytes();
-        (b.len() == 3 && b.iter().all(u8::is_ascii_uppercase)).then(|| Self([b[0], b[1], b[2]]))
+        Self::from_bytes(code.as_bytes())
+    }
+
+    /// Parses a code from its bytes (three ASCII upper-case letters; anything else, UTF-8 or not, is refused).
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        match *b {
+            [x, y, z] if b.iter().all(u8::is_ascii_uppercase) => Some(Self([x, y, z])),
+            _ => None,
+        }
     }
 
     /// The code's three letters.
