@@ -2,7 +2,7 @@
 //! decision the worker applies. Counters are summed over a window at query time and merged across partitions; rates
 //! are computed from the sums (see [`KpiCounts::rates`]), so they are exact for the whole portfolio.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use mora_domain::action::{Action, AuditRecord, DecisionKind};
 use mora_domain::debtor::Debtor;
@@ -223,11 +223,54 @@ const NEW: u8 = u8::MAX;
 /// One partition's daily counters.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Kpis {
-    days: BTreeMap<i64, BTreeMap<Dim, KpiCounts>>,
+    /// Days since the epoch and their counters, in day order (counts nearly always go to the last one).
+    days: VecDeque<(i64, DayCounts)>,
     /// Days counted into since the last [`Kpis::take_dirty`] (what the next state flush writes).
     dirty: BTreeSet<i64>,
     /// The day last marked in `dirty` (nearly every count goes to the same day as the one before).
     last_dirty: Option<i64>,
+}
+
+/// One day's counters, each dimension's at a fixed place (the whole partition first, then segments and arms
+/// interleaved: segment `s` at `1 + 2s`, arm `a` at `2 + 2a`), so that a count reaches its counters without a search.
+/// Places of dimensions never counted into hold nothing.
+#[derive(Clone, Debug, Default)]
+struct DayCounts(Vec<Option<Box<KpiCounts>>>);
+
+impl DayCounts {
+    fn place(dim: Dim) -> usize {
+        match dim {
+            Dim::All => 0,
+            Dim::Segment(s) => 1 + 2 * usize::from(s),
+            Dim::Arm(a) => 2 + 2 * usize::from(a),
+        }
+    }
+
+    fn dim_at(place: usize) -> Dim {
+        match place {
+            0 => Dim::All,
+            p if p % 2 == 1 => Dim::Segment(((p - 1) / 2) as u16),
+            p => Dim::Arm(((p - 2) / 2) as u16),
+        }
+    }
+
+    /// `dim`'s counters, created empty if it has none yet.
+    fn counts(&mut self, dim: Dim) -> &mut KpiCounts {
+        let place = Self::place(dim);
+        if self.0.len() <= place {
+            self.0.resize_with(place + 1, || None);
+        }
+        self.0[place].get_or_insert_with(Box::default)
+    }
+
+    /// The dimensions counted into, in [`Dim`]'s order within each kind (the whole partition, segments, arms
+    /// interleaved: callers collect them into ordered maps).
+    fn iter(&self) -> impl Iterator<Item = (Dim, &KpiCounts)> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(place, c)| Some((Self::dim_at(place), c.as_deref()?)))
+    }
 }
 
 /// One day's counters keyed by dimension label (see [`dim_label`]): the form they are stored and exchanged in, which
@@ -264,17 +307,38 @@ fn dims(d: &Debtor) -> [Dim; 3] {
 }
 
 impl Kpis {
-    fn day(&mut self, now: Ts) -> &mut BTreeMap<Dim, KpiCounts> {
+    fn day(&mut self, now: Ts) -> &mut DayCounts {
         let day = now.0.div_euclid(DAY_MS);
         if self.days.len() as i64 > RETENTION_DAYS {
             let keep_from = day - RETENTION_DAYS;
-            self.days.retain(|d, _| *d >= keep_from);
+            self.days.retain(|(d, _)| *d >= keep_from);
         }
         if self.last_dirty != Some(day) {
             self.dirty.insert(day);
             self.last_dirty = Some(day);
         }
-        self.days.entry(day).or_default()
+        self.slot(day)
+    }
+
+    /// `day`'s counters, created empty in their place if the day has none yet.
+    fn slot(&mut self, day: i64) -> &mut DayCounts {
+        let place = match self.days.back() {
+            Some((last, _)) if *last == day => self.days.len() - 1,
+            _ => match self.days.binary_search_by_key(&day, |(d, _)| *d) {
+                Ok(place) => place,
+                Err(place) => {
+                    self.days.insert(place, (day, DayCounts::default()));
+                    place
+                }
+            },
+        };
+        &mut self.days[place].1
+    }
+
+    /// `day`'s counters, if it has any.
+    fn get(&self, day: i64) -> Option<&DayCounts> {
+        let place = self.days.binary_search_by_key(&day, |(d, _)| *d).ok()?;
+        Some(&self.days[place].1)
     }
 
     /// The days counted into since the last call, with their whole counters, labelled with `engine`'s names.
@@ -283,8 +347,8 @@ impl Kpis {
         std::mem::take(&mut self.dirty)
             .into_iter()
             .filter_map(|day| {
-                let dims = self.days.get(&day)?;
-                Some((day, label_dims(engine, dims)))
+                let dims = self.get(day)?;
+                Some((day, label_each(engine, dims.iter())))
             })
             .collect()
     }
@@ -302,10 +366,10 @@ impl Kpis {
             if day < today - RETENTION_DAYS {
                 continue;
             }
-            let slot = self.days.entry(day).or_default();
+            let slot = self.slot(day);
             for (label, c) in labelled {
                 match dim_of_label(engine, &label) {
-                    Some(dim) => slot.entry(dim).or_default().add(&c),
+                    Some(dim) => slot.counts(dim).add(&c),
                     None => dropped += 1,
                 }
             }
@@ -320,7 +384,7 @@ impl Kpis {
     fn each_in(&mut self, now: Ts, dims: [Dim; 3], f: impl Fn(&mut KpiCounts)) {
         let day = self.day(now);
         for dim in dims {
-            f(day.entry(dim).or_default());
+            f(day.counts(dim));
         }
     }
 
@@ -394,9 +458,10 @@ impl Kpis {
     ) -> BTreeMap<Dim, KpiCounts> {
         let today = now.0.div_euclid(DAY_MS);
         let mut out = populations(debtors);
-        for (_, per_dim) in self.days.range(today - days + 1..=today) {
-            for (dim, c) in per_dim {
-                out.entry(*dim).or_default().add(c);
+        let window = today - days + 1..=today;
+        for (_, per_dim) in self.days.iter().filter(|(d, _)| window.contains(d)) {
+            for (dim, c) in per_dim.iter() {
+                out.entry(dim).or_default().add(c);
             }
         }
         out
@@ -424,9 +489,16 @@ pub(crate) fn populations<'a>(
 
 /// Counters keyed by dimension label.
 pub fn label_dims(engine: &Engine, dims: &BTreeMap<Dim, KpiCounts>) -> LabelledDay {
+    label_each(engine, dims.iter().map(|(dim, c)| (*dim, c)))
+}
+
+fn label_each<'a>(
+    engine: &Engine,
+    dims: impl Iterator<Item = (Dim, &'a KpiCounts)>,
+) -> LabelledDay {
     let mut out = LabelledDay::new();
     for (dim, c) in dims {
-        out.entry(dim_label(engine, *dim)).or_default().add(c);
+        out.entry(dim_label(engine, dim)).or_default().add(c);
     }
     out
 }
@@ -492,6 +564,69 @@ mod tests {
     use mora_domain::testkit;
 
     #[test]
+    fn each_dimension_has_its_own_place_and_only_those_counted_into_are_listed() {
+        let dims = [
+            Dim::All,
+            Dim::Segment(0),
+            Dim::Segment(1),
+            Dim::Segment(7),
+            Dim::Segment(u16::MAX),
+            Dim::Arm(0),
+            Dim::Arm(1),
+            Dim::Arm(7),
+            Dim::Arm(u16::MAX),
+        ];
+        let places: BTreeSet<usize> = dims.iter().map(|d| DayCounts::place(*d)).collect();
+        assert_eq!(places.len(), dims.len(), "no two dimensions share a place");
+        for dim in dims {
+            assert_eq!(DayCounts::dim_at(DayCounts::place(dim)), dim);
+        }
+        let mut day = DayCounts::default();
+        for (n, dim) in [Dim::Arm(2), Dim::Segment(3), Dim::All, Dim::Arm(2)]
+            .into_iter()
+            .enumerate()
+        {
+            day.counts(dim).cures += n as u64 + 1;
+        }
+        let listed: BTreeMap<Dim, u64> = day.iter().map(|(d, c)| (d, c.cures)).collect();
+        assert_eq!(
+            listed,
+            BTreeMap::from([(Dim::All, 3), (Dim::Segment(3), 2), (Dim::Arm(2), 5)])
+        );
+    }
+
+    #[test]
+    fn days_loaded_out_of_order_are_kept_in_day_order_and_windowed_by_day() {
+        let engine = testkit::engine();
+        let labelled = |cures: u64| {
+            LabelledDay::from([(
+                "all".to_string(),
+                KpiCounts {
+                    cures,
+                    ..KpiCounts::default()
+                },
+            )])
+        };
+        let mut k = Kpis::default();
+        let loaded = [(20_005, 5), (20_001, 1), (20_003, 3), (19_000, 100)];
+        k.load(&engine, 20_005, loaded.map(|(d, n)| (d, labelled(n))));
+        let days: Vec<i64> = k.days.iter().map(|(d, _)| *d).collect();
+        assert_eq!(
+            days,
+            [20_001, 20_003, 20_005],
+            "in order, the day past retention dropped"
+        );
+        let d = Debtor::new("D-1".into());
+        k.each(Ts(20_002 * DAY_MS), &d, |c| c.cures += 10);
+        let window = |k: &Kpis, today: i64, days: i64| {
+            k.window(Ts(today * DAY_MS), days, std::iter::empty())[&Dim::All].cures
+        };
+        assert_eq!(window(&k, 20_005, 3), 8);
+        assert_eq!(window(&k, 20_003, 2), 13);
+        assert_eq!(window(&k, 20_005, 90), 19);
+    }
+
+    #[test]
     fn every_day_counted_into_since_the_last_take_is_taken_once() {
         let engine = testkit::engine();
         let d = Debtor::new("D-1".into());
@@ -513,7 +648,11 @@ mod tests {
         k.each(day(20_001), &d, |c| c.cures += 1);
         k.each(day(20_000), &d, |c| c.cures += 1);
         assert_eq!(taken(&mut k), [20_000, 20_001]);
-        assert_eq!(k.days[&20_000][&Dim::All].cures, 4);
-        assert_eq!(k.days[&20_001][&Dim::All].cures, 1);
+        let cures = |k: &Kpis, day: i64| {
+            let counts = k.get(day).map(|d| d.iter().collect::<BTreeMap<_, _>>());
+            counts.and_then(|c| Some(c.get(&Dim::All)?.cures))
+        };
+        assert_eq!(cures(&k, 20_000), Some(4));
+        assert_eq!(cures(&k, 20_001), Some(1));
     }
 }
