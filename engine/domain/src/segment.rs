@@ -1,5 +1,6 @@
 //! Segmentation: ordered rules, the first that matches names the debtor's segment.
 
+use compact_str::CompactString;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +70,8 @@ struct Compiled {
 #[derive(Clone, Debug)]
 pub struct Segmentation {
     names: Vec<String>,
+    /// `segment:<name>` for each name, as reclassification records write it.
+    labels: Vec<CompactString>,
     default: u16,
     rules: Vec<Compiled>,
 }
@@ -149,11 +152,21 @@ impl Segmentation {
                 rule: r.clone(),
             });
         }
+        let labels = names
+            .iter()
+            .map(|n| compact_str::format_compact!("segment:{n}"))
+            .collect();
         Ok(Self {
             names,
+            labels,
             default,
             rules,
         })
+    }
+
+    /// `segment:<name>` of segment `i`, as reclassification records write it.
+    pub fn label(&self, i: u16) -> Option<&CompactString> {
+        self.labels.get(usize::from(i))
     }
 
     /// Segment names; a debtor's `derived.segment` indexes this.

@@ -39,8 +39,31 @@ impl Stage {
         }
     }
 
+    /// `stage:<name>`, as reclassification records write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Preventive => "stage:preventive",
+            Stage::Administrative => "stage:administrative",
+            Stage::Extrajudicial => "stage:extrajudicial",
+            Stage::Judicial => "stage:judicial",
+        }
+    }
+
     /// Parses a stage name.
     pub fn parse(s: &str) -> Option<Stage> {
         Stage::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stage;
+
+    #[test]
+    fn a_label_is_the_name_tagged_and_names_parse_back() {
+        for s in Stage::ALL {
+            assert_eq!(s.label(), format!("stage:{}", s.as_str()));
+            assert_eq!(Stage::parse(s.as_str()), Some(s));
+        }
     }
 }

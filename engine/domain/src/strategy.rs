@@ -135,6 +135,8 @@ pub struct Step {
     /// What the day offset counts from.
     pub from: AnchorKind,
     at: NaiveTime,
+    /// `strategy/<strategy id>/<step id>`, the rule its decisions name.
+    pub rule: CompactString,
 }
 
 /// A compiled event-driven step.
@@ -233,6 +235,7 @@ impl Strategy {
             let at = NaiveTime::parse_from_str(&s.at, "%H:%M")
                 .map_err(|_| ConfigError::invalid(f("at"), format!("`{}` is not HH:MM", s.at)))?;
             steps.push(Step {
+                rule: compact_str::format_compact!("strategy/{}/{}", cfg.id, s.id),
                 id: s.id.as_str().into(),
                 channel: s.channel,
                 template: s.template.as_str().into(),

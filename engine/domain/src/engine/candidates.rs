@@ -238,10 +238,9 @@ impl Engine {
             None
         };
         if let Some(reason) = suppressed {
-            let rule = joined(&["strategy/", &s.id, "/", &step.id]);
             out.audits.push(AuditRecord {
                 channel: Some(step.channel),
-                ..audit(d, now, DecisionKind::Suppressed, &rule, reason)
+                ..audit(d, now, DecisionKind::Suppressed, &step.rule, reason)
             });
             return steps.next;
         }
@@ -304,7 +303,18 @@ impl Engine {
 
     /// Passes an action through the compliance guard: the only way out of the engine.
     pub(super) fn route(&self, d: &mut Debtor, mut action: Action, now: Ts, out: &mut Decisions) {
-        let rule_for = |a: &Action| joined(&["strategy/", &a.reason.strategy, "/", &a.reason.step]);
+        // The step's rule as compiled when the action comes from the strategy in force (nearly always), built
+        // from the action's reason otherwise (an event-driven step, or a strategy since left).
+        let rule_for = |d: &Debtor, a: &Action| {
+            self.strategies
+                .get(d.cursor.strategy)
+                .filter(|s| s.id == a.reason.strategy)
+                .and_then(|s| s.steps.iter().find(|step| step.id == a.reason.step))
+                .map_or_else(
+                    || joined(&["strategy/", &a.reason.strategy, "/", &a.reason.step]),
+                    |step| step.rule.clone(),
+                )
+        };
         let policy = d
             .profile
             .as_ref()
@@ -366,14 +376,14 @@ impl Engine {
                 if action.channel.is_direct_contact() {
                     cold.status.pending_replies = 0;
                 }
-                rec.rule = rule_for(&action);
+                rec.rule = rule_for(d, &action);
                 rec.reason = CompactString::const_new("allowed");
                 out.audits.push(rec);
                 out.actions.push(action);
             }
             Verdict::Defer { until, reason } => {
                 rec.kind = DecisionKind::Deferred;
-                rec.rule = joined(&["policy/", &policy.id]);
+                rec.rule = policy.rule.clone();
                 rec.reason = reason.as_str().into();
                 rec.until = Some(until);
                 out.audits.push(rec);
@@ -394,9 +404,9 @@ impl Engine {
                 rec.kind = DecisionKind::Dropped;
                 rec.reason = reason.as_str().into();
                 rec.rule = if beyond_horizon {
-                    joined(&["policy/", &policy.id, "/max_defer"])
+                    policy.rule_beyond_horizon.clone()
                 } else {
-                    joined(&["policy/", &policy.id])
+                    policy.rule.clone()
                 };
                 out.audits.push(rec);
             }

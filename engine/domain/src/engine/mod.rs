@@ -23,7 +23,7 @@ mod candidates;
 mod text;
 
 use candidates::{Candidate, cancel_pending, settle_promises, thank_for_payment};
-use text::joined;
+use compact_str::CompactString;
 
 /// The engine's decision configuration (policies and holiday calendars come from their own files).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -333,14 +333,8 @@ impl Engine {
             dv.stage_entered = Some(today);
             if !first {
                 out.audits.push(AuditRecord {
-                    previous: Some(joined(&["stage:", dv.stage.as_str()])),
-                    ..audit(
-                        d,
-                        now,
-                        DecisionKind::Reclassified,
-                        "aging",
-                        &joined(&["stage:", stage.as_str()]),
-                    )
+                    previous: Some(CompactString::const_new(dv.stage.label())),
+                    ..audit(d, now, DecisionKind::Reclassified, "aging", stage.label())
                 });
             }
             d.derived.stage = stage;
@@ -359,16 +353,15 @@ impl Engine {
         }
         let segment = self.segmentation.classify(d);
         if segment != d.derived.segment && !first {
-            let names = self.segmentation.names();
-            let before = names.get(usize::from(d.derived.segment));
+            let label = |i| self.segmentation.label(i).map_or("", CompactString::as_str);
             out.audits.push(AuditRecord {
-                previous: before.map(|n| joined(&["segment:", n])),
+                previous: self.segmentation.label(d.derived.segment).cloned(),
                 ..audit(
                     d,
                     now,
                     DecisionKind::Reclassified,
                     "segmentation",
-                    &joined(&["segment:", &names[segment as usize]]),
+                    label(segment),
                 )
             });
         }

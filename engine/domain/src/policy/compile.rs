@@ -56,6 +56,10 @@ pub struct Policy {
     pub(crate) consent_mode: ConsentMode,
     pub(crate) consent_channels: ChannelSet,
     pub(crate) holds: BTreeSet<HoldKind>,
+    /// The rule its decisions name (`policy/<id>`), and the one of a deferral past the horizon
+    /// (`policy/<id>/max_defer`): written once here instead of for every record.
+    pub(crate) rule: CompactString,
+    pub(crate) rule_beyond_horizon: CompactString,
 }
 
 fn ms(d: std::time::Duration) -> i64 {
@@ -479,6 +483,8 @@ fn compile_one(
             (None, false) => ConsentConfig::default().channels.into_iter().collect(),
         },
         holds: p.holds.iter().copied().collect(),
+        rule: compact_str::format_compact!("policy/{}", p.id),
+        rule_beyond_horizon: compact_str::format_compact!("policy/{}/max_defer", p.id),
     })
 }
 
@@ -498,6 +504,8 @@ fn merge(parent: Policy, overlay: Policy) -> Policy {
     };
     Policy {
         id: overlay.id,
+        rule: overlay.rule,
+        rule_beyond_horizon: overlay.rule_beyond_horizon,
         window_channels: union(parent.window_channels, overlay.window_channels),
         blocked_day_channels: union(parent.blocked_day_channels, overlay.blocked_day_channels),
         windows,
