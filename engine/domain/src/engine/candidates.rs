@@ -20,6 +20,16 @@ use rust_decimal::Decimal;
 use super::text::{joined, tagged};
 use super::{Decisions, Engine, audit};
 
+/// Whether an action's copy of the debtor's figures (amounts, days past due, stage, segment, priority) was taken in
+/// the decision routing it, or earlier (a deferred action released).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Figures {
+    /// Built from the debtor as it is now.
+    Current,
+    /// Built at an earlier decision: refreshed before it goes out.
+    Stale,
+}
+
 /// An action the strategy wants, before the guard has seen it.
 pub(super) struct Candidate {
     pub(super) arm: CompactString,
@@ -64,7 +74,7 @@ impl Engine {
             live = rest;
             let Some(latest) = group.pop() else { continue };
             if group.is_empty() {
-                self.route(d, latest, now, out);
+                self.route(d, latest, Figures::Stale, now, out);
                 continue;
             }
             match self
@@ -97,7 +107,7 @@ impl Engine {
                             .pending
                             .push(PendingAction { release, action: a });
                     }
-                    self.route(d, now_one, now, out);
+                    self.route(d, now_one, Figures::Stale, now, out);
                 }
                 _ => {
                     for a in group {
@@ -112,7 +122,7 @@ impl Engine {
                             ),
                         ));
                     }
-                    self.route(d, latest, now, out);
+                    self.route(d, latest, Figures::Stale, now, out);
                 }
             }
         }
@@ -181,7 +191,7 @@ impl Engine {
                 });
                 continue;
             }
-            self.route(d, action, now, out);
+            self.route(d, action, Figures::Current, now, out);
         }
     }
 
@@ -301,8 +311,16 @@ impl Engine {
         a.priority = d.derived.priority;
     }
 
-    /// Passes an action through the compliance guard: the only way out of the engine.
-    pub(super) fn route(&self, d: &mut Debtor, mut action: Action, now: Ts, out: &mut Decisions) {
+    /// Passes an action through the compliance guard: the only way out of the engine. An action that goes out
+    /// carries the debtor's figures as they are now: refreshed unless it was built from them in this decision.
+    pub(super) fn route(
+        &self,
+        d: &mut Debtor,
+        mut action: Action,
+        figures: Figures,
+        now: Ts,
+        out: &mut Decisions,
+    ) {
         // The step's rule as compiled when the action comes from the strategy in force (nearly always), built
         // from the action's reason otherwise (an event-driven step, or a strategy since left).
         let rule_for = |d: &Debtor, a: &Action| {
@@ -359,7 +377,17 @@ impl Engine {
         };
         match verdict {
             Verdict::Allow { not_after } => {
-                self.refresh(d, &mut action);
+                match figures {
+                    Figures::Stale => self.refresh(d, &mut action),
+                    Figures::Current => debug_assert!(
+                        {
+                            let mut refreshed = action.clone();
+                            self.refresh(d, &mut refreshed);
+                            refreshed == action
+                        },
+                        "an action built in this decision already has the debtor's figures"
+                    ),
+                }
                 action.jurisdiction = policy.id.as_str().into();
                 action.not_before = now;
                 action.not_after = (not_after != Ts::MAX).then_some(not_after);
