@@ -206,13 +206,11 @@ impl Durable {
                 audits: std::mem::take(&mut s.ledger.audits),
                 ..PartitionFlush::default()
             };
-            for (d, before) in s.worker.take_changed() {
-                if self.settings.membership_views {
-                    f.add(engine, d, before)?;
-                } else {
-                    f.add_row(d)?;
-                }
-            }
+            f.add_changed(
+                engine,
+                s.worker.take_changed(),
+                self.settings.membership_views,
+            )?;
             if self.settings.sweep {
                 let changed = f.rows.len();
                 f.add_sweep(s.worker, &mut s.ledger.sweep, changed)?;

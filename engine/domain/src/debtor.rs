@@ -244,6 +244,30 @@ impl Debtor {
         })
     }
 
+    /// A word from the debtor's last obligation, on the heap when it has more than one (zero otherwise), for a
+    /// caller that walks many debtors' obligations: see [`Debtor::touch`].
+    pub fn touch_obligations(&self) -> u64 {
+        (self.obligations.len() > 1)
+            .then(|| self.obligations.last())
+            .flatten()
+            .map_or(0, |o| o.id.len() as u64)
+    }
+
+    /// Like [`Debtor::touch_cold`], one level further again, for a caller that reads all of a debtor (encoding its
+    /// state): the last obligation (on the heap when the debtor has more than one) and the last element of each
+    /// cold vector that may span more cache lines than its header's. Call it after `touch_cold` on the same
+    /// debtors.
+    pub fn touch_far(&self) -> u64 {
+        self.touch_obligations()
+            ^ self.cold.as_deref().map_or(0, |c| {
+                c.payments.last().map_or(0, |p| p.id.len() as u64)
+                    ^ c.promises.last().map_or(0, |p| p.id.len() as u64)
+                    ^ c.contacts.last().map_or(0, |m| m.at.0 as u64)
+                    ^ c.pending.last().map_or(0, |p| p.release.0 as u64)
+                    ^ c.issued.last().copied().unwrap_or(0)
+            })
+    }
+
     /// Frees the cold part once everything in it is empty again, and otherwise the spare room its vectors were
     /// left with (the engine calls it after each event and timer, for the debtor it decided on). Nothing to do
     /// unless a cold part was handed out to change on this thread since the last call: most events and timers

@@ -388,6 +388,12 @@ impl CentAmount {
     pub fn get(self) -> Decimal {
         Decimal::new(self.0 >> 2, (self.0 & 3) as u32)
     }
+
+    /// The decimal it holds as its mantissa and scale (0, 1 or 2): what [`CentAmount::get`] is made of, for sums
+    /// kept in integers.
+    pub fn parts(self) -> (i64, u32) {
+        (self.0 >> 2, (self.0 & 3) as u32)
+    }
 }
 
 /// `mantissa × 10^-scale` (scale at most 18) as `f64` by the steps of `rust_decimal`'s conversion, so a score

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use mora_domain::money::CentAmount;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,44 @@ impl Tally {
     fn merge(&mut self, o: &Tally) {
         self.count += o.count;
         self.amount += o.amount;
+    }
+}
+
+/// A [`Tally`] being counted: amounts at cents summed as integers (a decimal addition per debtor was most of a
+/// portfolio's walk), giving at the end the very decimal the additions would have (the largest scale added,
+/// exactly).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CentSum {
+    count: u64,
+    cents: i128,
+    scale: u32,
+}
+
+impl CentSum {
+    /// Counts a debtor owing `amount`.
+    pub(crate) fn add(&mut self, amount: CentAmount) {
+        self.count += 1;
+        self.add_amount(amount);
+    }
+
+    /// Adds `amount` without counting a debtor.
+    pub(crate) fn add_amount(&mut self, amount: CentAmount) {
+        let (mantissa, scale) = amount.parts();
+        self.cents += i128::from(mantissa) * 10i128.pow(2 - scale);
+        self.scale = self.scale.max(scale);
+    }
+
+    /// The sum as a decimal, at the largest scale added (as decimal additions from zero leave it).
+    pub(crate) fn amount(&self) -> Decimal {
+        Decimal::from_i128_with_scale(self.cents / 10i128.pow(2 - self.scale), self.scale)
+    }
+
+    /// The count and the sum.
+    pub(crate) fn tally(&self) -> Tally {
+        Tally {
+            count: self.count,
+            amount: self.amount(),
+        }
     }
 }
 
@@ -63,6 +102,42 @@ impl Portfolio {
             for (k, v) in theirs {
                 mine.entry(k.clone()).or_default().merge(v);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    /// The integer sum gives the decimal that adding the same amounts from zero gives, scale included (`2.50`, not
+    /// `2.5`), for amounts of every scale a cent amount holds, negative ones and none.
+    #[test]
+    fn a_cent_sum_is_the_decimal_sum_to_the_scale() {
+        let cases: &[&[&str]] = &[
+            &[],
+            &["100"],
+            &["100", "0.5"],
+            &["1.50", "1"],
+            &["1.5", "0.25", "-3"],
+            &["-0.10", "0.10"],
+            &["7", "8", "9"],
+            &["23058430092136.93", "1", "0.1"],
+        ];
+        for amounts in cases {
+            let mut sum = CentSum::default();
+            let mut decimal = Decimal::ZERO;
+            for a in *amounts {
+                let v = Decimal::from_str(a).unwrap();
+                sum.add(CentAmount::new(v));
+                decimal += v;
+            }
+            let got = sum.tally();
+            assert_eq!(got.count, amounts.len() as u64, "{amounts:?}");
+            assert_eq!(got.amount.to_string(), decimal.to_string(), "{amounts:?}");
+            assert_eq!(got.amount.scale(), decimal.scale(), "{amounts:?}");
         }
     }
 }

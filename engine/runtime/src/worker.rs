@@ -15,7 +15,7 @@ use mora_schemas::{DeadLetter, Family, decode_clock, decode_event};
 use crate::changes::{ChangeSet, Fences, ViewKeys, fenced};
 use crate::kpis::{Before, Dim, KpiCounts, Kpis, LabelledDay, label_dims, populations};
 use crate::operator::{Operator, PREPARE_AHEAD};
-use crate::portfolio::{Portfolio, Tally};
+use crate::portfolio::{CentSum, Portfolio, Tally};
 use crate::sink::{InputRecord, Sink};
 use crate::stats::WorkerStats;
 use crate::store::DebtorStore;
@@ -538,52 +538,67 @@ impl PartitionWorker {
         );
     }
 
-    /// Portfolio figures of this partition. Tallied by index in one pass (no allocation per debtor), named after.
+    /// Portfolio figures of this partition. Tallied by index in one pass (no allocation per debtor, amounts in the
+    /// base currency summed as integers), named after. The walk loads a few debtors' obligations side by side
+    /// before reading them ([`Debtor::touch_obligations`]): a debtor with more than one keeps them on the heap.
     pub fn portfolio(&self) -> Portfolio {
         use std::collections::BTreeMap;
         let e = &self.engine;
         let mut p = Portfolio::default();
-        let mut by_bucket: BTreeMap<u8, Tally> = BTreeMap::new();
-        let mut by_stage: BTreeMap<&'static str, Tally> = BTreeMap::new();
-        let mut by_segment: BTreeMap<u16, Tally> = BTreeMap::new();
+        let (mut outstanding, mut overdue) = (CentSum::default(), CentSum::default());
+        let mut by_bucket: BTreeMap<u8, CentSum> = BTreeMap::new();
+        let mut by_stage: BTreeMap<&'static str, CentSum> = BTreeMap::new();
+        let mut by_segment: BTreeMap<u16, CentSum> = BTreeMap::new();
         let mut by_currency: BTreeMap<mora_domain::ids::Currency, Tally> = BTreeMap::new();
-        for d in self.store.iter() {
-            p.debtors += 1;
-            if !d.owes() {
-                continue;
+        let mut window: Vec<&Debtor> = Vec::with_capacity(PREPARE_AHEAD);
+        let mut debtors = self.store.iter();
+        loop {
+            window.clear();
+            window.extend(debtors.by_ref().take(PREPARE_AHEAD));
+            if window.is_empty() {
+                break;
             }
-            let dv = &d.derived;
-            p.owing += 1;
-            p.outstanding_base += dv.outstanding_base.get();
-            p.overdue_base += dv.overdue_base.get();
-            by_bucket
-                .entry(dv.bucket)
-                .or_default()
-                .add(dv.outstanding_base.get());
-            by_stage
-                .entry(dv.stage.as_str())
-                .or_default()
-                .add(dv.outstanding_base.get());
-            by_segment
-                .entry(dv.segment)
-                .or_default()
-                .add(dv.outstanding_base.get());
-            for (c, amount) in d.outstanding().iter() {
-                by_currency.entry(c).or_default().add(amount);
+            std::hint::black_box(window.iter().fold(0, |f, d| f ^ d.touch_obligations()));
+            for d in &window {
+                p.debtors += 1;
+                if !d.owes() {
+                    continue;
+                }
+                let dv = &d.derived;
+                p.owing += 1;
+                outstanding.add_amount(dv.outstanding_base);
+                overdue.add_amount(dv.overdue_base);
+                by_bucket
+                    .entry(dv.bucket)
+                    .or_default()
+                    .add(dv.outstanding_base);
+                by_stage
+                    .entry(dv.stage.as_str())
+                    .or_default()
+                    .add(dv.outstanding_base);
+                by_segment
+                    .entry(dv.segment)
+                    .or_default()
+                    .add(dv.outstanding_base);
+                for (c, amount) in d.outstanding().iter() {
+                    by_currency.entry(c).or_default().add(amount);
+                }
             }
         }
+        p.outstanding_base = outstanding.amount();
+        p.overdue_base = overdue.amount();
         let name = |names: &[String], i: usize| names.get(i).cloned().unwrap_or_else(|| "?".into());
         p.by_bucket = by_bucket
             .into_iter()
-            .map(|(b, t)| (name(e.aging.bucket_names(), b as usize), t))
+            .map(|(b, t)| (name(e.aging.bucket_names(), b as usize), t.tally()))
             .collect();
         p.by_stage = by_stage
             .into_iter()
-            .map(|(s, t)| (s.to_string(), t))
+            .map(|(s, t)| (s.to_string(), t.tally()))
             .collect();
         p.by_segment = by_segment
             .into_iter()
-            .map(|(i, t)| (name(e.segmentation.names(), i as usize), t))
+            .map(|(i, t)| (name(e.segmentation.names(), i as usize), t.tally()))
             .collect();
         p.by_currency = by_currency
             .into_iter()

@@ -296,9 +296,8 @@ impl Writer<'_> {
             self.amount(p.to_credit);
             self.u8(u8::from(p.reversed));
         }
-        let credit: Vec<_> = c.credit.iter().collect();
-        self.uv(credit.len() as u64);
-        for (ccy, a) in credit {
+        self.uv(c.credit.iter().count() as u64);
+        for (ccy, a) in c.credit.iter() {
             self.ccy(ccy);
             self.amount(a);
         }
