@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mora_benches::{NullSink, record, shipped_engine, warmed};
+use mora_benches::{NullSink, env_or, record, shipped_engine, warmed};
 use mora_runtime::{PartitionFlush, Sweep};
 
 #[global_allocator]
@@ -26,13 +26,6 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 const SUMMARY_EVERY: usize = 5;
 /// Work-queue entries per queue in a summary (the default `state.summary_queue_depth`).
 const SUMMARY_DEPTH: usize = 1000;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3

@@ -15,7 +15,7 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use mora_benches::{NullSink, Workload, record_partition, shipped_engine};
+use mora_benches::{NullSink, Workload, env_or, record_partition, shipped_engine};
 use mora_domain::engine::Engine;
 use mora_runtime::{InputRecord, Operator, PREPARE_AHEAD, PartitionWorker};
 use mora_schemas::{Family, Wire, encode_event, family_of};
@@ -30,13 +30,6 @@ const WARM_DAYS: u32 = 45;
 const MEASURED_DAYS: u32 = 30;
 /// Records a thread takes from one partition before moving to its next (as a poll returns a batch).
 const BATCH: usize = 500;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One encoded input record of a partition's measured log.
 struct Encoded {

@@ -87,6 +87,15 @@ pub fn warmed(engine: &Arc<Engine>, events: &[Envelope]) -> PartitionWorker {
     worker
 }
 
+/// The value of environment variable `name` parsed, or `default` when it is unset or does not parse (benchmarks'
+/// knobs).
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A sink that drops everything (the benchmark measures deciding, not writing).
 #[derive(Debug, Default)]
 pub struct NullSink;
