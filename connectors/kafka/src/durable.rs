@@ -1,8 +1,8 @@
-//! The pipeline's side of the state store: restoring an assigned partition, building coalesced flushes right after
-//! a commit (so that every flushed debtor reflects only committed input), and pausing input while the database is
-//! behind.
+//! The pipeline's side of the state store: restoring an assigned partition, cutting coalesced flushes right after a
+//! commit (so that every flushed debtor reflects only committed input) and building them a slice at a time, and
+//! pausing input while the database is behind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,23 @@ pub(crate) struct Durable {
     last_flush: Instant,
     paused: bool,
     pub pauses: u64,
+    /// The flush of the last cut, while its partitions' rows are being encoded.
+    round: Option<Round>,
+}
+
+/// One flush of every changed partition, cut at a commit and built a slice at a time.
+#[derive(Debug, Default)]
+struct Round {
+    /// Partitions whose flush is still being built.
+    waiting: BTreeSet<i32>,
+    /// Partitions' flushes built.
+    done: Vec<PartitionFlush>,
+    /// When the cut was taken.
+    cut_at: Option<Instant>,
+    /// Calls that built part of it.
+    slices: u32,
+    /// Per partition, debtors copied because they changed before their turn.
+    copies: BTreeMap<i32, usize>,
 }
 
 impl Durable {
@@ -90,6 +107,7 @@ impl Durable {
             last_flush: Instant::now(),
             paused: false,
             pauses: 0,
+            round: None,
         }
     }
 
@@ -156,40 +174,42 @@ impl Durable {
         !self.handle.busy() && self.last_flush.elapsed() >= self.settings.flush_interval
     }
 
-    /// Builds and starts a flush of every partition's changes since the last one. Call right after a commit.
-    /// Partitions changed since their summary was published publish it again every `state.summary_interval`, or now
+    /// Cuts a flush of every partition's changes since the last one: its checkpoint, ledger entries, KPI days and
+    /// summary are taken now, and each changed partition's worker begins encoding its rows as they are now
+    /// ([`PartitionWorker::begin_flush`]); [`Durable::build`] encodes them a slice at a time and hands the flush to
+    /// the store once whole (with `final_flush`, all at once here). Call right after a commit. Partitions changed since their summary was published publish it again every `state.summary_interval`, or now
     /// with `final_flush` (partitions released, or the instance stopping). Outside a final flush one partition's
     /// summary is taken per flush, the one published longest ago among those due: each walks the partition's debtors
     /// while the engine thread waits (tens of milliseconds at a few hundred thousand debtors), and all of an
     /// instance's partitions falling due at once made one pause of their sum.
     ///
-    /// Does nothing while a flush is still out (a final flush after [`Durable::settle`] ran out of patience): two
+    /// Does nothing while the last cut's flush is being built or is still out (a final flush after
+    /// [`Durable::settle`] ran out of patience): two
     /// flushes side by side could land the second's checkpoint before the first's ledger, and a stop would then
     /// lose what the first decided. The changes stay in the workers for the next flush, or for the next owner's
     /// replay from the last checkpoint stored.
-    pub(crate) fn flush<'a>(
+    pub(crate) fn flush(
         &mut self,
-        engine: &Engine,
         final_flush: bool,
-        sources: impl Iterator<Item = FlushSource<'a>>,
+        sources: &mut [FlushSource<'_>],
     ) -> Result<(), PipelineError> {
         let _ = self.handle.poll();
-        if self.handle.busy() {
+        // One flush at a time, the last cut's built and landed first.
+        if self.handle.busy() || self.round.is_some() {
             return Ok(());
         }
         let (interval, depth) = (
             self.settings.summary_interval,
             self.settings.summary_queue_depth,
         );
-        let mut flushes = Vec::new();
-        let sources: Vec<FlushSource<'a>> = sources.collect();
         let summarised = sources
             .iter()
             .enumerate()
             .filter(|(_, s)| s.summary_wanted(interval))
             .min_by_key(|(_, s)| s.ledger.summary_at)
             .map(|(i, _)| i);
-        for (i, s) in sources.into_iter().enumerate() {
+        let mut round = Round::default();
+        for (i, s) in sources.iter_mut().enumerate() {
             let changed = s.changed();
             s.ledger.summary_stale |= changed;
             let summary_due = s.ledger.summary_stale && (final_flush || summarised == Some(i));
@@ -206,28 +226,88 @@ impl Durable {
                 audits: std::mem::take(&mut s.ledger.audits),
                 ..PartitionFlush::default()
             };
-            f.add_changed(
-                engine,
-                s.worker.take_changed(),
-                self.settings.membership_views,
-            )?;
-            if self.settings.sweep {
-                let changed = f.rows.len();
-                f.add_sweep(s.worker, &mut s.ledger.sweep, changed)?;
-            }
             f.add_aggregates(s.worker, summary_due.then_some(depth))?;
+            let sweep = self.settings.sweep.then_some(&mut s.ledger.sweep);
+            s.worker
+                .begin_flush(f, sweep, self.settings.membership_views);
+            round.waiting.insert(s.partition);
             if summary_due {
                 s.ledger.summary_at = Some(Instant::now());
                 s.ledger.summary_stale = false;
             }
             s.flushed.clone_from(s.applied);
-            flushes.push(f);
         }
         self.last_flush = Instant::now();
-        if !flushes.is_empty() {
-            self.handle.submit(flushes);
+        if !round.waiting.is_empty() {
+            round.cut_at = Some(Instant::now());
+            self.round = Some(round);
+            if final_flush {
+                self.build(sources, None);
+            }
         }
         Ok(())
+    }
+
+    /// Encodes more of the flush begun at the last cut ([`Durable::flush`]), partition after partition, until it is
+    /// whole or `until` passes (`None`: to the end); once whole it is handed to the store. Returns whether a flush
+    /// is still being built.
+    pub(crate) fn build(
+        &mut self,
+        sources: &mut [FlushSource<'_>],
+        until: Option<Instant>,
+    ) -> bool {
+        let Some(round) = self.round.as_mut() else {
+            return false;
+        };
+        let mut present = BTreeSet::new();
+        for s in sources.iter_mut() {
+            present.insert(s.partition);
+            if !round.waiting.contains(&s.partition) {
+                continue;
+            }
+            // Copies are made between slices: what the cut counts before this one is all of them so far.
+            round.copies.insert(s.partition, s.worker.flush_copies());
+            if let Some(f) = s.worker.build_flush(until) {
+                round.waiting.remove(&s.partition);
+                round.done.push(f);
+            } else if until.is_some_and(|u| Instant::now() >= u) {
+                round.slices += 1;
+                return true;
+            }
+        }
+        round.slices += 1;
+        // A partition dropped before its flush was built (never, by the pipeline's own order) loses that flush:
+        // its next owner replays from the checkpoint before.
+        let gone: Vec<i32> = round.waiting.difference(&present).copied().collect();
+        for p in gone {
+            warn!(
+                partition = p,
+                "A partition left before its state flush was built; it is not written."
+            );
+            round.waiting.remove(&p);
+        }
+        if !round.waiting.is_empty() || self.handle.busy() {
+            return true;
+        }
+        let Some(mut round) = self.round.take() else {
+            return false;
+        };
+        round.done.sort_by_key(|f| f.partition);
+        let rows: usize = round.done.iter().map(|f| f.rows.len()).sum();
+        tracing::debug!(
+            rows,
+            slices = round.slices,
+            copied = round.copies.values().sum::<usize>(),
+            since_cut = ?round.cut_at.map(|t| t.elapsed()),
+            "State flush built."
+        );
+        self.handle.submit(round.done);
+        false
+    }
+
+    /// Whether the flush of the last cut is still being built (or waits for the store to take it).
+    pub(crate) fn building(&self) -> bool {
+        self.round.is_some()
     }
 
     /// Waits for the flush in flight (releasing partitions, stopping).
@@ -352,6 +432,17 @@ mod tests {
         }
     }
 
+    /// A flush cut and built whole at once.
+    fn flush_whole<'a>(
+        durable: &mut Durable,
+        final_flush: bool,
+        sources: impl Iterator<Item = FlushSource<'a>>,
+    ) {
+        let mut sources: Vec<FlushSource<'a>> = sources.collect();
+        durable.flush(final_flush, &mut sources).unwrap();
+        durable.build(&mut sources, None);
+    }
+
     /// Partition p's flush source from the p-th of each.
     fn sources<'a>(
         workers: &'a mut [PartitionWorker],
@@ -398,13 +489,11 @@ mod tests {
             BTreeMap::new(),
         ];
         let mut flushed = [BTreeMap::new(), BTreeMap::new()];
-        durable
-            .flush(
-                &engine,
-                false,
-                sources(&mut workers, &mut ledgers, &applied, &mut flushed),
-            )
-            .unwrap();
+        flush_whole(
+            &mut durable,
+            false,
+            sources(&mut workers, &mut ledgers, &applied, &mut flushed),
+        );
         let got = submitted.lock().unwrap();
         assert_eq!(got.len(), 1, "the untouched partition is not flushed");
         assert_eq!(got[0].partition, 0);
@@ -436,7 +525,7 @@ mod tests {
             // Every partition moved on since the last flush.
             let applied = vec![BTreeMap::from([("in.account".to_string(), round)]); 3];
             let sources = sources(&mut workers, &mut ledgers, &applied, &mut flushed);
-            durable.flush(&engine, final_flush, sources).unwrap();
+            flush_whole(&mut durable, final_flush, sources);
             let mut got = submitted.lock().unwrap();
             assert_eq!(got.len(), 3, "every changed partition is flushed");
             got.drain(..)
@@ -484,9 +573,7 @@ mod tests {
             applied: &applied,
             flushed: &mut flushed,
         };
-        durable
-            .flush(&engine, false, std::iter::once(source))
-            .unwrap();
+        flush_whole(&mut durable, false, std::iter::once(source));
         let got = submitted.lock().unwrap();
         assert_eq!(got[0].rows.len(), 1);
         assert!(got[0].views.is_empty(), "{:?}", got[0].views);
@@ -524,9 +611,7 @@ mod tests {
                     applied: &applied,
                     flushed: &mut flushed,
                 };
-                durable
-                    .flush(&engine, true, std::iter::once(source))
-                    .unwrap();
+                flush_whole(durable, true, std::iter::once(source));
             };
         *busy.lock().unwrap() = true;
         flush(&mut durable, &mut worker, &mut ledger);

@@ -1,6 +1,7 @@
 //! The partition worker: owns its debtors, applies records and time, keeps timers and queues in step.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use compact_str::CompactString;
 use mora_domain::debtor::Debtor;
@@ -13,6 +14,7 @@ use mora_domain::time::Ts;
 use mora_schemas::{DeadLetter, Family, decode_clock, decode_event};
 
 use crate::changes::{ChangeSet, Fences, ViewKeys, fenced};
+use crate::durable::{Cut, PartitionFlush, Sweep, plan_sweep};
 use crate::kpis::{Before, Dim, KpiCounts, Kpis, LabelledDay, label_dims, populations};
 use crate::operator::{Operator, PREPARE_AHEAD};
 use crate::portfolio::{CentSum, Portfolio, Tally};
@@ -44,6 +46,11 @@ pub struct PartitionWorker {
     recent: std::collections::VecDeque<mora_domain::action::AuditRecord>,
     /// Per input family (in `Family::ALL` order), the next offset after the last record processed.
     positions: [i64; mora_schemas::Family::ALL.len()],
+    /// The state flush being built from the debtors as they were at its cut, if any.
+    cut: Option<Cut>,
+    /// State flushes built to their end by the worker itself (before a reload changed every debtor, or a flush
+    /// begun before the last was taken), oldest first, not yet taken.
+    built: std::collections::VecDeque<PartitionFlush>,
 }
 
 impl PartitionWorker {
@@ -64,6 +71,8 @@ impl PartitionWorker {
             kpis: Kpis::default(),
             recent: std::collections::VecDeque::new(),
             positions: [0; mora_schemas::Family::ALL.len()],
+            cut: None,
+            built: std::collections::VecDeque::new(),
         }
     }
 
@@ -117,6 +126,15 @@ impl PartitionWorker {
     /// stored state reflects: written earlier, its row would claim a cut older than its state, and a later restore
     /// would apply those records to it twice.
     pub fn take_changed(&mut self) -> Vec<(&Debtor, Option<ViewKeys>)> {
+        let slots = self.take_changed_slots();
+        slots
+            .into_iter()
+            .map(|(s, p)| (self.store.get(s), p))
+            .collect()
+    }
+
+    /// [`PartitionWorker::take_changed`], by slot.
+    fn take_changed_slots(&mut self) -> Vec<(u32, Option<ViewKeys>)> {
         let mut slots = self.changes.take();
         if !self.fences.is_empty() {
             let (positions, fences, store) = (&self.positions, &self.fences, &self.store);
@@ -131,20 +149,84 @@ impl PartitionWorker {
             }
             slots = ready;
         }
-        let mut previous = Vec::with_capacity(slots.len());
-        for &s in &slots {
-            let d = &self.store.get(s).derived;
-            let keys = ViewKeys {
-                segment: d.segment,
-                queues: d.queues,
-            };
-            previous.push(self.changes.persist(s, keys));
-        }
         slots
             .into_iter()
-            .zip(previous)
-            .map(|(s, p)| (self.store.get(s), p))
+            .map(|s| {
+                let d = &self.store.get(s).derived;
+                let keys = ViewKeys {
+                    segment: d.segment,
+                    queues: d.queues,
+                };
+                (s, self.changes.persist(s, keys))
+            })
             .collect()
+    }
+
+    /// Starts building `flush` (its checkpoint, ledger entries and aggregates already in) at this cut: the debtors
+    /// changed since the last flush, then the next slots of `sweep`'s pass if any (as many as changed), with membership
+    /// view changes if `views`. Their rows are encoded by [`PartitionWorker::build_flush`] a slice at a time while
+    /// the partition goes on: each is written as it is now, a debtor changing before its turn being copied first.
+    /// A flush still being built is finished first (and handed over before this one).
+    pub fn begin_flush(
+        &mut self,
+        mut flush: PartitionFlush,
+        sweep: Option<&mut Sweep>,
+        views: bool,
+    ) {
+        self.finish_cut();
+        let changed = self.take_changed_slots();
+        let planned = sweep
+            .and_then(|sweep| plan_sweep(sweep, self.store.len(), self.fenced(), changed.len()));
+        let slots = planned.as_ref().map_or(0..0, |(s, _)| s.clone());
+        flush.sweep = planned.map(|(_, mark)| mark);
+        flush.rows.reserve(changed.len() + slots.len());
+        self.cut = Some(Cut::new(flush, changed, slots, views, self.store.len()));
+    }
+
+    /// Encodes more of the flush begun by [`PartitionWorker::begin_flush`], until it is whole or `until` passes
+    /// (`None`: to the end). Returns the flush once whole (once), else `None`; flushes the worker finished itself
+    /// come first.
+    pub fn build_flush(&mut self, until: Option<Instant>) -> Option<PartitionFlush> {
+        if let Some(f) = self.built.pop_front() {
+            return Some(f);
+        }
+        let done = self
+            .cut
+            .as_mut()
+            .is_some_and(|c| c.step(&self.engine, &self.store, until));
+        if done {
+            self.cut.take().map(Cut::into_flush)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a flush is begun and not yet taken.
+    pub fn flush_building(&self) -> bool {
+        self.cut.is_some() || !self.built.is_empty()
+    }
+
+    /// Debtors the flush being built copied because they were about to change before their turn.
+    pub fn flush_copies(&self) -> usize {
+        self.cut.as_ref().map_or(0, Cut::copied)
+    }
+
+    /// Finishes the flush being built, if any, keeping it for [`PartitionWorker::build_flush`] (before a change to
+    /// every debtor).
+    fn finish_cut(&mut self) {
+        if let Some(mut c) = self.cut.take() {
+            c.step(&self.engine, &self.store, None);
+            self.built.push_back(c.into_flush());
+        }
+    }
+
+    /// Before the debtor at `slot` changes: the flush being built keeps its state at the cut if it still has to
+    /// write it.
+    #[inline]
+    fn before_change(&mut self, slot: u32) {
+        if let Some(c) = &mut self.cut {
+            c.before_change(slot, self.store.get(slot));
+        }
     }
 
     /// Debtors changed and not yet taken.
@@ -273,6 +355,7 @@ impl PartitionWorker {
             self.clock = self.clock.max(at);
             let now = self.clock;
             // The timer entry is gone; make the debtor's view agree before re-syncing.
+            self.before_change(slot);
             self.store.get_mut(slot).next_wake = Ts::MAX;
             // A wake never fails: it carries no input to refuse.
             let _ = self.apply(slot, Input::Wake, now);
@@ -283,6 +366,7 @@ impl PartitionWorker {
     }
 
     fn apply(&mut self, slot: u32, input: Input<'_>, now: Ts) -> Result<(), Rejected> {
+        self.before_change(slot);
         let d = self.store.get(slot);
         let before = (self.queue_key(d), d.next_wake);
         let kpi_before = Before::of(Some(d));
@@ -310,6 +394,8 @@ impl PartitionWorker {
     /// of the others': the slab's chunks are shared out among threads (the engine thread waits for the reload
     /// either way), and their results joined in slot order, so the outcome is the same whatever the number.
     fn set_engine_on(&mut self, engine: Arc<Engine>, threads: usize) -> usize {
+        // A flush being built writes the debtors as they were at its cut, with the configuration of then.
+        self.finish_cut();
         self.engine = engine;
         let (engine, now) = (&*self.engine, self.clock);
         // Runs of consecutive chunks, one per thread: joined in order, slots stay in order.

@@ -159,6 +159,8 @@ impl Pipeline {
     /// Forgets the lost transaction: its offsets, and the partitions' state built on it (rebuilt or dropped by the
     /// caller); counted as an abort.
     fn forget_transaction(&mut self) {
+        // The flush being built is of the last commit's cut: it is finished before the partitions' state goes.
+        self.build_state(None);
         self.in_txn = false;
         self.failed = None;
         self.stats.aborts += 1;

@@ -7,11 +7,16 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use std::time::Instant;
 
 use super::Pipeline;
+use crate::slot::Slot;
 
 impl Pipeline {
     /// After a commit: starts a flush of the changes if one is due (`now`: regardless of the interval, waiting for
     /// it to land, as when releasing partitions or stopping).
     pub(crate) fn flush_state(&mut self, now: bool) -> Result<(), PipelineError> {
+        if now {
+            // The last cut's flush first, whole.
+            self.build_state(None);
+        }
         let patience = self.budget(crate::durable::RELEASE_PATIENCE);
         let Some(d) = self.durable.as_mut() else {
             return Ok(());
@@ -21,23 +26,13 @@ impl Pipeline {
         } else if !d.due() {
             return Ok(());
         }
-        let engine = self.engine.clone();
-        // The engine thread builds the flush (rows encoded, summaries taken) while input waits: a pause of its own.
-        let building = Instant::now();
-        d.flush(
-            &engine,
-            now,
-            self.slots.iter_mut().map(|(p, s)| FlushSource {
-                partition: *p,
-                worker: &mut s.worker,
-                ledger: &mut s.ledger,
-                applied: &s.applied,
-                flushed: &mut s.flushed,
-            }),
-        )?;
-        let built = building.elapsed();
-        self.flush_build.record(built.as_secs_f64());
-        tracing::debug!(?built, "State flush built.");
+        // The cut: ledger entries, KPI days and the summary taken, the changed debtors listed. Their rows are encoded
+        // by `build_state` a slice at a time (all of them now with `now`).
+        let cutting = Instant::now();
+        d.flush(now, &mut sources(&mut self.slots))?;
+        let cut = cutting.elapsed();
+        self.flush_build.record(cut.as_secs_f64());
+        tracing::debug!(?cut, "State flush cut.");
         if now {
             let patience = self.budget(crate::durable::RELEASE_PATIENCE);
             if let Some(d) = self.durable.as_mut() {
@@ -45,6 +40,25 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+
+    /// Encodes more of the state flush being built, until `until` (`None`: all of it, as before the partitions'
+    /// state is dropped). Each slice is a pause of the engine thread, counted like the cut's.
+    pub(crate) fn build_state(&mut self, until: Option<Instant>) {
+        let Some(d) = self.durable.as_mut() else {
+            return;
+        };
+        if !d.building() {
+            return;
+        }
+        let slice = Instant::now();
+        d.build(&mut sources(&mut self.slots), until);
+        self.flush_build.record(slice.elapsed().as_secs_f64());
+    }
+
+    /// Whether a state flush is being built (the engine loop then does not wait for input).
+    pub(crate) fn building_state(&self) -> bool {
+        self.durable.as_ref().is_some_and(|d| d.building())
     }
 
     /// Pauses every assigned topic-partition while the state store is further behind than its limit, and resumes
@@ -78,4 +92,18 @@ impl Pipeline {
         }
         Ok(())
     }
+}
+
+/// Each partition's part in a flush.
+fn sources(slots: &mut std::collections::BTreeMap<i32, Slot>) -> Vec<FlushSource<'_>> {
+    slots
+        .iter_mut()
+        .map(|(p, s)| FlushSource {
+            partition: *p,
+            worker: &mut s.worker,
+            ledger: &mut s.ledger,
+            applied: &s.applied,
+            flushed: &mut s.flushed,
+        })
+        .collect()
 }

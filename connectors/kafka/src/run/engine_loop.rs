@@ -20,6 +20,10 @@ use crate::stats::RunStats;
 /// Records taken from the client per loop iteration at most.
 const POLL_BATCH: usize = 1000;
 
+/// How long the engine thread encodes a state flush's rows per loop iteration at most (then records are taken and
+/// applied again).
+const BUILD_SLICE: Duration = Duration::from_millis(2);
+
 fn lock(p: &Mutex<Pipeline>) -> Result<std::sync::MutexGuard<'_, Pipeline>, PipelineError> {
     p.lock()
         .map_err(|_| PipelineError::Thread("pipeline state poisoned by a panic".into()))
@@ -60,7 +64,12 @@ pub(super) fn run_loop(
         }
         // Take what the client has queued (up to a batch) before applying: ordering across topics needs the
         // records of every topic at hand, and draining once per batch keeps the per-record cost low.
-        let mut timeout = Duration::from_millis(20);
+        // While a state flush is being built, its slices are the loop's work: no waiting for input.
+        let mut timeout = if lock(&pipeline)?.building_state() {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(20)
+        };
         for _ in 0..POLL_BATCH {
             match consumer.poll(timeout) {
                 Some(Ok(msg)) if registry.is_some() => {
@@ -85,6 +94,7 @@ pub(super) fn run_loop(
         {
             let mut p = lock(&pipeline)?;
             p.drain(&ends, last_commit + interval)?;
+            p.build_state(Some(Instant::now() + BUILD_SLICE));
             p.bound_buffers(&consumer)?;
             p.pace_state(&consumer)?;
         }

@@ -2,6 +2,7 @@
 //! copies and one encode per debtor) and written by the store off that thread.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -158,11 +159,7 @@ impl PartitionFlush {
         for window in changed.chunks(PREPARE_AHEAD) {
             loaded_ahead(window.iter().map(|(d, _)| *d));
             for (d, before) in window {
-                if views {
-                    self.add(engine, d, *before)?;
-                } else {
-                    self.rows.push(row(d, &mut scratch));
-                }
+                self.push_row(engine, d, views.then_some(*before), &mut scratch);
             }
         }
         Ok(())
@@ -175,6 +172,23 @@ impl PartitionFlush {
         d: &Debtor,
         before: Option<ViewKeys>,
     ) -> Result<(), CodecError> {
+        self.push_row(engine, d, Some(before), &mut Vec::new());
+        Ok(())
+    }
+
+    /// Adds `d`'s row (encoded through `scratch`) and, with `views` (the keys it was last stored under), its
+    /// membership view changes.
+    pub(crate) fn push_row(
+        &mut self,
+        engine: &Engine,
+        d: &Debtor,
+        views: Option<Option<ViewKeys>>,
+        scratch: &mut Vec<u8>,
+    ) {
+        self.rows.push(row(d, scratch));
+        let Some(before) = views else {
+            return;
+        };
         let dv = &d.derived;
         let segment_name = |i: u16| {
             engine
@@ -184,7 +198,6 @@ impl PartitionFlush {
                 .cloned()
                 .unwrap_or_default()
         };
-        self.add_row(d)?;
         let id = || d.id.to_string();
         let (old_segment, old_queues) = before.map_or((None, 0), |k| (Some(k.segment), k.queues));
         if old_segment != Some(dv.segment) {
@@ -204,7 +217,6 @@ impl PartitionFlush {
                 _ => {}
             }
         }
-        Ok(())
     }
 
     /// Adds the next `n` debtors of `sweep`'s pass over `worker` (starting a pass if none runs and one is due),
@@ -216,22 +228,12 @@ impl PartitionFlush {
         sweep: &mut Sweep,
         n: usize,
     ) -> Result<(), CodecError> {
-        sweep.grown += n;
-        if n == 0 || worker.is_empty() || worker.fenced() {
+        let Some((slots, mark)) = plan_sweep(sweep, worker.len(), worker.fenced(), n) else {
             return Ok(());
-        }
-        let starts = sweep.next.is_none();
-        if starts {
-            if !sweep.due(worker.len()) {
-                return Ok(());
-            }
-            static PASSES: AtomicU64 = AtomicU64::new(1);
-            sweep.id = PASSES.fetch_add(1, Ordering::Relaxed);
-            sweep.grown = n;
-        }
-        let from = sweep.next.unwrap_or(0);
-        let before = self.rows.len();
-        let debtors: Vec<&Debtor> = worker.debtors_from(from, n).collect();
+        };
+        let debtors: Vec<&Debtor> = worker
+            .debtors_from(slots.start as usize, slots.len())
+            .collect();
         self.rows.reserve(debtors.len());
         let mut scratch = Vec::with_capacity(1024);
         for window in debtors.chunks(PREPARE_AHEAD) {
@@ -240,18 +242,46 @@ impl PartitionFlush {
                 self.rows.push(row(d, &mut scratch));
             }
         }
-        let rows = self.rows.len() - before;
-        sweep.grown += rows;
-        let ends = from + rows >= worker.len();
-        sweep.next = (!ends).then_some(from + rows);
-        self.sweep = Some(SweepMark {
-            id: sweep.id,
-            starts,
-            ends,
-            rows,
-        });
+        self.sweep = Some(mark);
         Ok(())
     }
+}
+
+/// Which slots the next `n` debtors of `sweep`'s pass over a partition of `debtors` are (starting a pass if none
+/// runs and one is due), and what the flush writing them carries of the pass; `None` when it writes none. Nothing
+/// while the partition holds debtors back after a restore (`fenced`): their states claim a later cut than the
+/// flush's.
+pub(crate) fn plan_sweep(
+    sweep: &mut Sweep,
+    debtors: usize,
+    fenced: bool,
+    n: usize,
+) -> Option<(Range<u32>, SweepMark)> {
+    sweep.grown += n;
+    if n == 0 || debtors == 0 || fenced {
+        return None;
+    }
+    let starts = sweep.next.is_none();
+    if starts {
+        if !sweep.due(debtors) {
+            return None;
+        }
+        static PASSES: AtomicU64 = AtomicU64::new(1);
+        sweep.id = PASSES.fetch_add(1, Ordering::Relaxed);
+        sweep.grown = n;
+    }
+    let from = sweep.next.unwrap_or(0).min(debtors);
+    let rows = n.min(debtors - from);
+    sweep.grown += rows;
+    let ends = from + rows >= debtors;
+    sweep.next = (!ends).then_some(from + rows);
+    let mark = SweepMark {
+        id: sweep.id,
+        starts,
+        ends,
+        rows,
+    };
+    Some((from as u32..(from + rows) as u32, mark))
 }
 
 /// A debtor's row, its state encoded in `scratch` first and then copied at its exact size (a state's size is not
@@ -268,7 +298,7 @@ fn row(d: &Debtor, scratch: &mut Vec<u8>) -> DebtorRow {
 /// Loads `debtors` side by side, their records, then their cold parts, then what lies further
 /// ([`Debtor::touch`], [`Debtor::touch_cold`], [`Debtor::touch_far`]), so that the misses overlap before each is
 /// encoded in turn. Changes nothing.
-fn loaded_ahead<'a>(debtors: impl Iterator<Item = &'a Debtor> + Clone) {
+pub(crate) fn loaded_ahead<'a>(debtors: impl Iterator<Item = &'a Debtor> + Clone) {
     let mut folded = 0;
     for d in debtors.clone() {
         folded ^= d.touch();

@@ -14,6 +14,7 @@
 //! runtime, so every store keeps the same format.
 
 pub mod codec;
+mod cut;
 mod flush;
 mod layout;
 
@@ -22,6 +23,8 @@ use std::time::Duration;
 use mora_domain::debtor::Debtor;
 use mora_domain::ids::DebtorId;
 
+pub(crate) use cut::Cut;
+pub(crate) use flush::plan_sweep;
 pub use flush::{Checkpoint, DebtorRow, Offsets, PartitionFlush, Sweep, SweepMark, ViewChange};
 
 use crate::error::{BoxError, Classify, ErrorClass};

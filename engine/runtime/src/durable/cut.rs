@@ -1,0 +1,308 @@
+//! A state flush built a slice at a time while its partition goes on.
+//!
+//! A flush must store every debtor it covers as it was at its cut (right after a commit): the checkpoint it writes
+//! says which records those states reflect. Encoding them all at once held the engine thread for tens of
+//! milliseconds after each commit. A [`Cut`] instead takes the list of debtors at the commit and encodes them a slice
+//! at a time between the engine's other work; a debtor about to change before its turn is copied first (copy on
+//! write), so the rows are exactly those an encoding at the cut would give, in the same order.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use hashbrown::HashMap;
+use mora_domain::debtor::Debtor;
+use mora_domain::engine::Engine;
+
+use super::flush::{PartitionFlush, loaded_ahead};
+use crate::changes::ViewKeys;
+use crate::operator::PREPARE_AHEAD;
+use crate::store::DebtorStore;
+
+/// The state to write for `slot`: its copy if it changed since the cut, else its live state.
+fn state<'a>(kept: &'a HashMap<u32, Debtor>, store: &'a DebtorStore, slot: u32) -> &'a Debtor {
+    kept.get(&slot).unwrap_or_else(|| store.get(slot))
+}
+
+/// A flush being built from the debtors as they were at its cut.
+#[derive(Debug)]
+pub(crate) struct Cut {
+    flush: PartitionFlush,
+    /// The debtors to write, in row order: the changed ones (with the view keys they were last stored under),
+    /// then the sweep's.
+    todo: Vec<(u32, Option<ViewKeys>)>,
+    /// How many of `todo` are changed debtors (the rest are the sweep's, which write no view changes).
+    changed: usize,
+    /// Whether changed debtors' membership view changes are written.
+    views: bool,
+    /// The sweep's slots: a changed debtor among them is written again as the sweep's.
+    sweep: Range<u32>,
+    /// The next entry of `todo` to encode.
+    next: usize,
+    /// One bit per slot: the debtor is still to be written and has not changed since the cut (its live state is
+    /// its state at the cut).
+    unchanged: Vec<u64>,
+    /// States copied at their first change after the cut, for debtors still to be written.
+    kept: HashMap<u32, Debtor>,
+    /// Debtors copied so far.
+    copies: usize,
+    scratch: Vec<u8>,
+}
+
+impl Cut {
+    /// A cut of `flush` writing the `changed` debtors, then the `sweep`'s slots, of a partition of `slots` debtors.
+    pub(crate) fn new(
+        flush: PartitionFlush,
+        changed: Vec<(u32, Option<ViewKeys>)>,
+        sweep: Range<u32>,
+        views: bool,
+        slots: usize,
+    ) -> Self {
+        let n = changed.len();
+        let mut todo = changed;
+        todo.extend(sweep.clone().map(|s| (s, None)));
+        let mut unchanged = vec![0u64; slots.div_ceil(64)];
+        for (s, _) in &todo {
+            unchanged[*s as usize / 64] |= 1 << (*s % 64);
+        }
+        Self {
+            flush,
+            todo,
+            changed: n,
+            views,
+            sweep,
+            next: 0,
+            unchanged,
+            kept: HashMap::new(),
+            copies: 0,
+            scratch: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Called before the debtor at `slot` (`d`) changes: if the cut still has to write it, its state is copied.
+    #[inline]
+    pub(crate) fn before_change(&mut self, slot: u32, d: &Debtor) {
+        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+        if let Some(w) = self.unchanged.get_mut(word)
+            && *w & bit != 0
+        {
+            *w &= !bit;
+            self.kept.insert(slot, d.clone());
+            self.copies += 1;
+        }
+    }
+
+    /// Whether every row is encoded.
+    pub(crate) fn done(&self) -> bool {
+        self.next == self.todo.len()
+    }
+
+    /// Debtors copied before their turn so far.
+    pub(crate) fn copied(&self) -> usize {
+        self.copies
+    }
+
+    /// Encodes rows, a few debtors loaded side by side at a time, until all are or `until` passes (checked after
+    /// each few). Returns whether every row is encoded.
+    pub(crate) fn step(
+        &mut self,
+        engine: &Engine,
+        store: &DebtorStore,
+        until: Option<Instant>,
+    ) -> bool {
+        let Self {
+            flush,
+            todo,
+            changed,
+            views,
+            sweep,
+            next,
+            unchanged,
+            kept,
+            copies: _,
+            scratch,
+        } = self;
+        while *next < todo.len() {
+            let end = (*next + PREPARE_AHEAD).min(todo.len());
+            let window = &todo[*next..end];
+            loaded_ahead(window.iter().map(|(s, _)| state(kept, store, *s)));
+            for (i, (slot, before)) in window.iter().enumerate() {
+                let d = state(kept, store, *slot);
+                debug_assert!(
+                    kept.contains_key(slot)
+                        || unchanged[*slot as usize / 64] & (1 << (*slot % 64)) != 0,
+                    "a debtor still to be written changed without being copied"
+                );
+                let is_changed = *next + i < *changed;
+                flush.push_row(
+                    engine,
+                    d,
+                    (is_changed && *views).then_some(*before),
+                    scratch,
+                );
+            }
+            // A debtor's last entry written: it no longer needs copying. (A changed debtor in the sweep's range is
+            // written again as the sweep's.)
+            for (i, (slot, _)) in window.iter().enumerate() {
+                if *next + i >= *changed || !sweep.contains(slot) {
+                    unchanged[*slot as usize / 64] &= !(1 << (*slot % 64));
+                    kept.remove(slot);
+                }
+            }
+            *next = end;
+            if until.is_some_and(|u| Instant::now() >= u) {
+                break;
+            }
+        }
+        self.done()
+    }
+
+    /// The flush, once [done](Cut::done).
+    pub(crate) fn into_flush(self) -> PartitionFlush {
+        debug_assert!(
+            self.done(),
+            "a flush handed over before its rows were all encoded"
+        );
+        self.flush
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mora_domain::testkit::{self, ts};
+    use mora_domain::time::Ts;
+
+    use super::*;
+    use crate::{CollectingSink, PartitionWorker};
+
+    /// A partition of `n` debtors, some of them with an obligation past due (so that time changes them).
+    fn worker(n: usize) -> PartitionWorker {
+        let mut w = PartitionWorker::new(0, Arc::new(testkit::engine()));
+        let mut sink = CollectingSink::default();
+        let at = ts("2026-03-02T14:00:00Z");
+        for i in 0..n {
+            let id = format!("D-{i}");
+            w.on_event(
+                &testkit::debtor_upserted(&id, "CO", "America/Bogota", at),
+                &mut sink,
+            )
+            .unwrap();
+            if i % 3 == 0 {
+                let ev = testkit::obligation(&id, "L1", "COP", "1500.50", "2026-02-01", at);
+                w.on_event(&ev, &mut sink).unwrap();
+            }
+        }
+        w
+    }
+
+    /// Changes some debtors the next flush will write (events, and time firing their timers).
+    fn change(w: &mut PartitionWorker, round: usize) {
+        let mut sink = CollectingSink::default();
+        let at = ts("2026-03-03T14:00:00Z");
+        for i in [1, 4, 6, 9, 12, 17, 23, 30] {
+            let id = format!("D-{i}");
+            let ev = testkit::obligation(
+                &id,
+                &format!("L{}", 2 + round),
+                "COP",
+                "700.25",
+                "2026-02-15",
+                Ts(at.0 + round as i64),
+            );
+            w.on_event(&ev, &mut sink).unwrap();
+        }
+    }
+
+    /// A flush built a window at a time while its debtors go on changing (events and timers) writes the same rows,
+    /// view changes and sweep as one built at once at the cut; debtors changing before their turn are copied.
+    #[test]
+    fn a_flush_built_in_slices_while_debtors_change_is_the_flush_of_its_cut() {
+        for views in [false, true] {
+            let (mut a, mut b) = (worker(40), worker(40));
+            change(&mut a, 0);
+            change(&mut b, 0);
+            let engine = testkit::engine();
+            let (mut sweep_a, mut sweep_b) = (Default::default(), Default::default());
+            // At once, at the cut.
+            let mut at_cut = PartitionFlush::default();
+            let changed = b.take_changed();
+            let n = changed.len();
+            at_cut.add_changed(&engine, changed, views).unwrap();
+            at_cut.add_sweep(&b, &mut sweep_b, n).unwrap();
+            // A window at a time, the debtors changing between windows.
+            a.begin_flush(PartitionFlush::default(), Some(&mut sweep_a), views);
+            let mut copied = 0;
+            let mut round = 1;
+            let sliced = loop {
+                if let Some(f) = a.build_flush(Some(Instant::now())) {
+                    break f;
+                }
+                change(&mut a, round);
+                let mut sink = CollectingSink::default();
+                a.advance_to(ts("2026-03-20T14:00:00Z"), &mut sink);
+                copied = copied.max(a.flush_copies());
+                round += 1;
+            };
+            assert!(round > 3, "built over several slices ({round})");
+            assert!(copied > 0, "debtors changed before their turn were copied");
+            let rows = |f: &PartitionFlush| {
+                f.rows
+                    .iter()
+                    .map(|r| (r.debtor_id.to_string(), r.state.clone()))
+                    .collect::<Vec<_>>()
+            };
+            let (got, want) = (rows(&sliced), rows(&at_cut));
+            assert_eq!(got.len(), want.len());
+            let differ: Vec<&String> = got
+                .iter()
+                .zip(&want)
+                .filter(|(g, w)| g != w)
+                .map(|(g, _)| &g.0)
+                .collect();
+            assert!(
+                differ.is_empty(),
+                "rows differing from the cut's: {differ:?}"
+            );
+            assert_eq!(sliced.views, at_cut.views);
+            // Pass ids are unique in the process: the two passes differ in it only.
+            let mark = |f: &PartitionFlush| f.sweep.map(|m| (m.starts, m.ends, m.rows));
+            assert_eq!(mark(&sliced), mark(&at_cut));
+            assert!(sliced.sweep.is_some(), "the sweep's rows are in");
+            assert!(!a.flush_building());
+            // What changed after the cut is the next flush's.
+            assert!(a.changed_count() > 0);
+        }
+    }
+
+    /// A reload while a flush is being built finishes it first, with the debtors as they were at the cut.
+    #[test]
+    fn a_reload_finishes_the_flush_being_built_first() {
+        let (mut a, mut b) = (worker(40), worker(40));
+        change(&mut a, 0);
+        change(&mut b, 0);
+        let engine = testkit::engine();
+        let mut at_cut = PartitionFlush::default();
+        let changed = b.take_changed();
+        at_cut.add_changed(&engine, changed, false).unwrap();
+        a.begin_flush(PartitionFlush::default(), None, false);
+        assert!(a.build_flush(Some(Instant::now())).is_none());
+        let mut cfg = testkit::engine_config();
+        cfg.priority.dpd *= 3.0;
+        let reloaded = Engine::new(&cfg, &testkit::policies(), &testkit::calendars()).unwrap();
+        assert!(
+            a.set_engine(Arc::new(reloaded)) > 0,
+            "the reload changes debtors"
+        );
+        assert!(a.flush_building(), "kept until taken");
+        let f = a
+            .build_flush(Some(Instant::now()))
+            .expect("finished by the reload");
+        let states =
+            |f: &PartitionFlush| f.rows.iter().map(|r| r.state.clone()).collect::<Vec<_>>();
+        assert!(
+            states(&f)[..at_cut.rows.len()] == states(&at_cut)[..],
+            "the rows are the cut's"
+        );
+    }
+}
