@@ -53,7 +53,9 @@ impl Pipeline {
         }
         let slice = Instant::now();
         d.build(&mut sources(&mut self.slots), until);
-        self.flush_build.record(slice.elapsed().as_secs_f64());
+        let slice = slice.elapsed();
+        self.flush_build.record(slice.as_secs_f64());
+        tracing::trace!(?slice, "State flush slice built.");
     }
 
     /// Whether a state flush is being built (the engine loop then does not wait for input).
