@@ -33,6 +33,14 @@ const MARKED: u64 = 1 << 63;
 const KEYS: u64 = !MARKED;
 
 impl ViewKeys {
+    /// A debtor's keys now.
+    pub(crate) fn of(d: &mora_domain::debtor::Debtor) -> Self {
+        Self {
+            segment: d.derived.segment,
+            queues: d.derived.queues,
+        }
+    }
+
     /// The keys in the low 48 bits and a presence bit above them.
     fn pack(self) -> u64 {
         1 << 48 | u64::from(self.segment) << 32 | u64::from(self.queues)

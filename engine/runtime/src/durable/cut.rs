@@ -3,7 +3,7 @@
 //! A flush must store every debtor it covers as it was at its cut (right after a commit): the checkpoint it writes
 //! says which records those states reflect. Encoding them all at once held the engine thread for tens of
 //! milliseconds after each commit. A [`Cut`] instead takes the list of debtors at the commit and encodes them a slice
-//! at a time between the engine's other work; a debtor about to change before its turn is copied first (copy on
+//! at a time between the engine's other work; a debtor about to change before its turn is encoded first (copy on
 //! write), so the rows are exactly those an encoding at the cut would give, in the same order.
 
 use std::ops::Range;
@@ -13,15 +13,10 @@ use hashbrown::HashMap;
 use mora_domain::debtor::Debtor;
 use mora_domain::engine::Engine;
 
-use super::flush::{PartitionFlush, loaded_ahead};
+use super::flush::{DebtorRow, PartitionFlush, loaded_ahead, row};
 use crate::changes::ViewKeys;
 use crate::operator::PREPARE_AHEAD;
 use crate::store::DebtorStore;
-
-/// The state to write for `slot`: its copy if it changed since the cut, else its live state.
-fn state<'a>(kept: &'a HashMap<u32, Debtor>, store: &'a DebtorStore, slot: u32) -> &'a Debtor {
-    kept.get(&slot).unwrap_or_else(|| store.get(slot))
-}
 
 /// A flush being built from the debtors as they were at its cut.
 #[derive(Debug)]
@@ -41,8 +36,9 @@ pub(crate) struct Cut {
     /// One bit per slot: the debtor is still to be written and has not changed since the cut (its live state is
     /// its state at the cut).
     unchanged: Vec<u64>,
-    /// States copied at their first change after the cut, for debtors still to be written.
-    kept: HashMap<u32, Debtor>,
+    /// Rows encoded at the debtor's first change after the cut (with its view keys then), for debtors still to be
+    /// written.
+    kept: HashMap<u32, (DebtorRow, ViewKeys)>,
     /// Debtors copied so far.
     copies: usize,
     scratch: Vec<u8>,
@@ -78,7 +74,8 @@ impl Cut {
         }
     }
 
-    /// Called before the debtor at `slot` (`d`) changes: if the cut still has to write it, its state is copied.
+    /// Called before the debtor at `slot` (`d`) changes: if the cut still has to write it, its row is encoded now
+    /// (the debtor is in the cache: cheaper than a copy of its state, and than encoding it later).
     #[inline]
     pub(crate) fn before_change(&mut self, slot: u32, d: &Debtor) {
         let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
@@ -86,7 +83,8 @@ impl Cut {
             && *w & bit != 0
         {
             *w &= !bit;
-            self.kept.insert(slot, d.clone());
+            self.kept
+                .insert(slot, (row(d, &mut self.scratch), ViewKeys::of(d)));
             self.copies += 1;
         }
     }
@@ -124,28 +122,35 @@ impl Cut {
         while *next < todo.len() {
             let end = (*next + PREPARE_AHEAD).min(todo.len());
             let window = &todo[*next..end];
-            loaded_ahead(window.iter().map(|(s, _)| state(kept, store, *s)));
+            loaded_ahead(
+                window
+                    .iter()
+                    .filter(|(s, _)| !kept.contains_key(s))
+                    .map(|(s, _)| store.get(*s)),
+            );
             for (i, (slot, before)) in window.iter().enumerate() {
-                let d = state(kept, store, *slot);
-                debug_assert!(
-                    kept.contains_key(slot)
-                        || unchanged[*slot as usize / 64] & (1 << (*slot % 64)) != 0,
-                    "a debtor still to be written changed without being copied"
-                );
-                let is_changed = *next + i < *changed;
-                flush.push_row(
-                    engine,
-                    d,
-                    (is_changed && *views).then_some(*before),
-                    scratch,
-                );
-            }
-            // A debtor's last entry written: it no longer needs copying. (A changed debtor in the sweep's range is
-            // written again as the sweep's.)
-            for (i, (slot, _)) in window.iter().enumerate() {
-                if *next + i >= *changed || !sweep.contains(slot) {
+                let views = (*next + i < *changed && *views).then_some(*before);
+                // A debtor's last entry: it needs no copy after it. (A changed debtor in the sweep's range is
+                // written again as the sweep's.)
+                let last = *next + i >= *changed || !sweep.contains(slot);
+                let kept_row = if last {
+                    kept.remove(slot)
+                } else {
+                    kept.get(slot).cloned()
+                };
+                match kept_row {
+                    Some((row, keys)) => flush.push_encoded(engine, row, keys, views),
+                    None => {
+                        let d = store.get(*slot);
+                        debug_assert!(
+                            unchanged[*slot as usize / 64] & (1 << (*slot % 64)) != 0,
+                            "a debtor still to be written changed without being copied"
+                        );
+                        flush.push_row(engine, d, views, scratch);
+                    }
+                }
+                if last {
                     unchanged[*slot as usize / 64] &= !(1 << (*slot % 64));
-                    kept.remove(slot);
                 }
             }
             *next = end;

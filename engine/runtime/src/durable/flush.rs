@@ -185,11 +185,22 @@ impl PartitionFlush {
         views: Option<Option<ViewKeys>>,
         scratch: &mut Vec<u8>,
     ) {
-        self.rows.push(row(d, scratch));
+        self.push_encoded(engine, row(d, scratch), ViewKeys::of(d), views);
+    }
+
+    /// Adds a debtor's encoded row and, with `views` (the keys it was last stored under), the membership view
+    /// changes from those to `keys`, its keys when it was encoded.
+    pub(crate) fn push_encoded(
+        &mut self,
+        engine: &Engine,
+        row: DebtorRow,
+        keys: ViewKeys,
+        views: Option<Option<ViewKeys>>,
+    ) {
         let Some(before) = views else {
+            self.rows.push(row);
             return;
         };
-        let dv = &d.derived;
         let segment_name = |i: u16| {
             engine
                 .segmentation
@@ -198,25 +209,26 @@ impl PartitionFlush {
                 .cloned()
                 .unwrap_or_default()
         };
-        let id = || d.id.to_string();
+        let id = || row.debtor_id.to_string();
         let (old_segment, old_queues) = before.map_or((None, 0), |k| (Some(k.segment), k.queues));
-        if old_segment != Some(dv.segment) {
+        if old_segment != Some(keys.segment) {
             if let Some(s) = old_segment {
                 self.views
                     .push(ViewChange::LeaveSegment(segment_name(s), id()));
             }
             self.views
-                .push(ViewChange::JoinSegment(segment_name(dv.segment), id()));
+                .push(ViewChange::JoinSegment(segment_name(keys.segment), id()));
         }
         let names = engine.queues.names();
         for (i, name) in names.iter().enumerate().take(32) {
             let bit = 1u32 << i;
-            match (old_queues & bit != 0, dv.queues & bit != 0) {
+            match (old_queues & bit != 0, keys.queues & bit != 0) {
                 (false, true) => self.views.push(ViewChange::JoinQueue(name.clone(), id())),
                 (true, false) => self.views.push(ViewChange::LeaveQueue(name.clone(), id())),
                 _ => {}
             }
         }
+        self.rows.push(row);
     }
 
     /// Adds the next `n` debtors of `sweep`'s pass over `worker` (starting a pass if none runs and one is due),
@@ -286,7 +298,7 @@ pub(crate) fn plan_sweep(
 
 /// A debtor's row, its state encoded in `scratch` first and then copied at its exact size (a state's size is not
 /// known before it is written, and growing a fresh buffer to fit cost a reallocation for most states).
-fn row(d: &Debtor, scratch: &mut Vec<u8>) -> DebtorRow {
+pub(crate) fn row(d: &Debtor, scratch: &mut Vec<u8>) -> DebtorRow {
     scratch.clear();
     codec::encode_into(d, scratch);
     DebtorRow {
