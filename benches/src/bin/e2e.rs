@@ -66,6 +66,10 @@ struct Args {
     /// Loads, as percentages of the maximum sustainable rate.
     #[arg(long, value_delimiter = ',', default_value = "25,50,75,100")]
     loads: Vec<f64>,
+    /// Size the load steps as percentages of this rate (records/s) instead of the maximum sustainable rate the
+    /// run measured, so that runs of different builds, or on a busier machine, are offered the same load.
+    #[arg(long)]
+    step_base_rate: Option<f64>,
     /// Systems to run: mora, peer.
     #[arg(long, value_delimiter = ',', default_value = "mora,peer")]
     systems: Vec<String>,
@@ -135,6 +139,7 @@ fn main() -> anyhow::Result<()> {
         capacity_records: args.capacity_records,
         step_seconds: args.step_seconds,
         loads: args.loads.iter().map(|l| l / 100.0).collect(),
+        step_base_rate: args.step_base_rate,
         runs,
         peer_dir: args.peer_dir.clone(),
         out: args.out.clone(),

@@ -65,6 +65,9 @@ pub struct Options {
     pub step_seconds: f64,
     /// Shares of the maximum sustainable rate, one step each.
     pub loads: Vec<f64>,
+    /// The rate (records/s) the load steps are shares of, instead of the maximum sustainable rate each run
+    /// measures: runs of different builds are then offered the same steps.
+    pub step_base_rate: Option<f64>,
     /// The systems and delivery modes to run, in order.
     pub runs: Vec<(System, Mode)>,
     /// The peer's Maven project.
@@ -399,7 +402,7 @@ fn measure(
     };
     r.warmup = flat_out(r, 0..log.warmup, "backlog")?;
     r.capacity = flat_out(r, log.warmup..capacity_end, "capacity stretch")?;
-    let max_rate = r.capacity.max_rate;
+    let max_rate = opts.step_base_rate.unwrap_or(r.capacity.max_rate);
     let backlog = log.events_in(0..capacity_end);
 
     // The load steps: the log continues at a share of the maximum rate each.
