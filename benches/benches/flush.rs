@@ -9,11 +9,11 @@
 //! - `whole`: the flush built at once after the slice, as the pipeline did before flushes were built in slices;
 //! - `sliced`: the flush cut after the slice and its rows encoded 2 ms at a time while the next slice's records are
 //!   applied (a build step every 250 records, as the engine loop does between polls), debtors changing before
-//!   their turn copied first.
+//!   their turn encoded first.
 //!
 //! Printed for each: flushes, rows changed and swept, the engine thread's time on flushes per row, each pause
-//! (a whole build; a cut or a slice) at the median, 90th percentile and maximum, debtors copied, and the records'
-//! application time in all (what copying adds to it). The work is the same from run to run; figures are printed,
+//! (a whole build; a cut or a slice) at the median, 90th, 99th percentile and maximum, debtors encoded early, and
+//! the records' application time in all (what encoding early adds to it). The work is the same from run to run; figures are printed,
 //! never asserted.
 //!
 //! `cargo bench -p mora-benches --bench flush` (`MORA_FLUSH_DEBTORS`, `MORA_FLUSH_EVENTS`, `MORA_FLUSH_MODE` =
@@ -59,7 +59,7 @@ struct Figures {
     pauses: Vec<Duration>,
     /// Applying the records, build steps excluded.
     applying: Duration,
-    copies: usize,
+    early: usize,
 }
 
 /// A flush's checkpoint-side parts taken at the cut: KPI days, and the summary every fifth flush.
@@ -109,13 +109,13 @@ fn sliced(engine: &Arc<Engine>, log: &Workload, slice: usize) -> Figures {
         std::hint::black_box(&f);
     };
     let step = |w: &mut PartitionWorker, fig: &mut Figures| {
-        // Copies are made while records are applied: before the last step, the cut's count is final.
-        let copies = w.flush_copies();
+        // Debtors are encoded early while records are applied: before the last step, the cut's count is final.
+        let early = w.flush_encoded_early();
         let started = Instant::now();
         let built = w.build_flush(Some(started + SLICE));
         fig.pauses.push(started.elapsed());
         if let Some(f) = built {
-            fig.copies += copies;
+            fig.early += early;
             collect(f, fig);
         }
     };
@@ -148,7 +148,7 @@ fn report(way: &str, debtors: u64, slice: usize, mut fig: Figures) {
     fig.pauses.sort_unstable();
     let total: Duration = fig.pauses.iter().sum();
     println!(
-        "flush/{way} {debtors} debtors, {} flushes of {slice} records: {} rows changed, {} swept; on flushes {:.0} ns per row, {:.0} ms in all; pauses {}: p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.2} ms; {} debtors copied; records applied in {:.0} ms",
+        "flush/{way} {debtors} debtors, {} flushes of {slice} records: {} rows changed, {} swept; on flushes {:.0} ns per row, {:.0} ms in all; pauses {}: p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.2} ms; {} debtors encoded early; records applied in {:.0} ms",
         fig.flushes,
         fig.rows,
         fig.swept,
@@ -159,7 +159,7 @@ fn report(way: &str, debtors: u64, slice: usize, mut fig: Figures) {
         ms(quantile(&fig.pauses, 0.9)),
         ms(quantile(&fig.pauses, 0.99)),
         ms(quantile(&fig.pauses, 1.0)),
-        fig.copies,
+        fig.early,
         ms(fig.applying),
     );
 }

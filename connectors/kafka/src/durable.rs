@@ -95,8 +95,8 @@ struct Round {
     cut_at: Option<Instant>,
     /// Calls that built part of it.
     slices: u32,
-    /// Per partition, debtors copied because they changed before their turn.
-    copies: BTreeMap<i32, usize>,
+    /// Per partition, debtors encoded early because they changed before their turn.
+    early: BTreeMap<i32, usize>,
 }
 
 impl Durable {
@@ -177,17 +177,18 @@ impl Durable {
     /// Cuts a flush of every partition's changes since the last one: its checkpoint, ledger entries, KPI days and
     /// summary are taken now, and each changed partition's worker begins encoding its rows as they are now
     /// ([`PartitionWorker::begin_flush`]); [`Durable::build`] encodes them a slice at a time and hands the flush to
-    /// the store once whole (with `final_flush`, all at once here). Call right after a commit. Partitions changed since their summary was published publish it again every `state.summary_interval`, or now
-    /// with `final_flush` (partitions released, or the instance stopping). Outside a final flush one partition's
-    /// summary is taken per flush, the one published longest ago among those due: each walks the partition's debtors
-    /// while the engine thread waits (tens of milliseconds at a few hundred thousand debtors), and all of an
-    /// instance's partitions falling due at once made one pause of their sum.
+    /// the store once whole (with `final_flush`, all at once here). Call right after a commit.
+    ///
+    /// Partitions changed since their summary was published publish it again every `state.summary_interval`, or
+    /// now with `final_flush` (partitions released, or the instance stopping). Outside a final flush one
+    /// partition's summary is taken per flush, the one published longest ago among those due: each walks the
+    /// partition's debtors while the engine thread waits (tens of milliseconds at a few hundred thousand debtors),
+    /// and all of an instance's partitions falling due at once made one pause of their sum.
     ///
     /// Does nothing while the last cut's flush is being built or is still out (a final flush after
-    /// [`Durable::settle`] ran out of patience): two
-    /// flushes side by side could land the second's checkpoint before the first's ledger, and a stop would then
-    /// lose what the first decided. The changes stay in the workers for the next flush, or for the next owner's
-    /// replay from the last checkpoint stored.
+    /// [`Durable::settle`] ran out of patience): two flushes side by side could land the second's checkpoint before
+    /// the first's ledger, and a stop would then lose what the first decided. The changes stay in the workers for
+    /// the next flush, or for the next owner's replay from the last checkpoint stored.
     pub(crate) fn flush(
         &mut self,
         final_flush: bool,
@@ -249,15 +250,10 @@ impl Durable {
     }
 
     /// Encodes more of the flush begun at the last cut ([`Durable::flush`]), partition after partition, until it is
-    /// whole or `until` passes (`None`: to the end); once whole it is handed to the store. Returns whether a flush
-    /// is still being built.
-    pub(crate) fn build(
-        &mut self,
-        sources: &mut [FlushSource<'_>],
-        until: Option<Instant>,
-    ) -> bool {
+    /// whole or `until` passes (`None`: to the end); once whole it is handed to the store (as soon as none is out).
+    pub(crate) fn build(&mut self, sources: &mut [FlushSource<'_>], until: Option<Instant>) {
         let Some(round) = self.round.as_mut() else {
-            return false;
+            return;
         };
         let mut present = BTreeSet::new();
         for s in sources.iter_mut() {
@@ -265,14 +261,16 @@ impl Durable {
             if !round.waiting.contains(&s.partition) {
                 continue;
             }
-            // Copies are made between slices: what the cut counts before this one is all of them so far.
-            round.copies.insert(s.partition, s.worker.flush_copies());
+            // Debtors are encoded early between slices: what the cut counts before this one is all of them so far.
+            round
+                .early
+                .insert(s.partition, s.worker.flush_encoded_early());
             if let Some(f) = s.worker.build_flush(until) {
                 round.waiting.remove(&s.partition);
                 round.done.push(f);
             } else if until.is_some_and(|u| Instant::now() >= u) {
                 round.slices += 1;
-                return true;
+                return;
             }
         }
         round.slices += 1;
@@ -287,22 +285,21 @@ impl Durable {
             round.waiting.remove(&p);
         }
         if !round.waiting.is_empty() || self.handle.busy() {
-            return true;
+            return;
         }
         let Some(mut round) = self.round.take() else {
-            return false;
+            return;
         };
         round.done.sort_by_key(|f| f.partition);
         let rows: usize = round.done.iter().map(|f| f.rows.len()).sum();
         tracing::debug!(
             rows,
             slices = round.slices,
-            copied = round.copies.values().sum::<usize>(),
+            encoded_early = round.early.values().sum::<usize>(),
             since_cut = ?round.cut_at.map(|t| t.elapsed()),
             "State flush built."
         );
         self.handle.submit(round.done);
-        false
     }
 
     /// Whether the flush of the last cut is still being built (or waits for the store to take it).

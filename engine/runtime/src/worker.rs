@@ -165,7 +165,7 @@ impl PartitionWorker {
     /// Starts building `flush` (its checkpoint, ledger entries and aggregates already in) at this cut: the debtors
     /// changed since the last flush, then the next slots of `sweep`'s pass if any (as many as changed), with membership
     /// view changes if `views`. Their rows are encoded by [`PartitionWorker::build_flush`] a slice at a time while
-    /// the partition goes on: each is written as it is now, a debtor changing before its turn being copied first.
+    /// the partition goes on: each is written as it is now, a debtor changing before its turn being encoded first.
     /// A flush still being built is finished first (and handed over before this one).
     pub fn begin_flush(
         &mut self,
@@ -206,9 +206,9 @@ impl PartitionWorker {
         self.cut.is_some() || !self.built.is_empty()
     }
 
-    /// Debtors the flush being built copied because they were about to change before their turn.
-    pub fn flush_copies(&self) -> usize {
-        self.cut.as_ref().map_or(0, Cut::copied)
+    /// Debtors the flush being built encoded early because they were about to change before their turn.
+    pub fn flush_encoded_early(&self) -> usize {
+        self.cut.as_ref().map_or(0, Cut::encoded_early)
     }
 
     /// Finishes the flush being built, if any, keeping it for [`PartitionWorker::build_flush`] (before a change to

@@ -39,8 +39,8 @@ pub(crate) struct Cut {
     /// Rows encoded at the debtor's first change after the cut (with its view keys then), for debtors still to be
     /// written.
     kept: HashMap<u32, (DebtorRow, ViewKeys)>,
-    /// Debtors copied so far.
-    copies: usize,
+    /// Debtors encoded early so far.
+    early: usize,
     scratch: Vec<u8>,
 }
 
@@ -69,7 +69,7 @@ impl Cut {
             next: 0,
             unchanged,
             kept: HashMap::new(),
-            copies: 0,
+            early: 0,
             scratch: Vec::with_capacity(1024),
         }
     }
@@ -85,7 +85,7 @@ impl Cut {
             *w &= !bit;
             self.kept
                 .insert(slot, (row(d, &mut self.scratch), ViewKeys::of(d)));
-            self.copies += 1;
+            self.early += 1;
         }
     }
 
@@ -94,9 +94,9 @@ impl Cut {
         self.next == self.todo.len()
     }
 
-    /// Debtors copied before their turn so far.
-    pub(crate) fn copied(&self) -> usize {
-        self.copies
+    /// Debtors encoded before their turn so far.
+    pub(crate) fn encoded_early(&self) -> usize {
+        self.early
     }
 
     /// Encodes rows, a few debtors loaded side by side at a time, until all are or `until` passes (checked after
@@ -116,7 +116,7 @@ impl Cut {
             next,
             unchanged,
             kept,
-            copies: _,
+            early: _,
             scratch,
         } = self;
         while *next < todo.len() {
@@ -144,7 +144,7 @@ impl Cut {
                         let d = store.get(*slot);
                         debug_assert!(
                             unchanged[*slot as usize / 64] & (1 << (*slot % 64)) != 0,
-                            "a debtor still to be written changed without being copied"
+                            "a debtor still to be written changed without being encoded first"
                         );
                         flush.push_row(engine, d, views, scratch);
                     }
@@ -220,7 +220,7 @@ mod tests {
     }
 
     /// A flush built a window at a time while its debtors go on changing (events and timers) writes the same rows,
-    /// view changes and sweep as one built at once at the cut; debtors changing before their turn are copied.
+    /// view changes and sweep as one built at once at the cut; debtors changing before their turn are encoded first.
     #[test]
     fn a_flush_built_in_slices_while_debtors_change_is_the_flush_of_its_cut() {
         for views in [false, true] {
@@ -237,7 +237,7 @@ mod tests {
             at_cut.add_sweep(&b, &mut sweep_b, n).unwrap();
             // A window at a time, the debtors changing between windows.
             a.begin_flush(PartitionFlush::default(), Some(&mut sweep_a), views);
-            let mut copied = 0;
+            let mut early = 0;
             let mut round = 1;
             let sliced = loop {
                 if let Some(f) = a.build_flush(Some(Instant::now())) {
@@ -246,11 +246,14 @@ mod tests {
                 change(&mut a, round);
                 let mut sink = CollectingSink::default();
                 a.advance_to(ts("2026-03-20T14:00:00Z"), &mut sink);
-                copied = copied.max(a.flush_copies());
+                early = early.max(a.flush_encoded_early());
                 round += 1;
             };
             assert!(round > 3, "built over several slices ({round})");
-            assert!(copied > 0, "debtors changed before their turn were copied");
+            assert!(
+                early > 0,
+                "debtors changed before their turn were encoded first"
+            );
             let rows = |f: &PartitionFlush| {
                 f.rows
                     .iter()
