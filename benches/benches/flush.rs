@@ -7,9 +7,9 @@
 //! pipeline makes one with the default settings (rows without membership views, the sweep on, one summary every
 //! fifth flush), two ways, each on a portfolio of its own:
 //! - `whole`: the flush built at once after the slice, as the pipeline did before flushes were built in slices;
-//! - `sliced`: the flush cut after the slice and its rows encoded 2 ms at a time while the next slice's records are
-//!   applied (a build step every 250 records, as the engine loop does between polls), debtors changing before
-//!   their turn encoded first.
+//! - `sliced`: the flush cut after the slice and its rows encoded, then its summary gathered, 2 ms at a time while
+//!   the next slice's records are applied (a build step every 250 records, as the engine loop does between polls),
+//!   debtors changing before their turn encoded first.
 //!
 //! Printed for each: flushes, rows changed and swept, the engine thread's time on flushes per row, each pause
 //! (a whole build; a cut or a slice) at the median, 90th, 99th percentile and maximum, debtors encoded early, and
@@ -62,12 +62,9 @@ struct Figures {
     early: usize,
 }
 
-/// A flush's checkpoint-side parts taken at the cut: KPI days, and the summary every fifth flush.
-fn cut(w: &mut PartitionWorker, i: usize) -> PartitionFlush {
-    let mut f = PartitionFlush::default();
-    f.add_aggregates(w, i.is_multiple_of(SUMMARY_EVERY).then_some(SUMMARY_DEPTH))
-        .expect("encodes");
-    f
+/// The summary's queue depth when flush `i` carries one (every fifth).
+fn summary(i: usize) -> Option<usize> {
+    i.is_multiple_of(SUMMARY_EVERY).then_some(SUMMARY_DEPTH)
 }
 
 fn whole(engine: &Arc<Engine>, log: &Workload, slice: usize) -> Figures {
@@ -82,7 +79,8 @@ fn whole(engine: &Arc<Engine>, log: &Workload, slice: usize) -> Figures {
         }
         fig.applying += applying.elapsed();
         let building = Instant::now();
-        let mut f = cut(&mut w, i);
+        let mut f = PartitionFlush::default();
+        f.add_aggregates(&mut w, summary(i)).expect("encodes");
         f.add_changed(engine, w.take_changed(), false)
             .expect("encodes");
         let changed = f.rows.len();
@@ -112,7 +110,7 @@ fn sliced(engine: &Arc<Engine>, log: &Workload, slice: usize) -> Figures {
         // Debtors are encoded early while records are applied: before the last step, the cut's count is final.
         let early = w.flush_encoded_early();
         let started = Instant::now();
-        let built = w.build_flush(Some(started + SLICE));
+        let built = w.build_flush(Some(started + SLICE)).expect("encodes");
         fig.pauses.push(started.elapsed());
         if let Some(f) = built {
             fig.early += early;
@@ -133,8 +131,9 @@ fn sliced(engine: &Arc<Engine>, log: &Workload, slice: usize) -> Figures {
             step(&mut w, &mut fig);
         }
         let cutting = Instant::now();
-        let f = cut(&mut w, i);
-        w.begin_flush(f, Some(&mut sweep), false);
+        let mut f = PartitionFlush::default();
+        f.add_aggregates(&mut w, None).expect("encodes");
+        w.begin_flush(f, Some(&mut sweep), false, summary(i));
         fig.pauses.push(cutting.elapsed());
     }
     while w.flush_building() {

@@ -174,10 +174,11 @@ impl Durable {
         !self.handle.busy() && self.last_flush.elapsed() >= self.settings.flush_interval
     }
 
-    /// Cuts a flush of every partition's changes since the last one: its checkpoint, ledger entries, KPI days and
-    /// summary are taken now, and each changed partition's worker begins encoding its rows as they are now
-    /// ([`PartitionWorker::begin_flush`]); [`Durable::build`] encodes them a slice at a time and hands the flush to
-    /// the store once whole (with `final_flush`, all at once here). Call right after a commit.
+    /// Cuts a flush of every partition's changes since the last one: its checkpoint, ledger entries and KPI days
+    /// are taken now, and each changed partition's worker begins encoding its rows as they are now
+    /// ([`PartitionWorker::begin_flush`]); [`Durable::build`] encodes them, then gathers the summary if one is due,
+    /// a slice at a time, and hands the flush to the store once whole (with `final_flush`, all at once here). Call
+    /// right after a commit.
     ///
     /// Partitions changed since their summary was published publish it again every `state.summary_interval`, or
     /// now with `final_flush` (partitions released, or the instance stopping). Outside a final flush one
@@ -227,10 +228,15 @@ impl Durable {
                 audits: std::mem::take(&mut s.ledger.audits),
                 ..PartitionFlush::default()
             };
-            f.add_aggregates(s.worker, summary_due.then_some(depth))?;
+            // KPI days now (they belong with the checkpoint); the summary over the build's slices.
+            f.add_aggregates(s.worker, None)?;
             let sweep = self.settings.sweep.then_some(&mut s.ledger.sweep);
-            s.worker
-                .begin_flush(f, sweep, self.settings.membership_views);
+            s.worker.begin_flush(
+                f,
+                sweep,
+                self.settings.membership_views,
+                summary_due.then_some(depth),
+            );
             round.waiting.insert(s.partition);
             if summary_due {
                 s.ledger.summary_at = Some(Instant::now());
@@ -243,7 +249,7 @@ impl Durable {
             round.cut_at = Some(Instant::now());
             self.round = Some(round);
             if final_flush {
-                self.build(sources, None);
+                self.build(sources, None)?;
             }
         }
         Ok(())
@@ -251,9 +257,13 @@ impl Durable {
 
     /// Encodes more of the flush begun at the last cut ([`Durable::flush`]), partition after partition, until it is
     /// whole or `until` passes (`None`: to the end); once whole it is handed to the store (as soon as none is out).
-    pub(crate) fn build(&mut self, sources: &mut [FlushSource<'_>], until: Option<Instant>) {
+    pub(crate) fn build(
+        &mut self,
+        sources: &mut [FlushSource<'_>],
+        until: Option<Instant>,
+    ) -> Result<(), PipelineError> {
         let Some(round) = self.round.as_mut() else {
-            return;
+            return Ok(());
         };
         let mut present = BTreeSet::new();
         for s in sources.iter_mut() {
@@ -265,12 +275,12 @@ impl Durable {
             round
                 .early
                 .insert(s.partition, s.worker.flush_encoded_early());
-            if let Some(f) = s.worker.build_flush(until) {
+            if let Some(f) = s.worker.build_flush(until)? {
                 round.waiting.remove(&s.partition);
                 round.done.push(f);
             } else if until.is_some_and(|u| Instant::now() >= u) {
                 round.slices += 1;
-                return;
+                return Ok(());
             }
         }
         round.slices += 1;
@@ -285,10 +295,10 @@ impl Durable {
             round.waiting.remove(&p);
         }
         if !round.waiting.is_empty() || self.handle.busy() {
-            return;
+            return Ok(());
         }
         let Some(mut round) = self.round.take() else {
-            return;
+            return Ok(());
         };
         round.done.sort_by_key(|f| f.partition);
         let rows: usize = round.done.iter().map(|f| f.rows.len()).sum();
@@ -300,6 +310,7 @@ impl Durable {
             "State flush built."
         );
         self.handle.submit(round.done);
+        Ok(())
     }
 
     /// Whether the flush of the last cut is still being built (or waits for the store to take it).
@@ -437,7 +448,7 @@ mod tests {
     ) {
         let mut sources: Vec<FlushSource<'a>> = sources.collect();
         durable.flush(final_flush, &mut sources).unwrap();
-        durable.build(&mut sources, None);
+        durable.build(&mut sources, None).unwrap();
     }
 
     /// Partition p's flush source from the p-th of each.

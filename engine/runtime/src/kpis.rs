@@ -475,16 +475,21 @@ pub(crate) fn populations<'a>(
 ) -> BTreeMap<Dim, KpiCounts> {
     let mut out: BTreeMap<Dim, KpiCounts> = BTreeMap::new();
     for d in debtors {
-        for dim in dims(d) {
-            let c = out.entry(dim).or_default();
-            *c.population.entry(d.derived.bucket).or_default() += 1;
-            if d.derived.dpd > 0 {
-                c.delinquent += 1;
-                c.overdue += d.derived.overdue_base.get();
-            }
-        }
+        count_population(&mut out, d);
     }
     out
+}
+
+/// Counts `d` into the populations `out`.
+pub(crate) fn count_population(out: &mut BTreeMap<Dim, KpiCounts>, d: &Debtor) {
+    for dim in dims(d) {
+        let c = out.entry(dim).or_default();
+        *c.population.entry(d.derived.bucket).or_default() += 1;
+        if d.derived.dpd > 0 {
+            c.delinquent += 1;
+            c.overdue += d.derived.overdue_base.get();
+        }
+    }
 }
 
 /// Counters keyed by dimension label.

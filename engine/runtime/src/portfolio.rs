@@ -65,6 +65,79 @@ impl CentSum {
     }
 }
 
+/// A partition's [`Portfolio`] being counted, debtor by debtor.
+#[derive(Debug, Default)]
+pub(crate) struct PortfolioTally {
+    debtors: u64,
+    owing: u64,
+    outstanding: CentSum,
+    overdue: CentSum,
+    by_bucket: BTreeMap<u8, CentSum>,
+    by_stage: BTreeMap<&'static str, CentSum>,
+    by_segment: BTreeMap<u16, CentSum>,
+    by_currency: BTreeMap<mora_domain::ids::Currency, Tally>,
+}
+
+impl PortfolioTally {
+    /// Counts `d`.
+    pub(crate) fn add(&mut self, d: &mora_domain::debtor::Debtor) {
+        self.debtors += 1;
+        if !d.owes() {
+            return;
+        }
+        let dv = &d.derived;
+        self.owing += 1;
+        self.outstanding.add_amount(dv.outstanding_base);
+        self.overdue.add_amount(dv.overdue_base);
+        self.by_bucket
+            .entry(dv.bucket)
+            .or_default()
+            .add(dv.outstanding_base);
+        self.by_stage
+            .entry(dv.stage.as_str())
+            .or_default()
+            .add(dv.outstanding_base);
+        self.by_segment
+            .entry(dv.segment)
+            .or_default()
+            .add(dv.outstanding_base);
+        for (c, amount) in d.outstanding().iter() {
+            self.by_currency.entry(c).or_default().add(amount);
+        }
+    }
+
+    /// The figures, buckets and segments named by `engine`.
+    pub(crate) fn finish(self, engine: &mora_domain::engine::Engine) -> Portfolio {
+        let name = |names: &[String], i: usize| names.get(i).cloned().unwrap_or_else(|| "?".into());
+        Portfolio {
+            debtors: self.debtors,
+            owing: self.owing,
+            outstanding_base: self.outstanding.amount(),
+            overdue_base: self.overdue.amount(),
+            by_bucket: self
+                .by_bucket
+                .into_iter()
+                .map(|(b, t)| (name(engine.aging.bucket_names(), b as usize), t.tally()))
+                .collect(),
+            by_stage: self
+                .by_stage
+                .into_iter()
+                .map(|(s, t)| (s.to_string(), t.tally()))
+                .collect(),
+            by_segment: self
+                .by_segment
+                .into_iter()
+                .map(|(i, t)| (name(engine.segmentation.names(), i as usize), t.tally()))
+                .collect(),
+            by_currency: self
+                .by_currency
+                .into_iter()
+                .map(|(c, t)| (c.to_string(), t))
+                .collect(),
+        }
+    }
+}
+
 /// The portfolio of one partition, or of several merged.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Portfolio {

@@ -10,8 +10,52 @@ use mora_domain::time::Ts;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::kpis::LabelledDay;
-use crate::portfolio::Portfolio;
+use crate::kpis::{Dim, KpiCounts, LabelledDay, count_population};
+use crate::operator::PREPARE_AHEAD;
+use crate::portfolio::{Portfolio, PortfolioTally};
+use crate::store::DebtorStore;
+
+/// A partition's walk for its summary (portfolio figures and KPI populations), taken a slice of debtors at a time
+/// while the partition goes on: figures gathered over the walk, each debtor as it was when visited.
+#[derive(Debug)]
+pub(crate) struct SummaryWalk {
+    /// Work-queue entries per queue.
+    pub(crate) depth: usize,
+    /// The next slot to visit.
+    next: usize,
+    pub(crate) portfolio: PortfolioTally,
+    pub(crate) populations: BTreeMap<Dim, KpiCounts>,
+}
+
+impl SummaryWalk {
+    pub(crate) fn new(depth: usize) -> Self {
+        Self {
+            depth,
+            next: 0,
+            portfolio: PortfolioTally::default(),
+            populations: BTreeMap::new(),
+        }
+    }
+
+    /// Visits debtors, a few loaded side by side at a time, until every slot is or `until` passes (checked after
+    /// each few). Returns whether the walk is over (debtors added meanwhile are visited too).
+    pub(crate) fn step(&mut self, store: &DebtorStore, until: Option<std::time::Instant>) -> bool {
+        while self.next < store.len() {
+            let end = (self.next + PREPARE_AHEAD).min(store.len());
+            let window = (self.next..end).map(|s| store.get(s as u32));
+            std::hint::black_box(window.clone().fold(0, |f, d| f ^ d.touch_obligations()));
+            for d in window {
+                self.portfolio.add(d);
+                count_population(&mut self.populations, d);
+            }
+            self.next = end;
+            if until.is_some_and(|u| std::time::Instant::now() >= u) {
+                break;
+            }
+        }
+        self.next >= store.len()
+    }
+}
 
 /// One partition's published picture, as of its clock.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -14,14 +14,15 @@ use mora_domain::time::Ts;
 use mora_schemas::{DeadLetter, Family, decode_clock, decode_event};
 
 use crate::changes::{ChangeSet, Fences, ViewKeys, fenced};
+use crate::durable::codec::{self, CodecError};
 use crate::durable::{Cut, PartitionFlush, Sweep, plan_sweep};
-use crate::kpis::{Before, Dim, KpiCounts, Kpis, LabelledDay, label_dims, populations};
+use crate::kpis::{Before, Dim, KpiCounts, Kpis, LabelledDay, label_dims};
 use crate::operator::{Operator, PREPARE_AHEAD};
-use crate::portfolio::{CentSum, Portfolio, Tally};
+use crate::portfolio::Portfolio;
 use crate::sink::{InputRecord, Sink};
 use crate::stats::WorkerStats;
 use crate::store::DebtorStore;
-use crate::summary::{PartitionSummary, QueueEntry, QueueHead};
+use crate::summary::{PartitionSummary, QueueEntry, QueueHead, SummaryWalk};
 use crate::timers::TimerIndex;
 
 /// Audit records a partition keeps in memory for debtors' recent decisions (the audit topic and the state store's
@@ -50,7 +51,7 @@ pub struct PartitionWorker {
     cut: Option<Cut>,
     /// State flushes built to their end by the worker itself (before a reload changed every debtor, or a flush
     /// begun before the last was taken), oldest first, not yet taken.
-    built: std::collections::VecDeque<PartitionFlush>,
+    built: std::collections::VecDeque<Result<PartitionFlush, CodecError>>,
 }
 
 impl PartitionWorker {
@@ -162,16 +163,19 @@ impl PartitionWorker {
             .collect()
     }
 
-    /// Starts building `flush` (its checkpoint, ledger entries and aggregates already in) at this cut: the debtors
-    /// changed since the last flush, then the next slots of `sweep`'s pass if any (as many as changed), with membership
-    /// view changes if `views`. Their rows are encoded by [`PartitionWorker::build_flush`] a slice at a time while
-    /// the partition goes on: each is written as it is now, a debtor changing before its turn being encoded first.
-    /// A flush still being built is finished first (and handed over before this one).
+    /// Starts building `flush` (its checkpoint, ledger entries and KPI days already in) at this cut: the debtors
+    /// changed since the last flush, then the next slots of `sweep`'s pass if any (as many as changed), with
+    /// membership view changes if `views`, and with `summary_depth` the partition's summary (work queues' heads of
+    /// that many entries). Rows are encoded by [`PartitionWorker::build_flush`] a slice at a time while the
+    /// partition goes on: each is written as it is now, a debtor changing before its turn being encoded first. The
+    /// summary is gathered over slices after the rows: figures of debtors as each was visited, queue heads as at
+    /// the end. A flush still being built is finished first (and handed over before this one).
     pub fn begin_flush(
         &mut self,
         mut flush: PartitionFlush,
         sweep: Option<&mut Sweep>,
         views: bool,
+        summary_depth: Option<usize>,
     ) {
         self.finish_cut();
         let changed = self.take_changed_slots();
@@ -180,25 +184,43 @@ impl PartitionWorker {
         let slots = planned.as_ref().map_or(0..0, |(s, _)| s.clone());
         flush.sweep = planned.map(|(_, mark)| mark);
         flush.rows.reserve(changed.len() + slots.len());
-        self.cut = Some(Cut::new(flush, changed, slots, views, self.store.len()));
+        let summary = summary_depth.map(SummaryWalk::new);
+        self.cut = Some(Cut::new(
+            flush,
+            changed,
+            slots,
+            views,
+            self.store.len(),
+            summary,
+        ));
     }
 
-    /// Encodes more of the flush begun by [`PartitionWorker::begin_flush`], until it is whole or `until` passes
+    /// Builds more of the flush begun by [`PartitionWorker::begin_flush`], until it is whole or `until` passes
     /// (`None`: to the end). Returns the flush once whole (once), else `None`; flushes the worker finished itself
-    /// come first.
-    pub fn build_flush(&mut self, until: Option<Instant>) -> Option<PartitionFlush> {
+    /// come first. Fails only if its summary cannot be encoded.
+    pub fn build_flush(
+        &mut self,
+        until: Option<Instant>,
+    ) -> Result<Option<PartitionFlush>, CodecError> {
         if let Some(f) = self.built.pop_front() {
-            return Some(f);
+            return f.map(Some);
         }
+        self.step_cut(until)
+    }
+
+    fn step_cut(&mut self, until: Option<Instant>) -> Result<Option<PartitionFlush>, CodecError> {
         let done = self
             .cut
             .as_mut()
             .is_some_and(|c| c.step(&self.engine, &self.store, until));
-        if done {
-            self.cut.take().map(Cut::into_flush)
-        } else {
-            None
+        let Some(cut) = done.then(|| self.cut.take()).flatten() else {
+            return Ok(None);
+        };
+        let (mut flush, walk) = cut.into_parts();
+        if let Some(walk) = walk {
+            flush.summary = Some(codec::encode_summary(&self.summary_of(walk))?);
         }
+        Ok(Some(flush))
     }
 
     /// Whether a flush is begun and not yet taken.
@@ -214,9 +236,9 @@ impl PartitionWorker {
     /// Finishes the flush being built, if any, keeping it for [`PartitionWorker::build_flush`] (before a change to
     /// every debtor).
     fn finish_cut(&mut self) {
-        if let Some(mut c) = self.cut.take() {
-            c.step(&self.engine, &self.store, None);
-            self.built.push_back(c.into_flush());
+        if self.cut.is_some() {
+            let built = self.step_cut(None).transpose();
+            self.built.extend(built);
         }
     }
 
@@ -468,6 +490,13 @@ impl PartitionWorker {
     /// The partition's picture for other instances: portfolio, KPI populations, and the first `queue_depth` entries
     /// of every work queue.
     pub fn summary(&self, queue_depth: usize) -> PartitionSummary {
+        let mut walk = SummaryWalk::new(queue_depth);
+        walk.step(&self.store, None);
+        self.summary_of(walk)
+    }
+
+    /// The summary a finished walk gathered, with the work queues' heads as they are now.
+    fn summary_of(&self, walk: SummaryWalk) -> PartitionSummary {
         let e = &self.engine;
         let queues = e
             .queues
@@ -478,7 +507,7 @@ impl PartitionWorker {
                 let entries = self
                     .queues
                     .iter_from(i, None)
-                    .take(queue_depth)
+                    .take(walk.depth)
                     .map(|(rank, slot)| QueueEntry::of(e, rank, *slot, self.store.get(*slot)))
                     .collect();
                 let head = QueueHead {
@@ -491,8 +520,8 @@ impl PartitionWorker {
         PartitionSummary {
             partition: self.partition,
             clock: self.clock,
-            portfolio: self.portfolio(),
-            populations: label_dims(e, &populations(self.store.iter())),
+            populations: label_dims(e, &walk.populations),
+            portfolio: walk.portfolio.finish(e),
             queues,
         }
     }
@@ -628,69 +657,9 @@ impl PartitionWorker {
     /// base currency summed as integers), named after. The walk loads a few debtors' obligations side by side
     /// before reading them ([`Debtor::touch_obligations`]): a debtor with more than one keeps them on the heap.
     pub fn portfolio(&self) -> Portfolio {
-        use std::collections::BTreeMap;
-        let e = &self.engine;
-        let mut p = Portfolio::default();
-        let (mut outstanding, mut overdue) = (CentSum::default(), CentSum::default());
-        let mut by_bucket: BTreeMap<u8, CentSum> = BTreeMap::new();
-        let mut by_stage: BTreeMap<&'static str, CentSum> = BTreeMap::new();
-        let mut by_segment: BTreeMap<u16, CentSum> = BTreeMap::new();
-        let mut by_currency: BTreeMap<mora_domain::ids::Currency, Tally> = BTreeMap::new();
-        let mut window: Vec<&Debtor> = Vec::with_capacity(PREPARE_AHEAD);
-        let mut debtors = self.store.iter();
-        loop {
-            window.clear();
-            window.extend(debtors.by_ref().take(PREPARE_AHEAD));
-            if window.is_empty() {
-                break;
-            }
-            std::hint::black_box(window.iter().fold(0, |f, d| f ^ d.touch_obligations()));
-            for d in &window {
-                p.debtors += 1;
-                if !d.owes() {
-                    continue;
-                }
-                let dv = &d.derived;
-                p.owing += 1;
-                outstanding.add_amount(dv.outstanding_base);
-                overdue.add_amount(dv.overdue_base);
-                by_bucket
-                    .entry(dv.bucket)
-                    .or_default()
-                    .add(dv.outstanding_base);
-                by_stage
-                    .entry(dv.stage.as_str())
-                    .or_default()
-                    .add(dv.outstanding_base);
-                by_segment
-                    .entry(dv.segment)
-                    .or_default()
-                    .add(dv.outstanding_base);
-                for (c, amount) in d.outstanding().iter() {
-                    by_currency.entry(c).or_default().add(amount);
-                }
-            }
-        }
-        p.outstanding_base = outstanding.amount();
-        p.overdue_base = overdue.amount();
-        let name = |names: &[String], i: usize| names.get(i).cloned().unwrap_or_else(|| "?".into());
-        p.by_bucket = by_bucket
-            .into_iter()
-            .map(|(b, t)| (name(e.aging.bucket_names(), b as usize), t.tally()))
-            .collect();
-        p.by_stage = by_stage
-            .into_iter()
-            .map(|(s, t)| (s.to_string(), t.tally()))
-            .collect();
-        p.by_segment = by_segment
-            .into_iter()
-            .map(|(i, t)| (name(e.segmentation.names(), i as usize), t.tally()))
-            .collect();
-        p.by_currency = by_currency
-            .into_iter()
-            .map(|(c, t)| (c.to_string(), t))
-            .collect();
-        p
+        let mut walk = SummaryWalk::new(0);
+        walk.step(&self.store, None);
+        walk.portfolio.finish(&self.engine)
     }
 
     /// The first `n` debtors of work queue `name` in order, with their ranks (ties by slot, i.e. first seen).

@@ -160,7 +160,9 @@ impl Pipeline {
     /// caller); counted as an abort.
     fn forget_transaction(&mut self) {
         // The flush being built is of the last commit's cut: it is finished before the partitions' state goes.
-        self.build_state(None);
+        if let Err(e) = self.build_state(None) {
+            warn!(error = %e, "The state flush being built could not be finished; the partitions' next start replays from the checkpoint before.");
+        }
         self.in_txn = false;
         self.failed = None;
         self.stats.aborts += 1;

@@ -15,7 +15,7 @@ impl Pipeline {
     pub(crate) fn flush_state(&mut self, now: bool) -> Result<(), PipelineError> {
         if now {
             // The last cut's flush first, whole.
-            self.build_state(None);
+            self.build_state(None)?;
         }
         let patience = self.budget(crate::durable::RELEASE_PATIENCE);
         let Some(d) = self.durable.as_mut() else {
@@ -26,8 +26,8 @@ impl Pipeline {
         } else if !d.due() {
             return Ok(());
         }
-        // The cut: ledger entries, KPI days and the summary taken, the changed debtors listed. Their rows are encoded
-        // by `build_state` a slice at a time (all of them now with `now`).
+        // The cut: ledger entries and KPI days taken, the changed debtors listed. Their rows (and the summary, when
+        // one is due) are built by `build_state` a slice at a time (all of it now with `now`).
         let cutting = Instant::now();
         d.flush(now, &mut sources(&mut self.slots))?;
         let cut = cutting.elapsed();
@@ -44,18 +44,19 @@ impl Pipeline {
 
     /// Encodes more of the state flush being built, until `until` (`None`: all of it, as before the partitions'
     /// state is dropped). Each slice is a pause of the engine thread, counted like the cut's.
-    pub(crate) fn build_state(&mut self, until: Option<Instant>) {
+    pub(crate) fn build_state(&mut self, until: Option<Instant>) -> Result<(), PipelineError> {
         let Some(d) = self.durable.as_mut() else {
-            return;
+            return Ok(());
         };
         if !d.building() {
-            return;
+            return Ok(());
         }
         let slice = Instant::now();
-        d.build(&mut sources(&mut self.slots), until);
+        let built = d.build(&mut sources(&mut self.slots), until);
         let slice = slice.elapsed();
         self.flush_build.record(slice.as_secs_f64());
         tracing::trace!(?slice, "State flush slice built.");
+        built
     }
 
     /// Whether a state flush is being built (the engine loop then does not wait for input).

@@ -94,7 +94,7 @@ pub(super) fn run_loop(
         {
             let mut p = lock(&pipeline)?;
             p.drain(&ends, last_commit + interval)?;
-            p.build_state(Some(Instant::now() + BUILD_SLICE));
+            p.build_state(Some(Instant::now() + BUILD_SLICE))?;
             p.bound_buffers(&consumer)?;
             p.pace_state(&consumer)?;
         }

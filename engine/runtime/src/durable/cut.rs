@@ -17,6 +17,7 @@ use super::flush::{DebtorRow, PartitionFlush, loaded_ahead, row};
 use crate::changes::ViewKeys;
 use crate::operator::PREPARE_AHEAD;
 use crate::store::DebtorStore;
+use crate::summary::SummaryWalk;
 
 /// A flush being built from the debtors as they were at its cut.
 #[derive(Debug)]
@@ -41,17 +42,23 @@ pub(crate) struct Cut {
     kept: HashMap<u32, (DebtorRow, ViewKeys)>,
     /// Debtors encoded early so far.
     early: usize,
+    /// The partition's summary being gathered, when the flush carries one (after the rows).
+    summary: Option<SummaryWalk>,
+    /// Whether the summary's walk is over.
+    walked: bool,
     scratch: Vec<u8>,
 }
 
 impl Cut {
-    /// A cut of `flush` writing the `changed` debtors, then the `sweep`'s slots, of a partition of `slots` debtors.
+    /// A cut of `flush` writing the `changed` debtors, then the `sweep`'s slots, of a partition of `slots` debtors;
+    /// with `summary`, the partition's summary is gathered after them.
     pub(crate) fn new(
         flush: PartitionFlush,
         changed: Vec<(u32, Option<ViewKeys>)>,
         sweep: Range<u32>,
         views: bool,
         slots: usize,
+        summary: Option<SummaryWalk>,
     ) -> Self {
         let n = changed.len();
         let mut todo = changed;
@@ -70,6 +77,8 @@ impl Cut {
             unchanged,
             kept: HashMap::new(),
             early: 0,
+            walked: summary.is_none(),
+            summary,
             scratch: Vec::with_capacity(1024),
         }
     }
@@ -89,9 +98,9 @@ impl Cut {
         }
     }
 
-    /// Whether every row is encoded.
+    /// Whether every row is encoded and the summary, if any, gathered.
     pub(crate) fn done(&self) -> bool {
-        self.next == self.todo.len()
+        self.next == self.todo.len() && self.walked
     }
 
     /// Debtors encoded before their turn so far.
@@ -99,8 +108,9 @@ impl Cut {
         self.early
     }
 
-    /// Encodes rows, a few debtors loaded side by side at a time, until all are or `until` passes (checked after
-    /// each few). Returns whether every row is encoded.
+    /// Encodes rows, a few debtors loaded side by side at a time, then gathers the summary, until all is done or
+    /// `until` passes (checked after each few debtors). Returns whether the flush is whole but for the summary's
+    /// last part (the work queues' heads, taken by the worker).
     pub(crate) fn step(
         &mut self,
         engine: &Engine,
@@ -117,6 +127,8 @@ impl Cut {
             unchanged,
             kept,
             early: _,
+            summary,
+            walked,
             scratch,
         } = self;
         while *next < todo.len() {
@@ -155,19 +167,19 @@ impl Cut {
             }
             *next = end;
             if until.is_some_and(|u| Instant::now() >= u) {
-                break;
+                return false;
             }
+        }
+        if let Some(walk) = summary.as_mut().filter(|_| !*walked) {
+            *walked = walk.step(store, until);
         }
         self.done()
     }
 
-    /// The flush, once [done](Cut::done).
-    pub(crate) fn into_flush(self) -> PartitionFlush {
-        debug_assert!(
-            self.done(),
-            "a flush handed over before its rows were all encoded"
-        );
-        self.flush
+    /// The flush and the summary's walk (if any), once [done](Cut::done).
+    pub(crate) fn into_parts(self) -> (PartitionFlush, Option<SummaryWalk>) {
+        debug_assert!(self.done(), "a flush handed over before it was whole");
+        (self.flush, self.summary)
     }
 }
 
@@ -236,11 +248,11 @@ mod tests {
             at_cut.add_changed(&engine, changed, views).unwrap();
             at_cut.add_sweep(&b, &mut sweep_b, n).unwrap();
             // A window at a time, the debtors changing between windows.
-            a.begin_flush(PartitionFlush::default(), Some(&mut sweep_a), views);
+            a.begin_flush(PartitionFlush::default(), Some(&mut sweep_a), views, None);
             let mut early = 0;
             let mut round = 1;
             let sliced = loop {
-                if let Some(f) = a.build_flush(Some(Instant::now())) {
+                if let Some(f) = a.build_flush(Some(Instant::now())).unwrap() {
                     break f;
                 }
                 change(&mut a, round);
@@ -293,8 +305,8 @@ mod tests {
         let mut at_cut = PartitionFlush::default();
         let changed = b.take_changed();
         at_cut.add_changed(&engine, changed, false).unwrap();
-        a.begin_flush(PartitionFlush::default(), None, false);
-        assert!(a.build_flush(Some(Instant::now())).is_none());
+        a.begin_flush(PartitionFlush::default(), None, false, None);
+        assert!(a.build_flush(Some(Instant::now())).unwrap().is_none());
         let mut cfg = testkit::engine_config();
         cfg.priority.dpd *= 3.0;
         let reloaded = Engine::new(&cfg, &testkit::policies(), &testkit::calendars()).unwrap();
@@ -305,6 +317,7 @@ mod tests {
         assert!(a.flush_building(), "kept until taken");
         let f = a
             .build_flush(Some(Instant::now()))
+            .unwrap()
             .expect("finished by the reload");
         let states =
             |f: &PartitionFlush| f.rows.iter().map(|r| r.state.clone()).collect::<Vec<_>>();
@@ -312,5 +325,39 @@ mod tests {
             states(&f)[..at_cut.rows.len()] == states(&at_cut)[..],
             "the rows are the cut's"
         );
+    }
+
+    /// A summary gathered over the build's slices is, when nothing changes meanwhile, the summary taken at once;
+    /// when debtors change meanwhile it counts every debtor once.
+    #[test]
+    fn a_summary_gathered_over_slices_is_the_summary_taken_at_once_when_nothing_changes() {
+        use crate::durable::codec::{AGGREGATE_FORMAT, decode_summary};
+        let mut a = worker(40);
+        change(&mut a, 0);
+        a.begin_flush(PartitionFlush::default(), None, false, Some(5));
+        let mut slices = 0;
+        let f = loop {
+            slices += 1;
+            if let Some(f) = a.build_flush(Some(Instant::now())).unwrap() {
+                break f;
+            }
+        };
+        assert!(slices > 3, "gathered over several slices ({slices})");
+        let got = decode_summary(AGGREGATE_FORMAT, f.summary.as_ref().expect("a summary")).unwrap();
+        assert_eq!(got, a.summary(5));
+        // Debtors changing between slices: each is still counted once.
+        let mut b = worker(40);
+        b.begin_flush(PartitionFlush::default(), None, false, Some(5));
+        let mut round = 0;
+        let f = loop {
+            if let Some(f) = b.build_flush(Some(Instant::now())).unwrap() {
+                break f;
+            }
+            round += 1;
+            change(&mut b, round);
+        };
+        let got = decode_summary(AGGREGATE_FORMAT, f.summary.as_ref().expect("a summary")).unwrap();
+        assert_eq!(got.portfolio.debtors, 40);
+        assert!(got.portfolio.owing > 0);
     }
 }
